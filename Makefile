@@ -1,0 +1,25 @@
+# Two entry points (see README): `make demo` and `make test`. Both install everything they need first.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+
+.PHONY: install demo test chromium
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[all,test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
+demo: install
+	$(VENV)/bin/fashionrec index demo/catalog --index-dir demo-index
+	$(VENV)/bin/fashionrec recommend demo/queries/*.jpg --index-dir demo-index --sheet demo-index/sheet.png
+
+test: install chromium
+	$(PY) -m pytest -q

@@ -1,0 +1,5 @@
+"""Allow ``python -m fashionrec``."""
+
+from fashionrec.cli import main
+
+raise SystemExit(main())

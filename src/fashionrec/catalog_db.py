@@ -1,0 +1,195 @@
+"""The SQLite side of an index: products, their metadata, and their embeddings.
+
+SQLite is the source of truth. Embeddings are written here batch by batch, each batch in its own transaction,
+so an interrupted indexing run (Ctrl-C or kill -9) loses at most the batch in flight and resumes from the
+rest. The vector store (FAISS file or Milvus collection) is derived from this table and can always be rebuilt.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fashionrec.errors import IndexFormatError
+
+DB_NAME = "catalog.sqlite"
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS items (
+    id TEXT PRIMARY KEY,
+    image_path TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    meta TEXT NOT NULL,
+    vector BLOB
+);
+"""
+
+
+@dataclass(frozen=True)
+class StoredItem:
+    """A product as stored: id, image path, metadata."""
+
+    id: str
+    image_path: str
+    metadata: dict[str, str]
+
+
+@dataclass(frozen=True)
+class SyncCounts:
+    """What a catalogue sync changed."""
+
+    added: int
+    changed: int
+    removed: int
+    unchanged: int
+
+
+class CatalogDB:
+    """Thin typed wrapper over the index's SQLite file."""
+
+    def __init__(self, index_dir: Path, *, create: bool = False) -> None:
+        self.path = Path(index_dir) / DB_NAME
+        if not create and not self.path.is_file():
+            raise IndexFormatError(f"no index in {index_dir} (missing {DB_NAME}); run `fashionrec index` first")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise IndexFormatError(f"{self.path} is not a fashionrec index database ({exc})") from None
+        version = self.get_setting("schema_version")
+        if version is None:
+            self.set_setting("schema_version", str(SCHEMA_VERSION))
+        elif int(version) != SCHEMA_VERSION:
+            raise IndexFormatError(f"{self.path} has schema version {version}; this fashionrec reads {SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # settings -------------------------------------------------------------------------------------------
+    def get_setting(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM settings WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_setting(self, key: str, value: str) -> None:
+        with self.conn:
+            self.conn.execute("INSERT OR REPLACE INTO settings(key, value) VALUES (?, ?)", (key, value))
+
+    @property
+    def columns(self) -> list[str]:
+        """Metadata column names, in CSV order."""
+        return json.loads(self.get_setting("columns") or "[]")
+
+    # catalogue sync -------------------------------------------------------------------------------------
+    def sync(self, rows: Sequence[tuple[str, str, str, dict[str, str]]], columns: Sequence[str]) -> SyncCounts:
+        """Make the items table match the catalogue: ``rows`` are (id, image_path, digest, metadata).
+
+        A changed image (new digest) loses its vector so it is embedded again; changed metadata alone keeps it.
+        Items no longer in the catalogue are deleted. All in one transaction.
+        """
+        known = {r[0]: r[1] for r in self.conn.execute("SELECT id, digest FROM items")}
+        incoming = {r[0] for r in rows}
+        added = changed = unchanged = 0
+        with self.conn:
+            for item_id, image_path, digest, meta in rows:
+                meta_json = json.dumps(meta, ensure_ascii=False)
+                old = known.get(item_id)
+                if old is None:
+                    added += 1
+                    self.conn.execute(
+                        "INSERT INTO items(id, image_path, digest, meta, vector) VALUES (?,?,?,?,NULL)",
+                        (item_id, image_path, digest, meta_json),
+                    )
+                elif old != digest:
+                    changed += 1
+                    self.conn.execute(
+                        "UPDATE items SET image_path=?, digest=?, meta=?, vector=NULL WHERE id=?",
+                        (image_path, digest, meta_json, item_id),
+                    )
+                else:
+                    unchanged += 1
+                    self.conn.execute("UPDATE items SET image_path=?, meta=? WHERE id=?", (image_path, meta_json, item_id))
+            removed = [(i,) for i in known if i not in incoming]
+            self.conn.executemany("DELETE FROM items WHERE id=?", removed)
+            self.conn.execute(
+                "INSERT OR REPLACE INTO settings(key, value) VALUES ('columns', ?)", (json.dumps(list(columns)),)
+            )
+        return SyncCounts(added=added, changed=changed, removed=len(removed), unchanged=unchanged)
+
+    def clear_vectors(self) -> None:
+        """Forget every embedding (the model changed, so all must be recomputed)."""
+        with self.conn:
+            self.conn.execute("UPDATE items SET vector=NULL")
+
+    # embeddings -----------------------------------------------------------------------------------------
+    def pending(self) -> list[tuple[str, str]]:
+        """(id, image_path) of items that still need an embedding, in id order (deterministic resumes)."""
+        return [(r[0], r[1]) for r in self.conn.execute("SELECT id, image_path FROM items WHERE vector IS NULL ORDER BY id")]
+
+    def put_vectors(self, ids: Sequence[str], vectors: np.ndarray) -> None:
+        """Store one batch of embeddings atomically."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        with self.conn:
+            self.conn.executemany(
+                "UPDATE items SET vector=? WHERE id=?", [(v.tobytes(), i) for i, v in zip(ids, vectors)]
+            )
+
+    def drop_items(self, ids: Iterable[str]) -> None:
+        """Remove items whose images turned out to be unreadable (they are reported, not indexed)."""
+        with self.conn:
+            self.conn.executemany("DELETE FROM items WHERE id=?", [(i,) for i in ids])
+
+    def vectors(self, dim: int) -> tuple[list[str], np.ndarray]:
+        """All embedded items, in id order: their ids and an (N, dim) float32 matrix."""
+        ids: list[str] = []
+        matrix = np.empty((self.count(embedded=True), dim), dtype=np.float32)
+        for n, (item_id, blob) in enumerate(
+            self.conn.execute("SELECT id, vector FROM items WHERE vector IS NOT NULL ORDER BY id")
+        ):
+            ids.append(item_id)
+            matrix[n] = np.frombuffer(blob, dtype=np.float32)
+        return ids, matrix[: len(ids)]
+
+    def vector(self, item_id: str) -> np.ndarray | None:
+        row = self.conn.execute("SELECT vector FROM items WHERE id=?", (item_id,)).fetchone()
+        if row is None or row[0] is None:
+            return None
+        return np.frombuffer(row[0], dtype=np.float32).copy()
+
+    # reads ----------------------------------------------------------------------------------------------
+    def count(self, *, embedded: bool = False) -> int:
+        where = " WHERE vector IS NOT NULL" if embedded else ""
+        return int(self.conn.execute(f"SELECT COUNT(*) FROM items{where}").fetchone()[0])
+
+    def get(self, item_id: str) -> StoredItem | None:
+        row = self.conn.execute("SELECT id, image_path, meta FROM items WHERE id=?", (item_id,)).fetchone()
+        return None if row is None else StoredItem(row[0], row[1], json.loads(row[2]))
+
+    def get_many(self, ids: Sequence[str]) -> dict[str, StoredItem]:
+        """Metadata for a page of results, in one query."""
+        out: dict[str, StoredItem] = {}
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            for row in self.conn.execute(f"SELECT id, image_path, meta FROM items WHERE id IN ({marks})", chunk):
+                out[row[0]] = StoredItem(row[0], row[1], json.loads(row[2]))
+        return out
+
+    def iter_items(self) -> Iterator[StoredItem]:
+        for row in self.conn.execute("SELECT id, image_path, meta FROM items ORDER BY id"):
+            yield StoredItem(row[0], row[1], json.loads(row[2]))
+
+
+def open_db(index_dir: Path) -> closing[CatalogDB]:
+    """Context manager for a read/write handle on an existing index database."""
+    return closing(CatalogDB(index_dir))

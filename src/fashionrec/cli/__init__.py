@@ -1,0 +1,51 @@
+"""The ``fashionrec`` command line: small composable sub-commands over one index directory.
+
+Each sub-command lives in its own module ``fashionrec/cli/<name>_cmd.py`` with a ``register(subparsers)``
+function; adding a command is adding a module, nothing else. User mistakes (``FashionrecError``) print one line on stderr and exit 2; only
+real bugs keep their traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from fashionrec import __version__
+from fashionrec.errors import FashionrecError
+
+
+
+def _command_modules() -> list[str]:
+    """Every ``*_cmd`` module of this package, the core ones first so ``--help`` lists them in pipeline order."""
+    core = ["index_cmd", "recommend_cmd", "info_cmd"]
+    found = sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name.endswith("_cmd"))
+    return core + [m for m in found if m not in core]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fashionrec", description="Visual fashion recommendation.")
+    parser.add_argument("--version", action="version", version=f"fashionrec {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in _command_modules():
+        importlib.import_module(f"fashionrec.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except FashionrecError as exc:
+        print(f"fashionrec: error: {exc}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        print(f"fashionrec: error: {exc.strerror}: {exc.filename}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fashionrec: interrupted; finished batches are saved, re-run the same command to resume", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0

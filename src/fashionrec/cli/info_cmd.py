@@ -1,0 +1,43 @@
+"""``fashionrec info``: what is in an index."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from fashionrec.catalog_db import CatalogDB
+from fashionrec.cli.common import add_index_dir, add_json
+from fashionrec.stores.faiss_store import INDEX_FILE, FaissStore
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("info", help="show index statistics")
+    add_index_dir(p)
+    add_json(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    index_dir = Path(args.index_dir)
+    db = CatalogDB(index_dir)
+    try:
+        info: dict[str, object] = {
+            "index_dir": str(index_dir.resolve()),
+            "items": db.count(),
+            "embedded": db.count(embedded=True),
+            "columns": db.columns,
+            "model": json.loads(db.get_setting("model") or "null"),
+        }
+    finally:
+        db.close()
+    if (index_dir / INDEX_FILE).is_file():
+        store = FaissStore.load(index_dir)
+        info["vector_index"] = {"kind": store.kind, "vectors": len(store), "dim": store.dim,
+                                "bytes": (index_dir / INDEX_FILE).stat().st_size}
+    if args.json:
+        print(json.dumps(info))
+    else:
+        for key, value in info.items():
+            print(f"{key:>13}: {value}")
+    return 0

@@ -1,0 +1,22 @@
+"""Defaults for every command, each overridable by an environment variable.
+
+Flags win over environment variables, which win over these defaults. Nothing here is mutated at run time:
+``env_default`` is read once when a parser is built, so there is no hidden global state.
+"""
+
+from __future__ import annotations
+
+import os
+
+DEFAULTS: dict[str, str] = {
+    "FASHIONREC_INDEX_DIR": "index",
+    "FASHIONREC_MODEL": "efficientnet-lite2",
+    "FASHIONREC_BATCH_SIZE": "32",
+    "FASHIONREC_STORE": "faiss",
+    "FASHIONREC_MILVUS_URI": "",
+}
+
+
+def env_default(name: str) -> str:
+    """The value of ``name`` from the environment, or its built-in default."""
+    return os.environ.get(name, DEFAULTS[name])

@@ -1,0 +1,64 @@
+"""Metadata filters: ``gender=Women``, ``articleType=Shirts,Tshirts``, ``baseColour=Blue``.
+
+A filter maps a column to the set of accepted values (OR within a column, AND across columns). Filters are
+applied *inside* the vector search (as an allowed-id set), so a filtered query still returns k results whenever
+k matching items exist, unlike post-filtering a fixed top-k.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from fashionrec.errors import FashionrecError
+
+Filters = dict[str, frozenset[str]]
+
+
+def parse_filters(specs: Iterable[str], columns: Sequence[str] | None = None) -> Filters:
+    """Parse ``KEY=V1,V2`` strings; repeated keys narrow nothing, they add values (``a=x --filter a=y``)."""
+    out: dict[str, set[str]] = {}
+    for spec in specs:
+        key, sep, value = spec.partition("=")
+        key = key.strip()
+        values = {v.strip() for v in value.split(",") if v.strip()}
+        if not sep or not key or not values:
+            raise FashionrecError(f"bad filter {spec!r}: expected KEY=VALUE or KEY=V1,V2")
+        out.setdefault(key, set()).update(values)
+    return normalise_filters(out, columns)
+
+
+def normalise_filters(filters: Mapping[str, Iterable[str]] | None, columns: Sequence[str] | None = None) -> Filters:
+    """Validate a filter mapping from any source (CLI, API, Python) against the index's columns."""
+    if not filters:
+        return {}
+    result: Filters = {}
+    for key, values in filters.items():
+        if columns is not None and key not in columns:
+            raise FashionrecError(f"unknown filter column {key!r}; filterable columns: {', '.join(columns)}")
+        value_set = frozenset([values] if isinstance(values, str) else (str(v) for v in values))
+        if not value_set:
+            raise FashionrecError(f"filter {key!r} has no values")
+        result[key] = value_set
+    return result
+
+
+class MetadataColumns:
+    """Metadata held column-wise in memory, aligned with vector-store positions, for fast filter masks."""
+
+    def __init__(self, columns: Sequence[str], rows: Sequence[Mapping[str, str]]) -> None:
+        self.columns = list(columns)
+        self._values = {c: np.array([r.get(c, "") for r in rows], dtype=object) for c in self.columns}
+        self.size = len(rows)
+
+    def mask(self, filters: Filters) -> np.ndarray | None:
+        """Boolean mask of rows that pass every filter; None when there is no filter (everything passes)."""
+        if not filters:
+            return None
+        mask = np.ones(self.size, dtype=bool)
+        for key, values in filters.items():
+            if key not in self._values:
+                raise FashionrecError(f"unknown filter column {key!r}; filterable columns: {', '.join(self.columns)}")
+            mask &= np.isin(self._values[key], list(values))
+        return mask

@@ -1,0 +1,172 @@
+"""Build or update an index: catalogue -> SQLite (metadata + embeddings) -> vector store.
+
+Incremental: only new or changed images (by content hash) are embedded; removed products leave the index.
+Resumable: embeddings are committed to SQLite batch by batch, so after Ctrl-C or kill -9 the next run embeds
+only what is still missing. The vector store is rebuilt from SQLite at the end and written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from fashionrec.catalog import Catalog, CatalogReport, file_digest, read_catalog
+from fashionrec.catalog_db import CatalogDB, SyncCounts
+from fashionrec.embedders import Embedder
+from fashionrec.errors import FashionrecError
+from fashionrec.imageio import load_image
+from fashionrec.modelspec import ModelSpec, same_vectors
+from fashionrec.stores.faiss_store import FaissStore, IndexKind, build_index
+
+REPORT_FILE = "catalog_report.json"
+
+
+@dataclass(frozen=True)
+class IndexResult:
+    """What an indexing run did, for the CLI's summary line and for tests."""
+
+    sync: SyncCounts
+    embedded: int
+    unreadable: int
+    total: int
+    report: CatalogReport
+    index_kind: str
+
+    def summary(self) -> str:
+        s = self.sync
+        return (
+            f"indexed {self.total} items ({self.index_kind}): {s.added} added, {s.changed} changed, {s.removed} removed, "
+            f"{self.embedded} embedded, {self.unreadable} unreadable; catalogue: {self.report.summary()}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "added": self.sync.added,
+            "changed": self.sync.changed,
+            "removed": self.sync.removed,
+            "embedded": self.embedded,
+            "unreadable": self.unreadable,
+            "index_kind": self.index_kind,
+            "report": self.report.to_dict(),
+        }
+
+
+def _prepare(embedder: Embedder, path: str) -> np.ndarray | str:
+    """Decode and preprocess one image; the error message instead of raising, so one bad file skips alone."""
+    try:
+        return embedder.preprocess(load_image(path))
+    except FashionrecError as exc:
+        return str(exc)
+    except OSError as exc:
+        return f"cannot read {path}: {exc}"
+
+
+def embed_batches(
+    embedder: Embedder, items: Sequence[tuple[str, str]], batch_size: int, workers: int | None = None
+) -> Iterator[tuple[list[str], np.ndarray, list[tuple[str, str]]]]:
+    """Yield (ids, vectors, failures) per batch of (id, path) items.
+
+    Images of the next batch are decoded by a thread pool while the model runs on the current one (PIL and
+    the model both release the GIL), so decoding is hidden behind inference.
+    """
+    workers = workers or min(4, os.cpu_count() or 1)
+    batches = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+
+        def submit(batch: Sequence[tuple[str, str]]) -> list[Future[np.ndarray | str]]:
+            return [pool.submit(_prepare, embedder, path) for _, path in batch]
+
+        pending = submit(batches[0]) if batches else []
+        for n, batch in enumerate(batches):
+            prepared = [f.result() for f in pending]
+            pending = submit(batches[n + 1]) if n + 1 < len(batches) else []
+            ok_ids = [item_id for (item_id, _), p in zip(batch, prepared) if isinstance(p, np.ndarray)]
+            arrays = [p for p in prepared if isinstance(p, np.ndarray)]
+            failures = [(item_id, p) for (item_id, _), p in zip(batch, prepared) if isinstance(p, str)]
+            vectors = embedder.embed_arrays(np.stack(arrays)) if arrays else np.empty((0, embedder.dim), np.float32)
+            yield ok_ids, vectors, failures
+
+
+def publish_faiss(db: CatalogDB, index_dir: Path, model: dict[str, Any], kind: IndexKind) -> FaissStore:
+    """Rebuild the FAISS file from every embedding in SQLite and write it atomically."""
+    ids, vectors = db.vectors(int(model["dim"]))
+    index, resolved = build_index(vectors, kind)
+    store = FaissStore(index=index, ids=ids, kind=resolved, model=model)
+    store.save(index_dir)
+    return store
+
+
+def index_catalog(
+    catalog_dir: str | os.PathLike[str],
+    index_dir: str | os.PathLike[str],
+    *,
+    metadata: str | os.PathLike[str] | None = None,
+    id_column: str = "id",
+    image_pattern: str = "images/{id}.jpg",
+    columns: Sequence[str] | None = None,
+    model: ModelSpec | None = None,
+    embedder: Embedder | None = None,
+    batch_size: int = 32,
+    index_kind: IndexKind = "auto",
+    progress: bool = True,
+    publish: Callable[[CatalogDB, Path, dict[str, Any]], object] | None = None,
+) -> IndexResult:
+    """Index (or update the index of) a catalogue. See the module docstring for the guarantees.
+
+    ``embedder`` overrides building one from ``model`` (tests and the Ray engine pass their own); ``publish``
+    replaces the default FAISS publication (the Milvus store plugs in here).
+    """
+    if batch_size < 1:
+        raise FashionrecError("--batch-size must be at least 1")
+    index_path = Path(index_dir)
+    catalog: Catalog = read_catalog(catalog_dir, metadata, id_column=id_column, image_pattern=image_pattern, columns=columns)
+    spec = model or ModelSpec()
+    embedder = embedder or spec.build()
+    model_info = spec.to_dict(embedder)
+    index_path.mkdir(parents=True, exist_ok=True)
+    db = CatalogDB(index_path, create=True)
+    try:
+        rows = [
+            (item.id, str(item.image_path.resolve()), file_digest(item.image_path), item.metadata)
+            for item in tqdm(catalog.items, desc="scanning", unit="img", disable=not progress, leave=False)
+        ]
+        previous = db.get_setting("model")
+        if previous is not None and not same_vectors(json.loads(previous), model_info):
+            db.clear_vectors()
+        db.set_setting("model", json.dumps(model_info))
+        counts = db.sync(rows, catalog.columns)
+        todo = db.pending()
+        embedded = 0
+        with tqdm(total=len(todo), desc="embedding", unit="img", disable=not progress) as bar:
+            for ids, vectors, failures in embed_batches(embedder, todo, batch_size):
+                db.put_vectors(ids, vectors)
+                if failures:
+                    db.drop_items(item_id for item_id, _ in failures)
+                    catalog.report.unreadable_images.extend({"id": i, "error": e} for i, e in failures)
+                embedded += len(ids)
+                bar.update(len(ids) + len(failures))
+        if publish is not None:
+            publish(db, index_path, model_info)
+            kind = "external"
+        else:
+            kind = publish_faiss(db, index_path, model_info, index_kind).kind
+        catalog.report.write(index_path / REPORT_FILE)
+        return IndexResult(
+            sync=counts,
+            embedded=embedded,
+            unreadable=len(catalog.report.unreadable_images),
+            total=db.count(embedded=True),
+            report=catalog.report,
+            index_kind=kind,
+        )
+    finally:
+        db.close()

@@ -1,0 +1,58 @@
+"""What produced an index's vectors, recorded with the index so queries are embedded the same way.
+
+An index built with one model and queried with another would return nonsense silently; storing the spec (and
+a fingerprint of any user-supplied weights file) lets the recommender rebuild the exact embedder, and lets
+``index`` notice a model change and re-embed everything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from fashionrec.embedders import DEFAULT_MODEL, Embedder, create_embedder
+from fashionrec.errors import FashionrecError
+
+
+def _fingerprint(path: str | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise FashionrecError(f"cannot read weights file {path}: {exc.strerror}") from None
+    return hashlib.blake2b(data, digest_size=12).hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Backbone name, input size and optional weights file (absolute path) of an embedder."""
+
+    name: str = DEFAULT_MODEL
+    image_size: int | None = None
+    weights: str | None = None
+
+    def build(self) -> Embedder:
+        return create_embedder(self.name, image_size=self.image_size, weights=self.weights)
+
+    def to_dict(self, embedder: Embedder | None = None) -> dict[str, Any]:
+        """Serialisable form; with the built embedder, the resolved input size and dimension are recorded too."""
+        data = asdict(self)
+        data["weights_fingerprint"] = _fingerprint(self.weights)
+        if embedder is not None:
+            data["image_size"] = embedder.image_size
+            data["dim"] = embedder.dim
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
+        return cls(name=data["name"], image_size=data.get("image_size"), weights=data.get("weights"))
+
+
+def same_vectors(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """True when two recorded specs produce identical vectors (so existing embeddings can be kept)."""
+    keys = ("name", "image_size", "weights_fingerprint")
+    return json.dumps([a.get(k) for k in keys]) == json.dumps([b.get(k) for k in keys])

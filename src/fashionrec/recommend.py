@@ -1,0 +1,143 @@
+"""The Python API: open an index once, then ask for products similar to a photo or to a product.
+
+    >>> from fashionrec.recommend import Recommender
+    >>> rec = Recommender.open("index")
+    >>> for r in rec.recommend("photo.jpg", k=5, filters={"gender": ["Women"]}):
+    ...     print(r.id, r.score, r.metadata["articleType"])
+
+The model, the vector store and the metadata are loaded once and shared by every call (the API server holds
+one Recommender for all requests); nothing about the catalogue is re-read per query.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from fashionrec.catalog_db import CatalogDB, StoredItem
+from fashionrec.embedders import Embedder
+from fashionrec.errors import FashionrecError
+from fashionrec.filters import Filters, MetadataColumns, normalise_filters
+from fashionrec.imageio import load_image
+from fashionrec.modelspec import ModelSpec
+from fashionrec.stores.base import Hit, VectorStore
+from fashionrec.stores.faiss_store import FaissStore
+
+ImageSource = str | os.PathLike[str] | bytes | Image.Image
+MAX_K = 1000
+
+
+@dataclass(frozen=True)
+class Result:
+    """One recommended product."""
+
+    id: str
+    score: float
+    metadata: dict[str, str]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat form used by ``--json`` and the API: id, score, then every metadata column."""
+        return {"id": self.id, "score": round(self.score, 6), **self.metadata}
+
+
+def check_k(k: int) -> int:
+    if not 1 <= k <= MAX_K:
+        raise FashionrecError(f"k must be between 1 and {MAX_K}, got {k}")
+    return k
+
+
+class Recommender:
+    """Model + vector store + catalogue database, opened once."""
+
+    def __init__(self, index_dir: Path, db: CatalogDB, store: VectorStore, embedder: Embedder) -> None:
+        self.index_dir = index_dir
+        self.db = db
+        self.store = store
+        self.embedder = embedder
+        self.columns = db.columns
+
+    @classmethod
+    def open(
+        cls, index_dir: str | os.PathLike[str] = "index", *, embedder: Embedder | None = None, store: VectorStore | None = None
+    ) -> Recommender:
+        """Open an index directory. ``store`` replaces the default FAISS file (e.g. a Milvus store)."""
+        path = Path(index_dir)
+        db = CatalogDB(path)
+        model = json.loads(db.get_setting("model") or "null")
+        if model is None:
+            raise FashionrecError(f"index in {path} is incomplete (no model recorded); re-run `fashionrec index`")
+        if store is None:
+            faiss_store = FaissStore.load(path)
+            faiss_store.meta = MetadataColumns(db.columns, [m.metadata for m in _in_order(db, faiss_store.ids)])
+            store = faiss_store
+        return cls(path, db, store, embedder or ModelSpec.from_dict(model).build())
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Recommender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    # queries --------------------------------------------------------------------------------------------
+    def embed(self, images: Sequence[ImageSource]) -> np.ndarray:
+        """Decode and embed query images (path, bytes or PIL image), one row per image."""
+        arrays = [self.embedder.preprocess(load_image(img)) for img in images]
+        return self.embedder.embed_arrays(np.stack(arrays))
+
+    def recommend(
+        self, image: ImageSource, k: int = 5, filters: Mapping[str, Iterable[str]] | None = None
+    ) -> list[Result]:
+        """Top-k catalogue products visually similar to ``image``, restricted by ``filters``."""
+        return self.recommend_vectors(self.embed([image]), k, filters)[0]
+
+    def recommend_vectors(
+        self, vectors: np.ndarray, k: int = 5, filters: Mapping[str, Iterable[str]] | None = None,
+        exclude: set[str] | None = None,
+    ) -> list[list[Result]]:
+        """Search with precomputed query vectors (used by evaluation and batch queries)."""
+        hits = self.store.search(vectors, check_k(k), self._filters(filters), exclude)
+        return [self._results(row) for row in hits]
+
+    def similar(
+        self, item_id: str, k: int = 5, filters: Mapping[str, Iterable[str]] | None = None
+    ) -> list[Result]:
+        """Products similar to a catalogue product, never including the product itself."""
+        vector = self.db.vector(item_id)
+        if vector is None:
+            raise FashionrecError(f"unknown item id {item_id!r}")
+        return self.recommend_vectors(vector[None, :], k, filters, exclude={item_id})[0]
+
+    def item(self, item_id: str) -> StoredItem | None:
+        return self.db.get(item_id)
+
+    def _filters(self, filters: Mapping[str, Iterable[str]] | None) -> Filters:
+        return normalise_filters(filters, self.columns)
+
+    def _results(self, hits: list[Hit]) -> list[Result]:
+        items = self.db.get_many([h.id for h in hits])
+        return [Result(h.id, h.score, items[h.id].metadata) for h in hits if h.id in items]
+
+
+def _in_order(db: CatalogDB, ids: Sequence[str]) -> list[StoredItem]:
+    """Stored items in the vector store's row order; an id missing from SQLite means the two disagree."""
+    found = db.get_many(ids)
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise FashionrecError(
+            f"index and database disagree ({len(missing)} vectors without a product, e.g. {missing[0]!r}); "
+            "re-run `fashionrec index`"
+        )
+    return [found[i] for i in ids]

@@ -1,0 +1,32 @@
+"""The contract every vector store meets, so the recommender does not care which engine is behind it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from fashionrec.filters import Filters
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: an item id and its cosine similarity to the query."""
+
+    id: str
+    score: float
+
+
+class VectorStore(Protocol):
+    """Search L2-normalised vectors by inner product (= cosine), with metadata filters applied in the search."""
+
+    dim: int
+
+    def __len__(self) -> int: ...
+
+    def search(
+        self, queries: np.ndarray, k: int, filters: Filters | None = None, exclude: set[str] | None = None
+    ) -> list[list[Hit]]:
+        """Top-k hits per query row; ``exclude`` ids never appear (e.g. the query item itself)."""
+        ...

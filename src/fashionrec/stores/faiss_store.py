@@ -1,0 +1,196 @@
+"""The embedded default store: a FAISS index in one self-checking file, plus metadata columns for filters.
+
+File layout (``vectors.faiss``)::
+
+    MAGIC (16 bytes) | header length (8 bytes, little endian) | header JSON | FAISS payload
+
+The header holds the format version, the model spec the vectors came from, the item ids (row order of the
+FAISS index) and the SHA-256 of the payload. A file is written to a temporary name and renamed into place, so a
+reader sees the old index or the new one, never half of one; a corrupt or foreign file fails with a clear error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import faiss
+import numpy as np
+
+from fashionrec.errors import IndexFormatError
+from fashionrec.filters import Filters, MetadataColumns
+from fashionrec.stores.base import Hit
+
+MAGIC = b"FASHIONREC-FAISS"
+FORMAT_VERSION = 1
+INDEX_FILE = "vectors.faiss"
+IndexKind = Literal["auto", "flat", "hnsw", "ivf"]
+# Below this many items exact search is both fast (< 2 ms per query at 40k x 1280) and perfect.
+AUTO_ANN_THRESHOLD = 200_000
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 128
+
+
+def build_index(vectors: np.ndarray, kind: IndexKind = "auto") -> tuple[faiss.Index, str]:
+    """Build a FAISS inner-product index over L2-normalised ``vectors``; returns the index and its kind."""
+    n, dim = vectors.shape
+    if kind == "auto":
+        kind = "flat" if n < AUTO_ANN_THRESHOLD else "hnsw"
+    if kind == "flat":
+        index: faiss.Index = faiss.IndexFlatIP(dim)
+    elif kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        index.hnsw.efSearch = HNSW_EF_SEARCH
+    elif kind == "ivf":
+        nlist = max(1, min(int(4 * np.sqrt(max(n, 1))), max(n // 39, 1)))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.train(vectors)
+        index.nprobe = max(1, nlist // 16)
+    else:
+        raise ValueError(f"unknown index kind {kind!r}")
+    if n:
+        index.add(vectors)
+    return index, kind
+
+
+def _search_params(index: faiss.Index, selector: faiss.IDSelector | None) -> faiss.SearchParameters | None:
+    if selector is None:
+        return None
+    if isinstance(index, faiss.IndexHNSW):
+        return faiss.SearchParametersHNSW(sel=selector, efSearch=index.hnsw.efSearch)
+    if isinstance(index, faiss.IndexIVF):
+        return faiss.SearchParametersIVF(sel=selector, nprobe=index.nprobe)
+    return faiss.SearchParameters(sel=selector)
+
+
+@dataclass
+class FaissStore:
+    """A loaded FAISS index, its ids, and the metadata columns used for filtering."""
+
+    index: faiss.Index
+    ids: list[str]
+    kind: str
+    model: dict[str, Any]
+    meta: MetadataColumns | None = None
+
+    def __post_init__(self) -> None:
+        self.dim = int(self.index.d)
+        self._position = {item_id: n for n, item_id in enumerate(self.ids)}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    # persistence ----------------------------------------------------------------------------------------
+    def save(self, index_dir: Path) -> Path:
+        """Write atomically: temp file in the same folder, fsync, rename."""
+        payload = faiss.serialize_index(self.index).tobytes()
+        header = json.dumps(
+            {
+                "format_version": FORMAT_VERSION,
+                "kind": self.kind,
+                "dim": self.dim,
+                "count": len(self.ids),
+                "model": self.model,
+                "ids": self.ids,
+                "payload_sha256": hashlib.sha256(payload).hexdigest(),
+            }
+        ).encode()
+        path = Path(index_dir) / INDEX_FILE
+        tmp = path.with_name(path.name + ".tmp")
+        with tmp.open("wb") as out:
+            out.write(MAGIC + struct.pack("<Q", len(header)) + header)
+            out.write(payload)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, index_dir: Path) -> FaissStore:
+        """Read and verify an index file; any damage is an IndexFormatError, never a crash."""
+        path = Path(index_dir) / INDEX_FILE
+        if not path.is_file():
+            raise IndexFormatError(f"no vector index in {index_dir} (missing {INDEX_FILE}); run `fashionrec index`")
+        data = path.read_bytes()
+        if not data.startswith(MAGIC) or len(data) < len(MAGIC) + 8:
+            raise IndexFormatError(f"{path} is not a fashionrec FAISS index")
+        (header_len,) = struct.unpack_from("<Q", data, len(MAGIC))
+        start = len(MAGIC) + 8
+        try:
+            header = json.loads(data[start : start + header_len])
+        except (ValueError, UnicodeDecodeError):
+            raise IndexFormatError(f"{path}: damaged header") from None
+        if not isinstance(header, dict) or header.get("format_version") != FORMAT_VERSION:
+            raise IndexFormatError(
+                f"{path}: format version {header.get('format_version') if isinstance(header, dict) else '?'}, "
+                f"this fashionrec reads {FORMAT_VERSION}; re-run `fashionrec index`"
+            )
+        payload = data[start + header_len :]
+        if hashlib.sha256(payload).hexdigest() != header.get("payload_sha256"):
+            raise IndexFormatError(f"{path}: checksum mismatch (file corrupt or truncated); re-run `fashionrec index`")
+        index = faiss.deserialize_index(np.frombuffer(payload, dtype=np.uint8))
+        if index.ntotal != len(header["ids"]):
+            raise IndexFormatError(f"{path}: {index.ntotal} vectors but {len(header['ids'])} ids")
+        return cls(index=index, ids=list(header["ids"]), kind=str(header["kind"]), model=dict(header["model"]))
+
+    # search ---------------------------------------------------------------------------------------------
+    def position(self, item_id: str) -> int | None:
+        return self._position.get(item_id)
+
+    def search(
+        self, queries: np.ndarray, k: int, filters: Filters | None = None, exclude: set[str] | None = None
+    ) -> list[list[Hit]]:
+        """Top-k by cosine; filters become a FAISS IDSelector so they act inside the search."""
+        queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
+        exclude = exclude or set()
+        mask = self.meta.mask(filters) if (filters and self.meta is not None) else None
+        if mask is not None and exclude:
+            mask = mask.copy()
+            for item_id in exclude:
+                pos = self._position.get(item_id)
+                if pos is not None:
+                    mask[pos] = False
+            exclude = set()
+        if mask is not None and not mask.any():
+            return [[] for _ in range(len(queries))]
+        fetch = min(k + len(exclude), len(self.ids))
+        if fetch <= 0:
+            return [[] for _ in range(len(queries))]
+        if mask is not None and not isinstance(self.index, faiss.IndexFlat) and mask.sum() <= 4 * fetch + 1000:
+            return self._exact_subset(queries, np.flatnonzero(mask), fetch)
+        selector, bits = None, None
+        if mask is not None:
+            bits = np.packbits(mask, bitorder="little")
+            selector = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bits))
+        scores, positions = self.index.search(queries, fetch, params=_search_params(self.index, selector))
+        del bits  # the selector points into this buffer; it was alive for the whole search
+        return [self._hits(s, p, k, exclude) for s, p in zip(scores, positions)]
+
+    def _exact_subset(self, queries: np.ndarray, positions: np.ndarray, fetch: int) -> list[list[Hit]]:
+        """Very selective filters on an ANN index: score the few allowed vectors exactly instead."""
+        vectors = np.vstack([self.index.reconstruct(int(p)) for p in positions])
+        sims = queries @ vectors.T
+        order = np.argsort(-sims, axis=1)[:, :fetch]
+        return [
+            [Hit(self.ids[int(positions[j])], float(sims[q, j])) for j in row] for q, row in enumerate(order)
+        ]
+
+    def _hits(self, scores: np.ndarray, positions: np.ndarray, k: int, exclude: set[str]) -> list[Hit]:
+        hits: list[Hit] = []
+        for score, pos in zip(scores, positions):
+            if pos < 0:
+                continue
+            item_id = self.ids[int(pos)]
+            if item_id in exclude:
+                continue
+            hits.append(Hit(item_id, float(score)))
+            if len(hits) == k:
+                break
+        return hits
