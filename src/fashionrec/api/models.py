@@ -1,0 +1,114 @@
+"""Typed response bodies: they validate what the server sends and document it in ``/openapi.json``."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from urllib.parse import quote
+
+from pydantic import BaseModel, Field
+
+from fashionrec.catalog_db import StoredItem
+from fashionrec.recommend import Result
+
+
+class ErrorOut(BaseModel):
+    """Every 4xx/5xx body."""
+
+    error: str = Field(description="what was wrong, in one line")
+    detail: Any = Field(default=None, description="structured details when there are any (e.g. validation errors)")
+
+
+class ItemOut(BaseModel):
+    """A catalogue product."""
+
+    id: str
+    image_url: str = Field(description="the product photo, served by `GET /images/{id}`")
+    metadata: dict[str, str] = Field(description="every metadata column of the catalogue CSV")
+
+
+class ResultOut(ItemOut):
+    """A recommended product, best first."""
+
+    rank: int = Field(ge=1)
+    score: float = Field(description="cosine similarity to the query, higher is more similar (at most 1)")
+
+
+class ResultsOut(BaseModel):
+    """A ranked result list and the parameters that produced it."""
+
+    k: int
+    filters: dict[str, list[str]] = Field(description="the filters applied inside the search, by column")
+    results: list[ResultOut]
+
+
+class QueryImageOut(BaseModel):
+    """What the server saw in the uploaded file."""
+
+    format: str = Field(description="decoded format, e.g. JPEG, PNG")
+    width: int
+    height: int
+
+
+class RecommendOut(ResultsOut):
+    """Products similar to an uploaded photo."""
+
+    query: QueryImageOut
+
+
+class SimilarOut(ResultsOut):
+    """Products similar to a catalogue product (never the product itself)."""
+
+    item: ItemOut
+
+
+class ValueCount(BaseModel):
+    value: str
+    count: int
+
+
+class FacetOut(BaseModel):
+    """One filterable column and its values, most frequent first."""
+
+    column: str
+    values: list[ValueCount]
+
+
+class FacetsOut(BaseModel):
+    items: int = Field(description="products in the catalogue")
+    facets: list[FacetOut] = Field(description="columns with few enough distinct values to offer as filter choices")
+    other_columns: list[str] = Field(description="columns still usable in `filter=` but with too many values to list")
+
+
+class TrendChartOut(BaseModel):
+    column: str
+    title: str
+    counts: list[ValueCount]
+    other: int = Field(description="products whose value is beyond the chart's most frequent ones")
+    missing: int = Field(description="products without a value in this column")
+
+
+class TrendsOut(BaseModel):
+    items: int
+    charts: list[TrendChartOut]
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+    items: int = Field(description="vectors in the loaded index")
+    model: str
+    dim: int
+
+
+def image_url(item_id: str) -> str:
+    return f"/images/{quote(item_id, safe='')}"
+
+
+def item_out(item: StoredItem) -> ItemOut:
+    return ItemOut(id=item.id, image_url=image_url(item.id), metadata=item.metadata)
+
+
+def results_out(results: list[Result]) -> list[ResultOut]:
+    return [
+        ResultOut(id=r.id, image_url=image_url(r.id), metadata=r.metadata, rank=rank, score=round(r.score, 6))
+        for rank, r in enumerate(results, 1)
+    ]

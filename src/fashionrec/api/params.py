@@ -1,0 +1,25 @@
+"""Query parameters shared by every route that returns ranked results (photo, similar, and text search)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Query
+
+from fashionrec.recommend import MAX_K
+
+K = Annotated[int, Query(ge=1, le=MAX_K, description="number of results")]
+
+FilterSpecs = Annotated[
+    list[str],
+    Query(
+        alias="filter",
+        description=(
+            "Metadata filter `COLUMN=VALUE` or `COLUMN=V1,V2` (any of the values). Repeat the parameter to filter "
+            "several columns (all must match): `?filter=gender=Women&filter=articleType=Heels,Flats`. Filters are "
+            "applied inside the vector search, so k results come back whenever k products match. Columns and "
+            "values: `GET /api/facets`."
+        ),
+        examples=["gender=Women", "articleType=Shirts,Tshirts"],
+    ),
+]

@@ -1,0 +1,76 @@
+"""The JSON API and the catalogue images: thin handlers over :class:`RecommenderService`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import FileResponse
+from starlette.concurrency import run_in_threadpool
+
+from fashionrec.api.models import ErrorOut, FacetsOut, HealthOut, ItemOut, RecommendOut, SimilarOut, TrendsOut
+from fashionrec.api.params import K, FilterSpecs
+from fashionrec.api.service import RecommenderService, get_service
+from fashionrec.api.uploads import UPLOAD_OPENAPI, read_upload
+
+Service = Annotated[RecommenderService, Depends(get_service)]
+
+ERRORS = {"4XX": {"model": ErrorOut, "description": "bad request; `error` says what was wrong"}}
+UPLOAD_ERRORS = {
+    400: {"model": ErrorOut, "description": "empty file, or a bad filter"},
+    413: {"model": ErrorOut, "description": "file over the byte limit, or image over the pixel limit"},
+    415: {"model": ErrorOut, "description": "not multipart, or not a JPEG/PNG/WebP/GIF/BMP image"},
+    422: {"model": ErrorOut, "description": "no `file` field, malformed body, truncated or corrupt image"},
+}
+
+router = APIRouter(responses=ERRORS)
+
+
+@router.post(
+    "/api/recommend", response_model=RecommendOut, responses=UPLOAD_ERRORS, openapi_extra=UPLOAD_OPENAPI,
+    summary="Products similar to an uploaded photo",
+)
+async def recommend(request: Request, service: Service, filters: FilterSpecs = [], k: K = 5) -> RecommendOut:
+    """Upload a photo as multipart field `file`; get the k most similar catalogue products, best first.
+
+    The upload is held in memory only, never written to disk; its file name and content type are ignored.
+    """
+    parsed = service.parse_filters(filters)
+    data = await read_upload(request, service.settings.max_upload_bytes)
+    return await run_in_threadpool(service.recommend_upload, data, k, parsed)
+
+
+@router.get("/api/items/{item_id}", response_model=ItemOut, summary="One catalogue product")
+def item(item_id: str, service: Service) -> ItemOut:
+    return service.item(item_id)
+
+
+@router.get("/api/items/{item_id}/similar", response_model=SimilarOut, summary="More like this product")
+def similar(item_id: str, service: Service, filters: FilterSpecs = [], k: K = 5) -> SimilarOut:
+    """The k products most similar to catalogue product `item_id`, never including it."""
+    return service.similar(item_id, k, service.parse_filters(filters))
+
+
+@router.get("/api/facets", response_model=FacetsOut, summary="Filterable columns with their values and counts")
+def facets(service: Service) -> FacetsOut:
+    return service.facets
+
+
+@router.get("/api/trends", response_model=TrendsOut, summary="Catalogue statistics for charts")
+def trends(service: Service) -> TrendsOut:
+    """Category distribution, top colours, seasons, years and gender split (charts for missing columns are left out)."""
+    return service.trends
+
+
+@router.get(
+    "/images/{item_id}", response_class=FileResponse, summary="A product's catalogue photo",
+    responses={200: {"content": {"image/jpeg": {}, "image/png": {}}, "description": "the image file"}},
+)
+def image(item_id: str, service: Service) -> FileResponse:
+    """Looked up by product id in the index; clients cannot name a file path."""
+    return FileResponse(service.image_path(item_id), headers={"Cache-Control": "public, max-age=3600"})
+
+
+@router.get("/healthz", response_model=HealthOut, summary="Liveness and what is loaded")
+def healthz(service: Service) -> HealthOut:
+    return service.health()

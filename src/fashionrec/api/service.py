@@ -1,0 +1,123 @@
+"""The server's one Recommender, made safe and cheap to share between FastAPI's worker threads.
+
+The model is loaded once at start-up. Requests run on a thread pool, so two locks serialise what must not run
+concurrently: the network (one forward pass at a time; PyTorch already uses every core for one, and running two
+at once only makes both slower) and the SQLite connection (one connection shared by all threads). Decoding an
+upload needs neither lock, so it overlaps with other requests' inference. Facets and trends are computed once,
+because the index does not change while it is being served.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from fastapi import Request
+
+from fashionrec.api.errors import ApiError
+from fashionrec.api.models import (
+    FacetOut,
+    FacetsOut,
+    HealthOut,
+    ItemOut,
+    QueryImageOut,
+    RecommendOut,
+    SimilarOut,
+    TrendsOut,
+    ValueCount,
+    item_out,
+    results_out,
+)
+from fashionrec.api.settings import ApiSettings
+from fashionrec.api.uploads import decode_upload
+from fashionrec.catalog_db import StoredItem
+from fashionrec.filters import Filters, parse_filters
+from fashionrec.recommend import Recommender
+from fashionrec.trends import compute_trends, count_values
+
+MAX_FACET_VALUES = 200
+"""A column with more distinct values than this (or values that rarely repeat, like product names) is not offered
+as a list of filter choices; it can still be used in ``filter=``."""
+
+
+class RecommenderService:
+    """Thread-safe queries over one open :class:`Recommender`, answered as API models."""
+
+    def __init__(self, recommender: Recommender, settings: ApiSettings) -> None:
+        self.recommender = recommender
+        self.settings = settings
+        self._model_lock = threading.Lock()
+        self._db_lock = threading.Lock()
+        with self._db_lock:
+            db = recommender.db
+            self.facets = _facets(db.count(), db.columns, count_values((i.metadata for i in db.iter_items()), db.columns))
+            self.trends = TrendsOut.model_validate(compute_trends(db))
+
+    def health(self) -> HealthOut:
+        embedder = self.recommender.embedder
+        return HealthOut(status="ok", items=len(self.recommender), model=embedder.name, dim=embedder.dim)
+
+    def parse_filters(self, specs: Sequence[str]) -> Filters:
+        """``["gender=Women", "articleType=Heels,Flats"]`` -> filters, checked against the index's columns (400)."""
+        return parse_filters(specs, self.recommender.columns)
+
+    def recommend_upload(self, data: bytes, k: int, filters: Filters) -> RecommendOut:
+        """Products similar to the photo in ``data`` (blocking: decode and inference)."""
+        upload = decode_upload(data, self.settings.max_pixels)
+        embedder = self.recommender.embedder
+        batch = embedder.preprocess(upload.image)[None]
+        with self._model_lock:
+            vectors = embedder.embed_arrays(batch)
+        with self._db_lock:
+            results = self.recommender.recommend_vectors(vectors, k, filters)[0]
+        query = QueryImageOut(format=upload.format, width=upload.width, height=upload.height)
+        return RecommendOut(k=k, filters=_listed(filters), results=results_out(results), query=query)
+
+    def similar(self, item_id: str, k: int, filters: Filters) -> SimilarOut:
+        """"More like this": products similar to catalogue product ``item_id``, excluding it."""
+        with self._db_lock:
+            item = self._item(item_id)
+            results = self.recommender.similar(item_id, k, filters)
+        return SimilarOut(k=k, filters=_listed(filters), results=results_out(results), item=item_out(item))
+
+    def item(self, item_id: str) -> ItemOut:
+        with self._db_lock:
+            return item_out(self._item(item_id))
+
+    def image_path(self, item_id: str) -> Path:
+        """The stored catalogue photo of ``item_id``: looked up by id, never taken from the client."""
+        with self._db_lock:
+            path = Path(self._item(item_id).image_path)
+        if not path.is_file():
+            raise ApiError(404, f"the image of item {item_id!r} is missing from the catalogue folder")
+        return path
+
+    def _item(self, item_id: str) -> StoredItem:
+        item = self.recommender.item(item_id)
+        if item is None:
+            raise ApiError(404, f"unknown item id {item_id!r}")
+        return item
+
+
+def get_service(request: Request) -> RecommenderService:
+    """FastAPI dependency: the app's service (also for route modules added later, such as text search)."""
+    service: RecommenderService = request.app.state.service
+    return service
+
+
+def _listed(filters: Filters) -> dict[str, list[str]]:
+    return {column: sorted(values) for column, values in filters.items()}
+
+
+def _facets(items: int, columns: Sequence[str], counts: dict[str, Counter[str]]) -> FacetsOut:
+    facets, others = [], []
+    for column in columns:
+        counter = counts[column]
+        if 0 < len(counter) <= min(MAX_FACET_VALUES, max(1, items // 2)):
+            values = [ValueCount(value=v, count=c) for v, c in counter.most_common()]
+            facets.append(FacetOut(column=column, values=values))
+        else:
+            others.append(column)
+    return FacetsOut(items=items, facets=facets, other_columns=others)

@@ -1,0 +1,31 @@
+"""Limits and options of one API app, fixed when the app is created."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fashionrec.errors import FashionrecError
+from fashionrec.imageio import DEFAULT_MAX_PIXELS
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """What the server accepts from clients.
+
+    ``max_upload_bytes`` bounds the uploaded file (10 MiB by default: a phone photo is 2-6 MiB);
+    ``max_pixels`` bounds its decoded size (a tiny PNG can claim 20000x20000 pixels); ``cors_origins`` lists
+    the web origins (e.g. a shop front-end) allowed to call the API from a browser; none by default, since the
+    bundled page is served from the same origin.
+    """
+
+    max_upload_bytes: int = 10 * MIB
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    cors_origins: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.max_upload_bytes < 1:
+            raise FashionrecError(f"max upload size must be positive, got {self.max_upload_bytes} bytes")
+        if self.max_pixels < 1:
+            raise FashionrecError(f"max pixels must be positive, got {self.max_pixels}")

@@ -1,0 +1,48 @@
+"""``fashionrec serve``: the REST API and the web page over one index, loaded once at start-up."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from fashionrec.api.settings import MIB
+from fashionrec.cli.common import add_index_dir, open_recommender
+from fashionrec.config import env_default
+from fashionrec.errors import FashionrecError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="serve the REST API and the web page (http://127.0.0.1:8000/)")
+    add_index_dir(p)
+    p.add_argument("--host", default=env_default("FASHIONREC_HOST"),
+                   help="address to listen on; 0.0.0.0 for every interface (env FASHIONREC_HOST, default: %(default)s)")
+    p.add_argument("--port", type=int, default=int(env_default("FASHIONREC_PORT")),
+                   help="TCP port (env FASHIONREC_PORT, default: %(default)s)")
+    p.add_argument("--max-upload-mb", type=float, default=float(env_default("FASHIONREC_MAX_UPLOAD_MB")),
+                   help="largest accepted upload in MiB (env FASHIONREC_MAX_UPLOAD_MB, default: %(default)s)")
+    p.add_argument("--max-pixels", type=int, default=int(env_default("FASHIONREC_MAX_PIXELS")),
+                   help="largest accepted image in pixels, width x height (env FASHIONREC_MAX_PIXELS, "
+                        "default: %(default)s)")
+    p.add_argument("--cors-origin", action="append", metavar="ORIGIN",
+                   help="web origin allowed to call the API from a browser, e.g. https://shop.example; repeat for "
+                        "several (env FASHIONREC_CORS_ORIGINS, comma-separated; default: none)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from fashionrec.api import ApiSettings, create_app
+
+    if not 0 <= args.port <= 65535:
+        raise FashionrecError(f"--port must be between 0 and 65535, got {args.port}")
+    origins = args.cors_origin or [o.strip() for o in env_default("FASHIONREC_CORS_ORIGINS").split(",") if o.strip()]
+    settings = ApiSettings(
+        max_upload_bytes=int(args.max_upload_mb * MIB), max_pixels=args.max_pixels, cors_origins=tuple(origins)
+    )
+    with open_recommender(args) as rec:
+        app = create_app(rec, settings=settings)
+        print(f"fashionrec: serving {len(rec)} products on http://{args.host}:{args.port}/ "
+              f"(API docs at /docs); Ctrl-C stops", file=sys.stderr)
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0

@@ -1,0 +1,377 @@
+// fashionrec web page: plain JavaScript over the JSON API (no build step, no CDN, no framework).
+//
+// One query is "current" at a time: an uploaded photo, a catalogue product ("more like this") or, when the
+// server offers /api/search, a text. Changing k or a filter re-runs the current query. Responses to outdated
+// requests are dropped, so fast clicking never shows stale results.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  mode: null, // "photo" | "similar" | "text"
+  file: null, // the uploaded photo, kept so "back to my photo" can re-run it
+  itemId: null, // product of a "more like this" query
+  text: "",
+  request: 0, // sequence number of the latest request
+  trendsLoaded: false,
+};
+
+// Colour names of the Kaggle catalogue mapped to CSS colours (for swatches and the colour chart).
+const COLOURS = {
+  Beige: "#e8dcc0", Black: "#1b1b1b", Blue: "#2f6fd6", Bronze: "#a0692b", Brown: "#7b4a26",
+  Burgundy: "#7a1f35", Charcoal: "#3d4347", Coffee: "#5b3a29", Copper: "#b56a3c", Cream: "#f4ecd2",
+  Gold: "#d4a72c", Green: "#2e8b57", Grey: "#8c8f93", "Grey Melange": "#a9acb0", Khaki: "#b9a770",
+  Lavender: "#b9a6e0", Magenta: "#c2185b", Maroon: "#6d1a26", Mauve: "#b784a7", Metallic: "#9ea7ad",
+  Mushroom: "#b6a493", Mustard: "#d5a419", "Navy Blue": "#1f2f5c", Nude: "#e3bfa3",
+  Olive: "#6b6d2a", Orange: "#ef7d22", Peach: "#f6b99b", Pink: "#ef8fb6", Purple: "#6c3fa0", Red: "#d3312f",
+  Rose: "#e3879e", Rust: "#a8461e", "Sea Green": "#3e9f86", Silver: "#c0c5ca", Skin: "#e6b898",
+  Steel: "#71808f", Tan: "#c79e6e", Taupe: "#8b7e72", Teal: "#16807f", "Turquoise Blue": "#2bb3c0",
+  White: "#ffffff", Yellow: "#f2d43b", "Fluorescent Green": "#4fe34a", "Lime Green": "#8ccf3f",
+};
+
+// ---------------------------------------------------------------------------------------------- helpers
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "text") node.textContent = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value);
+  }
+  node.append(...children.filter((c) => c !== null && c !== undefined));
+  return node;
+}
+
+async function api(path, options = {}) {
+  const response = await fetch(path, options);
+  const body = await response.json().catch(() => null);
+  if (!response.ok) {
+    const message = body && body.error ? body.error : `${response.status} ${response.statusText}`;
+    throw new Error(message);
+  }
+  return body;
+}
+
+function setStatus(text) {
+  $("status").textContent = text;
+}
+
+function showError(message) {
+  const box = $("error");
+  box.textContent = message;
+  box.hidden = !message;
+}
+
+function productName(meta, id) {
+  return meta.productDisplayName || meta.name || meta.title || `Product ${id}`;
+}
+
+function swatch(colour) {
+  const dot = el("span", { class: "swatch", "aria-hidden": "true" });
+  if (COLOURS[colour]) dot.style.background = COLOURS[colour];
+  else dot.classList.add(colour === "Multi" ? "multi" : "unknown");
+  return dot;
+}
+
+// ---------------------------------------------------------------------------------------------- filters
+function currentFilters() {
+  const specs = [];
+  for (const select of document.querySelectorAll("#filter-fields select")) {
+    if (select.value) specs.push(`${select.dataset.column}=${select.value}`);
+  }
+  return specs;
+}
+
+function queryString(extra = {}) {
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(extra)) params.set(key, value);
+  const k = Math.max(1, Math.min(100, parseInt($("k-input").value, 10) || 12));
+  params.set("k", String(k));
+  for (const spec of currentFilters()) params.append("filter", spec);
+  return params.toString();
+}
+
+function buildFilters(facets) {
+  const container = $("filter-fields");
+  container.replaceChildren();
+  for (const facet of facets.facets) {
+    const id = `filter-${facet.column}`;
+    const values = [...facet.values].sort((a, b) => a.value.localeCompare(b.value, undefined, { numeric: true }));
+    const select = el(
+      "select",
+      { id, "data-column": facet.column, "data-testid": id, onchange: run },
+      el("option", { value: "", text: "Any" }),
+      ...values.map((v) => el("option", { value: v.value, text: `${v.value} (${v.count})` })),
+    );
+    container.append(el("div", { class: "field" }, el("label", { for: id, text: labelOf(facet.column) }), select));
+  }
+}
+
+function labelOf(column) {
+  // "masterCategory" -> "Master category", "baseColour" -> "Base colour"
+  const words = column.replace(/([a-z])([A-Z])/g, "$1 $2").replace(/[_-]+/g, " ").toLowerCase();
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
+// ---------------------------------------------------------------------------------------------- queries
+async function run() {
+  if (!state.mode) return;
+  const seq = ++state.request;
+  showError("");
+  setStatus("Searching…");
+  $("results").setAttribute("aria-busy", "true");
+  try {
+    let data;
+    if (state.mode === "photo") {
+      const form = new FormData();
+      form.append("file", state.file, state.file.name || "photo");
+      data = await api(`/api/recommend?${queryString()}`, { method: "POST", body: form });
+    } else if (state.mode === "similar") {
+      data = await api(`/api/items/${encodeURIComponent(state.itemId)}/similar?${queryString()}`);
+    } else {
+      data = await api(`/api/search?${queryString({ q: state.text })}`);
+    }
+    if (seq !== state.request) return; // a newer query was started meanwhile
+    render(data);
+  } catch (err) {
+    if (seq !== state.request) return;
+    $("results").replaceChildren();
+    setStatus("");
+    showError(err.message);
+  } finally {
+    if (seq === state.request) $("results").removeAttribute("aria-busy");
+  }
+}
+
+function queryPhoto(file) {
+  if (!file) return;
+  state.mode = "photo";
+  state.file = file;
+  const preview = $("preview");
+  if (preview.src) URL.revokeObjectURL(preview.src);
+  preview.src = URL.createObjectURL(file);
+  preview.alt = `Your photo: ${file.name || "pasted image"}`;
+  preview.hidden = false;
+  $("dropzone").classList.add("has-image");
+  run();
+}
+
+function querySimilar(itemId) {
+  state.mode = "similar";
+  state.itemId = itemId;
+  run().then(() => $("results-title").focus());
+}
+
+function queryText(text) {
+  state.mode = "text";
+  state.text = text;
+  run();
+}
+
+// ---------------------------------------------------------------------------------------------- rendering
+function render(data) {
+  const n = data.results.length;
+  const filters = Object.entries(data.filters).map(([c, v]) => `${labelOf(c)}: ${v.join(" or ")}`);
+  const filtered = filters.length ? ` matching ${filters.join(", ")}` : "";
+  $("empty").hidden = true;
+  $("back-button").hidden = !(state.mode === "similar" && state.file);
+  const similarTo = $("similar-to");
+  if (data.item) {
+    $("results-title").textContent = "More like this";
+    similarTo.replaceChildren(
+      el("img", { src: data.item.image_url, alt: productName(data.item.metadata, data.item.id) }),
+      el("p", {}, el("span", { class: "muted", text: "Products similar to " }),
+        el("strong", { text: productName(data.item.metadata, data.item.id) })),
+    );
+    similarTo.hidden = false;
+  } else {
+    $("results-title").textContent = state.mode === "text" ? `Results for “${state.text}”` : "Similar products";
+    similarTo.hidden = true;
+  }
+  setStatus(n ? `${n} product${n === 1 ? "" : "s"}${filtered}.` : `No products${filtered}.`);
+  $("results").replaceChildren(...data.results.map(card));
+}
+
+function card(result) {
+  const meta = result.metadata;
+  const name = productName(meta, result.id);
+  const category = [meta.gender, meta.articleType || meta.subCategory || meta.masterCategory].filter(Boolean).join(" · ");
+  const colour = meta.baseColour || meta.colour || meta.color || "";
+  const score = Math.max(0, Math.min(1, result.score));
+  const more = () => querySimilar(result.id);
+  const meter = el("span", { class: "meter", "aria-hidden": "true" }, el("span", { class: "meter-fill" }));
+  meter.firstChild.style.width = `${(score * 100).toFixed(1)}%`;
+  return el(
+    "li",
+    { class: "card", "data-testid": "result-card", "data-id": result.id },
+    el("div", { class: "card-image", onclick: more }, el("img", { src: result.image_url, alt: name, loading: "lazy" })),
+    el("div", { class: "card-body" },
+      el("span", { class: "rank", text: `#${result.rank}` }),
+      el("h3", { class: "card-title", title: name, text: name, "data-testid": "result-name" }),
+      category ? el("p", { class: "card-category", text: category, "data-testid": "result-category" }) : null,
+      colour ? el("p", { class: "card-colour", "data-testid": "result-colour" }, swatch(colour), colour) : null,
+      el("p", { class: "card-score", "data-testid": "result-score" },
+        meter, el("span", { text: `similarity ${result.score.toFixed(3)}` })),
+      el("button", { type: "button", class: "button small", onclick: more, "data-testid": "more-like-this",
+        "aria-label": `More like ${name}` }, "More like this"),
+    ),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------- trends
+async function loadTrends() {
+  if (state.trendsLoaded) return;
+  try {
+    const trends = await api("/api/trends");
+    state.trendsLoaded = true;
+    $("trends-summary").textContent =
+      `${trends.items.toLocaleString()} products in the catalogue. Bars show how many products have each value.`;
+    $("charts").replaceChildren(...trends.charts.map(chart));
+  } catch (err) {
+    $("trends-summary").textContent = `Could not load the trends: ${err.message}`;
+  }
+}
+
+function chart(data) {
+  const rows = data.counts.map((c) => ({ label: c.value, count: c.count, colour: COLOURS[c.value] }));
+  if (data.other) rows.push({ label: "Other", count: data.other, muted: true });
+  const max = Math.max(1, ...rows.map((r) => r.count));
+  const total = rows.reduce((sum, r) => sum + r.count, 0);
+  const colourChart = data.column === "baseColour" || data.column === "colour";
+  const rowH = 22, labelW = 130, barW = 220, countW = 64;
+  const width = labelW + barW + countW;
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", `0 0 ${width} ${rows.length * rowH}`);
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", `${data.title}: ` + rows.map((r) => `${r.label} ${r.count}`).join(", "));
+  rows.forEach((row, i) => {
+    const y = i * rowH;
+    const g = document.createElementNS(ns, "g");
+    g.setAttribute("class", "bar-row");
+    const label = document.createElementNS(ns, "text");
+    label.setAttribute("x", labelW - 8);
+    label.setAttribute("y", y + rowH / 2);
+    label.setAttribute("class", "bar-label");
+    label.textContent = row.label.length > 18 ? `${row.label.slice(0, 17)}…` : row.label;
+    const tip = document.createElementNS(ns, "title");
+    tip.textContent = `${row.label}: ${row.count.toLocaleString()} (${((100 * row.count) / total).toFixed(1)}%)`;
+    const rect = document.createElementNS(ns, "rect");
+    rect.setAttribute("x", labelW);
+    rect.setAttribute("y", y + 3);
+    rect.setAttribute("height", rowH - 6);
+    rect.setAttribute("rx", 3);
+    rect.setAttribute("width", Math.max(2, (barW * row.count) / max));
+    const classes = ["bar"];
+    if (row.muted) classes.push("muted-bar");
+    if (colourChart && row.colour) {
+      rect.style.fill = row.colour; // CSSOM, so it wins over the stylesheet's bar colour (and passes the CSP)
+      classes.push("colour-bar");
+    }
+    rect.setAttribute("class", classes.join(" "));
+    const count = document.createElementNS(ns, "text");
+    count.setAttribute("x", labelW + Math.max(2, (barW * row.count) / max) + 6);
+    count.setAttribute("y", y + rowH / 2);
+    count.setAttribute("class", "bar-count");
+    count.textContent = row.count.toLocaleString();
+    g.append(tip, label, rect, count);
+    svg.append(g);
+  });
+  const notes = data.missing ? `${data.missing.toLocaleString()} products have no value.` : "";
+  return el("figure", { class: "chart", "data-testid": "trend-chart", "data-column": data.column },
+    el("figcaption", {}, el("h3", { text: data.title }), notes ? el("small", { class: "muted", text: notes }) : null),
+    svg);
+}
+
+// ---------------------------------------------------------------------------------------------- tabs
+function selectTab(name) {
+  for (const tab of ["search", "trends"]) {
+    const selected = tab === name;
+    $(`tab-${tab}`).setAttribute("aria-selected", String(selected));
+    $(`tab-${tab}`).tabIndex = selected ? 0 : -1;
+    $(`view-${tab}`).hidden = !selected;
+  }
+  if (name === "trends") loadTrends();
+  if (location.hash !== `#${name}`) history.replaceState(null, "", `#${name}`);
+}
+
+function setUpTabs() {
+  const tabs = ["search", "trends"];
+  for (const name of tabs) {
+    const tab = $(`tab-${name}`);
+    tab.addEventListener("click", () => selectTab(name));
+    tab.addEventListener("keydown", (event) => {
+      if (event.key !== "ArrowRight" && event.key !== "ArrowLeft") return;
+      const next = tabs[(tabs.indexOf(name) + (event.key === "ArrowRight" ? 1 : tabs.length - 1)) % tabs.length];
+      selectTab(next);
+      $(`tab-${next}`).focus();
+    });
+  }
+  selectTab(location.hash === "#trends" ? "trends" : "search");
+}
+
+// ---------------------------------------------------------------------------------------------- input
+function setUpInput() {
+  const zone = $("dropzone");
+  const input = $("file-input");
+  zone.addEventListener("click", () => input.click());
+  zone.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" || event.key === " ") {
+      event.preventDefault();
+      input.click();
+    }
+  });
+  input.addEventListener("change", () => {
+    queryPhoto(input.files[0]);
+    input.value = ""; // choosing the same file again still triggers a query
+  });
+  for (const type of ["dragenter", "dragover"]) {
+    zone.addEventListener(type, (event) => {
+      event.preventDefault();
+      zone.classList.add("dragging");
+    });
+  }
+  for (const type of ["dragleave", "drop"]) zone.addEventListener(type, () => zone.classList.remove("dragging"));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    queryPhoto(event.dataTransfer.files[0]);
+  });
+  document.addEventListener("paste", (event) => {
+    const item = [...(event.clipboardData?.items || [])].find((i) => i.kind === "file" && i.type.startsWith("image/"));
+    if (!item) return;
+    event.preventDefault();
+    selectTab("search");
+    queryPhoto(item.getAsFile());
+  });
+  $("k-input").addEventListener("change", run);
+  $("clear-filters").addEventListener("click", () => {
+    for (const select of document.querySelectorAll("#filter-fields select")) select.value = "";
+    run();
+  });
+  $("back-button").addEventListener("click", () => {
+    state.mode = "photo";
+    run();
+  });
+  $("text-search").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = $("text-query").value.trim();
+    if (text) queryText(text);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------- start
+async function start() {
+  setUpTabs();
+  setUpInput();
+  try {
+    const [health, facets, openapi] = await Promise.all([api("/healthz"), api("/api/facets"), api("/openapi.json")]);
+    $("index-info").textContent = `${health.items.toLocaleString()} products · ${health.model}`;
+    buildFilters(facets);
+    // Text search is an optional server feature: offer it only when the server documents it.
+    $("text-search").hidden = !("/api/search" in openapi.paths);
+    document.body.dataset.ready = "true";
+  } catch (err) {
+    showError(`The server did not answer: ${err.message}`);
+  }
+}
+
+document.addEventListener("DOMContentLoaded", start);
