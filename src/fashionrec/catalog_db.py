@@ -160,6 +160,11 @@ class CatalogDB:
             matrix[n] = np.frombuffer(blob, dtype=np.float32)
         return ids, matrix[: len(ids)]
 
+    def embedded_digests(self) -> Iterator[tuple[str, str, str]]:
+        """(id, image digest, metadata JSON) of every embedded item, streamed without vectors: what a derived
+        store (Milvus) compares against to publish only the rows that changed."""
+        yield from self.conn.execute("SELECT id, digest, meta FROM items WHERE vector IS NOT NULL ORDER BY id")
+
     def vector(self, item_id: str) -> np.ndarray | None:
         row = self.conn.execute("SELECT vector FROM items WHERE id=?", (item_id,)).fetchone()
         if row is None or row[0] is None:

@@ -1,0 +1,342 @@
+"""Milvus as the vector store, for catalogues that outgrow one process (or that a Milvus cluster already serves).
+
+The index directory's SQLite stays the source of truth (metadata and vectors); a Milvus collection holds what
+is *searched*: one row per embedded product with its id (primary key), its embedding (inner product = cosine
+on L2-normalised vectors) and every metadata column as a VARCHAR field, so filters run inside Milvus in its own
+expression language (``gender in ["Women"] and articleType in ["Heels", "Flats"]``).
+
+Publishing is incremental: each row carries a digest of (image digest, metadata, model); a re-index upserts
+the rows whose digest changed and deletes the ids SQLite no longer has, nothing else. The collection records
+the model and columns it was published from (collection properties), so a query process refuses a collection
+that does not match its index directory instead of returning silently wrong products.
+
+URIs: ``http://host:19530`` for a Milvus server, or a local path ending in ``.db`` for Milvus Lite (embedded,
+in-process, one process at a time; tests and single-machine trials).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from fashionrec.catalog_db import CatalogDB
+from fashionrec.errors import FashionrecError
+from fashionrec.filters import Filters
+from fashionrec.modelspec import same_vectors
+from fashionrec.stores.base import Hit
+
+DEFAULT_COLLECTION = "fashionrec"
+ID_FIELD = "id"
+VECTOR_FIELD = "embedding"
+DIGEST_FIELD = "row_digest"
+VARCHAR_MAX = 65_535  # Milvus' VARCHAR limit; catalogue fields are capped far below it (catalog.MAX_FIELD_CHARS)
+MODEL_PROPERTY = "fashionrec.model"
+COLUMNS_PROPERTY = "fashionrec.columns"
+PUBLISH_BATCH = 1000  # rows per upsert: ~5 MB at 1280 dims, well under gRPC's 64 MB message limit
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,200}")
+# Words the expression parser reads as operators; a column with such a name is encoded like any odd name.
+_KEYWORDS = {"and", "or", "not", "in", "like", "true", "false", "exists", "is", "null"}
+_RESERVED = {ID_FIELD, VECTOR_FIELD, DIGEST_FIELD}
+_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"})
+
+
+def field_name(column: str) -> str:
+    """The Milvus field for a metadata column: the name itself when it is a plain identifier, else an encoding.
+
+    Milvus field names must be identifiers; CSV headers can be anything ("Product Name", "colour/shade").
+    Hex-encoding keeps the mapping deterministic and collision-free without storing it anywhere.
+    """
+    if _IDENTIFIER.fullmatch(column) and column.lower() not in _KEYWORDS and column not in _RESERVED:
+        return column
+    return "col_" + column.encode("utf-8").hex()
+
+
+def quote(value: str) -> str:
+    """A string literal for Milvus' expression language (backslashes, quotes and line breaks escaped)."""
+    return '"' + value.translate(_ESCAPES) + '"'
+
+
+def filter_expression(filters: Filters | None, exclude: Sequence[str] | set[str] | None = None) -> str:
+    """Filters (OR within a column, AND across) and excluded ids as one boolean expression; "" = no filter."""
+    parts = [
+        f"{field_name(column)} in [{', '.join(quote(v) for v in sorted(values))}]"
+        for column, values in sorted((filters or {}).items())
+    ]
+    if exclude:
+        parts.append(f"{ID_FIELD} not in [{', '.join(quote(i) for i in sorted(exclude))}]")
+    return " and ".join(parts)
+
+
+def _model_key(model: Mapping[str, Any]) -> str:
+    return json.dumps(dict(model), sort_keys=True)
+
+
+def row_digest(image_digest: str, meta_json: str, model_key: str) -> str:
+    """What a published row depends on: its image, its metadata and the model that embedded it."""
+    return hashlib.blake2b("\0".join((image_digest, meta_json, model_key)).encode(), digest_size=16).hexdigest()
+
+
+def check_uri(uri: str) -> str:
+    """Accept a server URL or a Milvus Lite file; anything else is a user mistake worth one clear line."""
+    if not uri:
+        raise FashionrecError("--store milvus needs --milvus-uri (env FASHIONREC_MILVUS_URI): "
+                              "http://HOST:19530 for a server, or a local file like ./milvus.db for Milvus Lite")
+    if re.match(r"^(https?|tcp)://|^unix:", uri) or uri.endswith(".db"):
+        return uri
+    raise FashionrecError(f"bad --milvus-uri {uri!r}: use http://HOST:19530 or a local file ending in .db (Milvus Lite)")
+
+
+@contextmanager
+def _milvus_errors(action: str) -> Iterator[None]:
+    """Milvus failures (server down, locked Lite file, schema clash) become one readable line."""
+    from pymilvus.exceptions import MilvusException
+
+    try:
+        yield
+    except MilvusException as exc:
+        raise FashionrecError(f"Milvus: cannot {action}: {getattr(exc, 'message', exc)}") from None
+
+
+@contextmanager
+def _quiet_pymilvus() -> Iterator[None]:
+    """Milvus Lite has no server timestamps, and pymilvus warns about it on every iterator; the fallback is fine."""
+    logger = logging.getLogger("pymilvus")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def connect(uri: str, token: str = "") -> Any:
+    """A ``MilvusClient`` for a server URL or a Milvus Lite file (whose folder is created if needed)."""
+    from pymilvus import MilvusClient
+
+    uri = check_uri(uri)
+    if uri.endswith(".db") and "://" not in uri:
+        Path(uri).resolve().parent.mkdir(parents=True, exist_ok=True)
+    with _milvus_errors(f"connect to {uri} (a Milvus Lite file can be open in one process only)"):
+        return MilvusClient(uri=uri, token=token, timeout=30)
+
+
+@dataclass(frozen=True)
+class PublishCounts:
+    """What a publication changed in the collection."""
+
+    upserted: int
+    deleted: int
+    unchanged: int
+    recreated: bool
+
+    def summary(self) -> str:
+        verb = "created" if self.recreated else "updated"
+        return f"milvus collection {verb}: {self.upserted} upserted, {self.deleted} deleted, {self.unchanged} unchanged"
+
+
+class MilvusStore:
+    """A Milvus collection of embeddings + metadata fields, searched exactly (FLAT index, inner product)."""
+
+    def __init__(self, client: Any, collection: str) -> None:
+        self.client = client
+        self.collection = collection
+        with _milvus_errors(f"open collection {collection!r}"):
+            if not client.has_collection(collection):
+                raise FashionrecError(
+                    f"no Milvus collection {collection!r} there; run `fashionrec index --store milvus` first"
+                )
+            client.load_collection(collection)  # a reopened collection starts released
+            info = client.describe_collection(collection)
+        vector = next(f for f in info["fields"] if f["name"] == VECTOR_FIELD)
+        self.dim = int(vector["params"]["dim"])
+        properties = info.get("properties") or {}
+        self.model: dict[str, Any] = json.loads(properties.get(MODEL_PROPERTY, "{}"))
+        self.columns: list[str] = json.loads(properties.get(COLUMNS_PROPERTY, "[]"))
+        self._count: int | None = None  # counted lazily, again after writes
+
+    # lifecycle ------------------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, uri: str, collection: str = DEFAULT_COLLECTION, *, token: str = "") -> MilvusStore:
+        return cls(connect(uri, token), collection)
+
+    @classmethod
+    def for_index(
+        cls, index_dir: str | os.PathLike[str], uri: str, collection: str = DEFAULT_COLLECTION, *, token: str = ""
+    ) -> MilvusStore:
+        """Open the collection published from ``index_dir``, refusing one that was built from something else."""
+        db = CatalogDB(Path(index_dir))
+        try:
+            model = json.loads(db.get_setting("model") or "{}")
+            columns, embedded = db.columns, db.count(embedded=True)
+        finally:
+            db.close()
+        store = cls.open(uri, collection, token=token)
+        if not same_vectors(store.model, model) or store.columns != columns or len(store) != embedded:
+            raise FashionrecError(
+                f"Milvus collection {collection!r} does not match {index_dir} ({len(store)} items vs {embedded}, or "
+                "another model or columns); re-run `fashionrec index --store milvus` with the same --index-dir"
+            )
+        return store
+
+    @classmethod
+    def create(
+        cls, client: Any, collection: str, dim: int, columns: Sequence[str], model: Mapping[str, Any]
+    ) -> MilvusStore:
+        """A new, empty collection: exact (FLAT) inner-product index, one VARCHAR field per metadata column."""
+        from pymilvus import DataType, MilvusClient
+
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field(ID_FIELD, DataType.VARCHAR, is_primary=True, max_length=VARCHAR_MAX)
+        schema.add_field(VECTOR_FIELD, DataType.FLOAT_VECTOR, dim=dim)
+        schema.add_field(DIGEST_FIELD, DataType.VARCHAR, max_length=64)
+        for column in columns:
+            schema.add_field(field_name(column), DataType.VARCHAR, max_length=VARCHAR_MAX)
+        index = client.prepare_index_params()
+        index.add_index(field_name=VECTOR_FIELD, index_type="FLAT", metric_type="IP")
+        with _milvus_errors(f"create collection {collection!r}"):
+            client.create_collection(
+                collection, schema=schema, index_params=index, consistency_level="Strong",
+                properties={MODEL_PROPERTY: json.dumps(dict(model)), COLUMNS_PROPERTY: json.dumps(list(columns))},
+            )
+        return cls(client, collection)
+
+    def drop(self) -> None:
+        with _milvus_errors(f"drop collection {self.collection!r}"):
+            self.client.drop_collection(self.collection)
+
+    # size -----------------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        if self._count is None:
+            with _milvus_errors(f"count collection {self.collection!r}"):
+                rows = self.client.query(self.collection, filter="", output_fields=["count(*)"])
+            self._count = int(rows[0]["count(*)"])
+        return self._count
+
+    # search ---------------------------------------------------------------------------------------------
+    def search(
+        self, queries: np.ndarray, k: int, filters: Filters | None = None, exclude: set[str] | None = None
+    ) -> list[list[Hit]]:
+        """Top-k by cosine; filters and exclusions are part of the Milvus expression, so k come back whenever
+        k items match."""
+        queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
+        unknown = sorted(set(filters or {}) - set(self.columns))
+        if unknown:
+            raise FashionrecError(f"unknown filter column {unknown[0]!r}; filterable columns: {', '.join(self.columns)}")
+        if not len(queries):
+            return []
+        with _milvus_errors("search"):
+            rows = self.client.search(
+                self.collection, data=queries, limit=k, filter=filter_expression(filters, exclude),
+                anns_field=VECTOR_FIELD, search_params={"metric_type": "IP"}, output_fields=[],
+            )
+        return [[Hit(str(hit["id"]), float(hit["distance"])) for hit in row] for row in rows]
+
+    # writes ---------------------------------------------------------------------------------------------
+    def upsert(
+        self, ids: Sequence[str], vectors: np.ndarray, metadata: Sequence[Mapping[str, str]], digests: Sequence[str]
+    ) -> None:
+        """Insert or replace rows (one Milvus call; keep batches to a few thousand rows)."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        rows = [
+            {ID_FIELD: i, VECTOR_FIELD: v, DIGEST_FIELD: d, **{field_name(c): m.get(c, "") for c in self.columns}}
+            for i, v, m, d in zip(ids, vectors, metadata, digests)
+        ]
+        if rows:
+            with _milvus_errors("upsert"):
+                self.client.upsert(self.collection, rows)
+            self._count = None
+
+    def delete(self, ids: Sequence[str]) -> None:
+        if ids:
+            with _milvus_errors("delete"):
+                self.client.delete(self.collection, ids=list(ids))
+            self._count = None
+
+    def flush(self) -> None:
+        """Seal what was written into segments (Milvus Lite searches sealed data much faster than fresh data)."""
+        with _milvus_errors("flush"):
+            self.client.flush(self.collection)
+
+    def published_digests(self) -> dict[str, str]:
+        """id -> row digest of every row in the collection, read in pages."""
+        out: dict[str, str] = {}
+        with _milvus_errors("read the published rows"), _quiet_pymilvus():
+            pages = self.client.query_iterator(self.collection, batch_size=PUBLISH_BATCH * 4, filter="",
+                                               output_fields=[DIGEST_FIELD])
+            try:
+                while page := pages.next():
+                    out.update((str(r[ID_FIELD]), str(r[DIGEST_FIELD])) for r in page)
+            finally:
+                pages.close()
+        return out
+
+
+def _open_for_publish(client: Any, collection: str, dim: int, columns: list[str], model: dict[str, Any]) -> tuple[MilvusStore, bool]:
+    """The collection to publish into; dropped and recreated when its dimension or columns no longer fit."""
+    with _milvus_errors(f"open collection {collection!r}"):
+        exists = client.has_collection(collection)
+    if exists:
+        store = MilvusStore(client, collection)
+        if store.dim == dim and store.columns == columns:
+            return store, False
+        store.drop()
+    return MilvusStore.create(client, collection, dim, columns, model), True
+
+
+def publish_to_milvus(
+    db: CatalogDB, uri: str, model: Mapping[str, Any], *, collection: str = DEFAULT_COLLECTION, token: str = "",
+    progress: bool = False,
+) -> PublishCounts:
+    """Make the collection match SQLite's embedded items, touching only the rows whose digest changed."""
+    model = dict(model)
+    columns = db.columns
+    store, recreated = _open_for_publish(connect(uri, token), collection, int(model["dim"]), columns, model)
+    key = _model_key(model)
+    wanted = {item_id: row_digest(digest, meta, key) for item_id, digest, meta in db.embedded_digests()}
+    published = store.published_digests()
+    changed = sorted(i for i, d in wanted.items() if published.get(i) != d)
+    gone = sorted(set(published) - set(wanted))
+    with tqdm(total=len(changed), desc="publishing", unit="row", disable=not progress or not changed) as bar:
+        for start in range(0, len(changed), PUBLISH_BATCH):
+            ids = changed[start : start + PUBLISH_BATCH]
+            items = db.get_many(ids)
+            vectors = np.stack([db.vector(i) for i in ids])
+            store.upsert(ids, vectors, [items[i].metadata for i in ids], [wanted[i] for i in ids])
+            bar.update(len(ids))
+    for start in range(0, len(gone), PUBLISH_BATCH):
+        store.delete(gone[start : start + PUBLISH_BATCH])
+    with _milvus_errors("record the model"):
+        store.client.alter_collection_properties(collection, properties={MODEL_PROPERTY: json.dumps(model)})
+    store.flush()
+    return PublishCounts(upserted=len(changed), deleted=len(gone), unchanged=len(wanted) - len(changed),
+                         recreated=recreated)
+
+
+class MilvusPublisher:
+    """The ``publish`` hook of :func:`fashionrec.indexing.index_catalog` for a Milvus target.
+
+    Keeps the counts of its last run so the CLI can report them next to the indexing summary.
+    """
+
+    def __init__(self, uri: str, collection: str = DEFAULT_COLLECTION, *, token: str = "", progress: bool = False) -> None:
+        self.uri = check_uri(uri)
+        self.collection = collection
+        self.token = token
+        self.progress = progress
+        self.counts: PublishCounts | None = None
+
+    def __call__(self, db: CatalogDB, index_dir: Path, model: dict[str, Any]) -> PublishCounts:
+        self.counts = publish_to_milvus(db, self.uri, model, collection=self.collection, token=self.token,
+                                        progress=self.progress)
+        return self.counts
