@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,9 +70,12 @@ def _prepare(embedder: Embedder, path: str) -> np.ndarray | str:
         return f"cannot read {path}: {exc}"
 
 
+EmbeddedBatch = tuple[list[str], np.ndarray, list[tuple[str, str]]]  # ids, vectors, (id, error) failures
+
+
 def embed_batches(
     embedder: Embedder, items: Sequence[tuple[str, str]], batch_size: int, workers: int | None = None
-) -> Iterator[tuple[list[str], np.ndarray, list[tuple[str, str]]]]:
+) -> Iterator[EmbeddedBatch]:
     """Yield (ids, vectors, failures) per batch of (id, path) items.
 
     Images of the next batch are decoded by a thread pool while the model runs on the current one (PIL and
@@ -119,11 +122,13 @@ def index_catalog(
     index_kind: IndexKind = "auto",
     progress: bool = True,
     publish: Callable[[CatalogDB, Path, dict[str, Any]], object] | None = None,
+    engine: Callable[[Embedder, Sequence[tuple[str, str]], int], Iterable[EmbeddedBatch]] | None = None,
 ) -> IndexResult:
     """Index (or update the index of) a catalogue. See the module docstring for the guarantees.
 
     ``embedder`` overrides building one from ``model`` (tests and the Ray engine pass their own); ``publish``
-    replaces the default FAISS publication (the Milvus store plugs in here).
+    replaces the default FAISS publication (the Milvus store plugs in here); ``engine`` replaces the local
+    ``embed_batches`` (the Ray engine plugs in here).
     """
     if batch_size < 1:
         raise FashionrecError("--batch-size must be at least 1")
@@ -147,7 +152,7 @@ def index_catalog(
         todo = db.pending()
         embedded = 0
         with tqdm(total=len(todo), desc="embedding", unit="img", disable=not progress) as bar:
-            for ids, vectors, failures in embed_batches(embedder, todo, batch_size):
+            for ids, vectors, failures in (engine or embed_batches)(embedder, todo, batch_size):
                 db.put_vectors(ids, vectors)
                 if failures:
                     db.drop_items(item_id for item_id, _ in failures)

@@ -1,0 +1,1 @@
+"""Embedding engines for indexing: local threads (``fashionrec.indexing.embed_batches``) or Ray actors."""
