@@ -14,6 +14,8 @@ DEFAULTS: dict[str, str] = {
     "FASHIONREC_BATCH_SIZE": "32",
     "FASHIONREC_STORE": "faiss",
     "FASHIONREC_MILVUS_URI": "",
+    "FASHIONREC_MILVUS_COLLECTION": "fashionrec",
+    "FASHIONREC_ENGINE": "local",
     "FASHIONREC_HOST": "127.0.0.1",
     "FASHIONREC_PORT": "8000",
     "FASHIONREC_MAX_UPLOAD_MB": "10",

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import asdict
 
-from fashionrec.cli.common import add_index_dir, add_json
+from fashionrec.cli.common import add_index_dir, add_json, add_store_options
 from fashionrec.config import env_default
 from fashionrec.embedders import available_models
 from fashionrec.indexing import index_catalog
@@ -29,11 +30,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=int(env_default("FASHIONREC_BATCH_SIZE")))
     p.add_argument("--index-kind", default="auto", choices=["auto", "flat", "hnsw", "ivf"],
                    help="FAISS index: exact (flat) or approximate; auto picks by catalogue size")
+    add_store_options(p)
+    p.add_argument("--engine", choices=["local", "ray"], default=env_default("FASHIONREC_ENGINE"),
+                   help="where images are embedded: this process, or Ray actors (env FASHIONREC_ENGINE, default: %(default)s)")
+    p.add_argument("--ray-address", help="Ray cluster to join, e.g. ray://HEAD:10001 or auto "
+                   "(default: Ray's RAY_ADDRESS, else a local Ray on this machine's CPUs)")
     add_json(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    spec = ModelSpec(args.model, args.image_size, args.weights)
+    show_progress = sys.stderr.isatty() or not args.json
+    publisher = None
+    if args.store == "milvus":
+        from fashionrec.stores.milvus_store import MilvusPublisher
+
+        publisher = MilvusPublisher(args.milvus_uri, args.milvus_collection, progress=show_progress)
+    engine = None
+    if args.engine == "ray":
+        from fashionrec.engines.ray_engine import RayEngine
+
+        engine = RayEngine(spec, args.ray_address)
     result = index_catalog(
         args.catalog_dir,
         args.index_dir,
@@ -41,10 +59,16 @@ def run(args: argparse.Namespace) -> int:
         id_column=args.id_column,
         image_pattern=args.image_pattern,
         columns=[c.strip() for c in args.columns.split(",")] if args.columns else None,
-        model=ModelSpec(args.model, args.image_size, args.weights),
+        model=spec,
         batch_size=args.batch_size,
         index_kind=args.index_kind,
-        progress=sys.stderr.isatty() or not args.json,
+        progress=show_progress,
+        publish=publisher,
+        engine=engine,
     )
-    print(json.dumps(result.to_dict()) if args.json else result.summary())
+    published = publisher.counts if publisher else None
+    if args.json:
+        print(json.dumps({**result.to_dict(), **({"milvus": asdict(published)} if published else {})}))
+    else:
+        print(result.summary() + (f"\n{published.summary()}" if published else ""))
     return 0

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from fashionrec.cli.common import add_filters, add_index_dir, add_json, open_recommender
+from fashionrec.cli.common import add_filters, add_index_dir, add_json, add_store_options, open_recommender
 from fashionrec.errors import FashionrecError
 from fashionrec.filters import parse_filters
 from fashionrec.recommend import Result
@@ -16,6 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("recommend", help="recommend similar products for one or more photos")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     add_index_dir(p)
+    add_store_options(p)
     p.add_argument("-k", type=int, default=5, help="results per photo (default: %(default)s)")
     add_filters(p)
     add_json(p)

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from fashionrec.api.settings import MIB
-from fashionrec.cli.common import add_index_dir, open_recommender
+from fashionrec.cli.common import add_index_dir, add_store_options, open_recommender
 from fashionrec.config import env_default
 from fashionrec.errors import FashionrecError
 
@@ -14,6 +14,7 @@ from fashionrec.errors import FashionrecError
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="serve the REST API and the web page (http://127.0.0.1:8000/)")
     add_index_dir(p)
+    add_store_options(p)
     p.add_argument("--host", default=env_default("FASHIONREC_HOST"),
                    help="address to listen on; 0.0.0.0 for every interface (env FASHIONREC_HOST, default: %(default)s)")
     p.add_argument("--port", type=int, default=int(env_default("FASHIONREC_PORT")),

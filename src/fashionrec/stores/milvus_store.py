@@ -109,25 +109,31 @@ def _milvus_errors(action: str) -> Iterator[None]:
 
 
 @contextmanager
-def _quiet_pymilvus() -> Iterator[None]:
-    """Milvus Lite has no server timestamps, and pymilvus warns about it on every iterator; the fallback is fine."""
-    logger = logging.getLogger("pymilvus")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+def _quiet(name: str, level: int) -> Iterator[None]:
+    """Raise one library logger's level for a block: its messages there are either harmless or reported by us."""
+    logger = logging.getLogger(name)
+    previous = logger.level
+    logger.setLevel(level)
     try:
         yield
     finally:
-        logger.setLevel(level)
+        logger.setLevel(previous)
 
 
-def connect(uri: str, token: str = "") -> Any:
-    """A ``MilvusClient`` for a server URL or a Milvus Lite file (whose folder is created if needed)."""
+def connect(uri: str, token: str = "", *, create: bool = False) -> Any:
+    """A ``MilvusClient`` for a server URL or a Milvus Lite file; ``create`` lets a missing Lite file be made
+    (publishing), while a reader given a wrong path gets an error instead of a new empty database."""
     from pymilvus import MilvusClient
 
     uri = check_uri(uri)
     if uri.endswith(".db") and "://" not in uri:
-        Path(uri).resolve().parent.mkdir(parents=True, exist_ok=True)
-    with _milvus_errors(f"connect to {uri} (a Milvus Lite file can be open in one process only)"):
+        if create:
+            Path(uri).resolve().parent.mkdir(parents=True, exist_ok=True)
+        elif not Path(uri).exists():
+            raise FashionrecError(f"no Milvus Lite database at {uri}; run `fashionrec index --store milvus` first")
+    # Milvus Lite logs a traceback when its file is locked by another process; the error below says it in one line.
+    with _milvus_errors(f"connect to {uri} (a Milvus Lite file can be open in one process only)"), \
+            _quiet("milvus_lite", logging.CRITICAL):
         return MilvusClient(uri=uri, token=token, timeout=30)
 
 
@@ -271,7 +277,8 @@ class MilvusStore:
     def published_digests(self) -> dict[str, str]:
         """id -> row digest of every row in the collection, read in pages."""
         out: dict[str, str] = {}
-        with _milvus_errors("read the published rows"), _quiet_pymilvus():
+        # Milvus Lite has no server timestamps and pymilvus warns on every iterator; its fallback is fine.
+        with _milvus_errors("read the published rows"), _quiet("pymilvus", logging.ERROR):
             pages = self.client.query_iterator(self.collection, batch_size=PUBLISH_BATCH * 4, filter="",
                                                output_fields=[DIGEST_FIELD])
             try:
@@ -301,7 +308,7 @@ def publish_to_milvus(
     """Make the collection match SQLite's embedded items, touching only the rows whose digest changed."""
     model = dict(model)
     columns = db.columns
-    store, recreated = _open_for_publish(connect(uri, token), collection, int(model["dim"]), columns, model)
+    store, recreated = _open_for_publish(connect(uri, token, create=True), collection, int(model["dim"]), columns, model)
     key = _model_key(model)
     wanted = {item_id: row_digest(digest, meta, key) for item_id, digest, meta in db.embedded_digests()}
     published = store.published_digests()
