@@ -1,0 +1,283 @@
+"""The REST API against a real index of the demo catalogue (FastAPI's TestClient, in process)."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import importlib.machinery
+import re
+import sys
+import types
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import APIRouter, FastAPI
+from fastapi.testclient import TestClient
+
+from fashionrec.api import ApiSettings, create_app
+from fashionrec.api.app import WEB_DIR
+from fashionrec.catalog_db import CatalogDB
+from fashionrec.cli import main
+from fashionrec.recommend import Recommender
+from fashionrec.trends import compute_trends
+from tests.conftest import DEMO_CATALOG, DEMO_QUERIES
+
+QUERY = DEMO_QUERIES / "t-shirt.jpg"
+
+
+def demo_rows() -> dict[str, dict[str, str]]:
+    with (DEMO_CATALOG / "styles.csv").open(newline="", encoding="utf-8") as fp:
+        return {row["id"]: row for row in csv.DictReader(fp)}
+
+
+@pytest.fixture(scope="module")
+def recommender(demo_index: Path) -> Iterator[Recommender]:
+    with Recommender.open(demo_index) as rec:
+        yield rec
+
+
+@pytest.fixture(scope="module")
+def api_app(recommender: Recommender) -> FastAPI:
+    """The app with default settings over the demo index (shared by the API test modules)."""
+    return create_app(recommender, settings=ApiSettings())
+
+
+@pytest.fixture(scope="module")
+def client(api_app: FastAPI) -> TestClient:
+    return TestClient(api_app)
+
+
+def upload(client: TestClient, data: bytes, *, params: dict | list | None = None, name: str = "photo.jpg",
+           content_type: str = "image/jpeg") -> httpx.Response:
+    return client.post("/api/recommend", params=params, files={"file": (name, data, content_type)})
+
+
+def assert_error(response: httpx.Response, status: int, *fragments: str) -> None:
+    """A JSON error body with the given status whose message mentions every fragment."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error", "detail"}
+    for fragment in fragments:
+        assert fragment.lower() in body["error"].lower(), body
+
+
+# health, recommend ------------------------------------------------------------------------------------------
+def test_healthz_reports_the_loaded_index(client: TestClient) -> None:
+    body = client.get("/healthz").json()
+    assert body == {"status": "ok", "items": 300, "model": "efficientnet-lite2", "dim": 1280}
+
+
+def test_recommend_returns_k_ranked_results_with_metadata_and_image_urls(client: TestClient) -> None:
+    response = upload(client, QUERY.read_bytes(), params={"k": 7})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    rows = demo_rows()
+    assert body["k"] == 7 and body["filters"] == {}
+    assert body["query"] == {"format": "JPEG", "width": 240, "height": 320}
+    results = body["results"]
+    assert [r["rank"] for r in results] == list(range(1, 8))
+    scores = [r["score"] for r in results]
+    assert scores == sorted(scores, reverse=True) and all(-1.0 <= s <= 1.0 for s in scores)
+    assert len({r["id"] for r in results}) == 7
+    for r in results:
+        assert r["image_url"] == f"/images/{r['id']}"
+        assert r["metadata"]["articleType"] == rows[r["id"]]["articleType"]
+        assert r["metadata"]["productDisplayName"] == rows[r["id"]]["productDisplayName"]
+
+
+def test_recommend_applies_filters_inside_the_search(client: TestClient) -> None:
+    params = [("k", "10"), ("filter", "gender=Women"), ("filter", "masterCategory=Apparel,Footwear")]
+    body = upload(client, QUERY.read_bytes(), params=params).json()
+    assert body["filters"] == {"gender": ["Women"], "masterCategory": ["Apparel", "Footwear"]}
+    assert len(body["results"]) == 10
+    for r in body["results"]:
+        assert r["metadata"]["gender"] == "Women"
+        assert r["metadata"]["masterCategory"] in {"Apparel", "Footwear"}
+
+
+def test_a_filter_matching_nothing_gives_an_empty_list(client: TestClient) -> None:
+    body = upload(client, QUERY.read_bytes(), params={"filter": "gender=Martians"}).json()
+    assert body["results"] == []
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "fragment"),
+    [
+        ({"filter": "fabric=silk"}, 400, "unknown filter column 'fabric'"),
+        ({"filter": "gender"}, 400, "expected KEY=VALUE"),
+        ({"k": "0"}, 422, "query.k"),
+        ({"k": "1001"}, 422, "query.k"),
+        ({"k": "many"}, 422, "query.k"),
+    ],
+)
+def test_bad_query_parameters_are_4xx_json(client: TestClient, params: dict, status: int, fragment: str) -> None:
+    assert_error(upload(client, QUERY.read_bytes(), params=params), status, fragment)
+    assert_error(client.get("/api/items/1548/similar", params=params), status, fragment)
+
+
+# items, similar, images -------------------------------------------------------------------------------------
+def test_item_returns_its_catalogue_row(client: TestClient) -> None:
+    body = client.get("/api/items/1548").json()
+    row = demo_rows()["1548"]
+    assert body["id"] == "1548" and body["image_url"] == "/images/1548"
+    assert body["metadata"] == {k: v for k, v in row.items() if k != "id"}
+
+
+def test_similar_excludes_the_item_and_honours_filters(client: TestClient) -> None:
+    body = client.get("/api/items/1548/similar", params={"k": 5, "filter": "subCategory=Shoes"}).json()
+    assert body["item"]["id"] == "1548"
+    ids = [r["id"] for r in body["results"]]
+    assert len(ids) == 5 and "1548" not in ids
+    assert {r["metadata"]["subCategory"] for r in body["results"]} == {"Shoes"}
+
+
+def test_unknown_items_are_404(client: TestClient) -> None:
+    assert_error(client.get("/api/items/nope"), 404, "unknown item id 'nope'")
+    assert_error(client.get("/api/items/nope/similar"), 404, "unknown item id")
+    assert_error(client.get("/images/nope"), 404, "unknown item id")
+
+
+def test_images_are_served_by_id_only(client: TestClient) -> None:
+    response = client.get("/images/1548")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/jpeg"
+    assert response.content == (DEMO_CATALOG / "images" / "1548.jpg").read_bytes()
+    for sneaky in ("..%2F..%2Fstyles.csv", "%2Fetc%2Fpasswd", "1548.jpg"):
+        assert client.get(f"/images/{sneaky}").status_code == 404
+
+
+# facets, trends ---------------------------------------------------------------------------------------------
+def test_facets_count_the_catalogue(client: TestClient) -> None:
+    body = client.get("/api/facets").json()
+    facets = {f["column"]: {v["value"]: v["count"] for v in f["values"]} for f in body["facets"]}
+    rows = demo_rows().values()
+    assert body["items"] == 300
+    assert facets["gender"] == dict(Counter(r["gender"] for r in rows))
+    assert facets["articleType"] == dict(Counter(r["articleType"] for r in rows))
+    assert "productDisplayName" in body["other_columns"] and "productDisplayName" not in facets
+
+
+def test_trends_endpoint_serves_compute_trends(client: TestClient, recommender: Recommender) -> None:
+    assert client.get("/api/trends").json() == compute_trends(recommender.db)
+
+
+def test_compute_trends_on_the_demo_catalogue(recommender: Recommender) -> None:
+    trends = compute_trends(recommender.db)
+    charts = {c["column"]: c for c in trends["charts"]}
+    rows = list(demo_rows().values())
+    assert trends["items"] == 300
+    assert list(charts) == ["masterCategory", "subCategory", "articleType", "baseColour", "season", "year", "gender"]
+    for chart in charts.values():
+        assert sum(c["count"] for c in chart["counts"]) + chart["other"] + chart["missing"] == 300
+    colours = Counter(r["baseColour"] for r in rows)
+    assert [(c["value"], c["count"]) for c in charts["baseColour"]["counts"]] == colours.most_common(10)
+    assert [c["value"] for c in charts["year"]["counts"]] == sorted({r["year"] for r in rows if r["year"]}, key=int)
+    assert {c["value"]: c["count"] for c in charts["gender"]["counts"]} == dict(Counter(r["gender"] for r in rows))
+
+
+def test_compute_trends_skips_columns_the_catalogue_lacks(tmp_path: Path) -> None:
+    db = CatalogDB(tmp_path, create=True)
+    rows = [("1", "a.jpg", "d1", {"gender": "Women", "colour": "Red"}),
+            ("2", "b.jpg", "d2", {"gender": "", "colour": "Red"}),
+            ("3", "c.jpg", "d3", {"gender": "Men", "colour": "Blue"})]
+    db.sync(rows, ["gender", "colour"])
+    trends = compute_trends(db)
+    db.close()
+    assert trends == {"items": 3, "charts": [{
+        "column": "gender", "title": "Gender split", "other": 0, "missing": 1,
+        "counts": [{"value": "Women", "count": 1}, {"value": "Men", "count": 1}],
+    }]}
+
+
+# errors, metrics, concurrency -------------------------------------------------------------------------------
+def test_unknown_routes_and_methods_are_json_errors(client: TestClient) -> None:
+    assert_error(client.get("/api/nothing-here"), 404, "not found")
+    assert_error(client.get("/api/recommend"), 405, "method not allowed")
+
+
+def test_metrics_count_requests_by_route_template(recommender: Recommender) -> None:
+    fresh = TestClient(create_app(recommender))  # its own registry: counts start at zero
+    fresh.get("/api/items/1548")
+    fresh.get("/api/items/nope")
+    fresh.get("/api/items/nope2")
+    text = fresh.get("/metrics").text
+    assert 'fashionrec_http_requests_total{method="GET",route="/api/items/{item_id}",status="200"} 1.0' in text
+    assert 'fashionrec_http_requests_total{method="GET",route="/api/items/{item_id}",status="404"} 2.0' in text
+    assert re.search(r'fashionrec_http_request_duration_seconds_count\{method="GET",route="/api/items/\{item_id\}"\} 3\.0', text)
+    assert "fashionrec_index_items 300.0" in text
+    assert "nope" not in text  # raw paths never become labels
+
+
+def test_concurrent_requests_get_the_same_answers_as_sequential_ones(api_app: FastAPI, client: TestClient) -> None:
+    photos = [p.read_bytes() for p in sorted(DEMO_QUERIES.glob("*.jpg"))]
+    sequential = [upload(client, p, params={"k": 5}).json()["results"] for p in photos]
+
+    async def all_at_once() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=api_app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as ac:
+            posts = [ac.post("/api/recommend?k=5", files={"file": ("p.jpg", p, "image/jpeg")}) for p in photos * 2]
+            return await asyncio.gather(*posts, ac.get("/healthz"), ac.get("/api/items/1548/similar"))
+
+    responses = asyncio.run(all_at_once())
+    assert all(r.status_code == 200 for r in responses)
+    assert [r.json()["results"] for r in responses[: 2 * len(photos)]] == sequential * 2
+
+
+# optional text search, CLI ----------------------------------------------------------------------------------
+def test_a_search_routes_module_is_included_when_present(recommender: Recommender, monkeypatch: pytest.MonkeyPatch) -> None:
+    name = "fashionrec.api.search_routes"
+    module = types.ModuleType(name)
+    module.__spec__ = importlib.machinery.ModuleSpec(name, None)
+    module.router = APIRouter()
+    module.router.add_api_route("/api/search", lambda q: {"q": q})
+    monkeypatch.setitem(sys.modules, name, module)
+    searchable = TestClient(create_app(recommender))
+    assert "/api/search" in searchable.get("/openapi.json").json()["paths"]
+    assert searchable.get("/api/search", params={"q": "red dress"}).json() == {"q": "red dress"}
+
+
+def test_serve_without_search_module_does_not_offer_it(client: TestClient) -> None:
+    if (Path(__file__).parent.parent / "src" / "fashionrec" / "api" / "search_routes.py").exists():
+        pytest.skip("text search is installed")
+    assert "/api/search" not in client.get("/openapi.json").json()["paths"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--port", "70000"], "--port must be between 0 and 65535"),
+        (["--max-upload-mb", "0"], "max upload size must be positive"),
+    ],
+)
+def test_serve_rejects_bad_options_in_one_line(
+    demo_index: Path, args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["serve", "--index-dir", str(demo_index), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_serve_needs_an_index(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--index-dir", str(tmp_path / "none")]) == 2
+    assert "no index in" in capsys.readouterr().err
+
+
+# web page ---------------------------------------------------------------------------------------------------
+def test_web_page_and_assets_are_served_with_a_strict_csp(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    for asset in ("/static/app.js", "/static/style.css"):
+        assert asset in page.text
+        assert client.get(asset).status_code == 200
+
+
+def test_web_page_loads_nothing_from_other_hosts() -> None:
+    for path in sorted(WEB_DIR.glob("*.*")):
+        text = path.read_text(encoding="utf-8")
+        external = [url for url in re.findall(r"(?:https?:)?//[\w.-]+\.[a-z]{2,}[^\s\"')]*", text)
+                    if not url.startswith("http://www.w3.org/")]  # the SVG namespace name, never fetched
+        assert external == [], f"{path.name} refers to {external}"
