@@ -1,0 +1,74 @@
+"""One factory for every image backbone: ``create_embedder(name)`` -> :class:`Embedder`.
+
+Listing models must stay cheap (the CLI builds its ``--help`` from it), so this module does not
+import PyTorch: a backbone's module is imported only when that backbone is created, and ``Embedder``
+/ ``TorchEmbedder`` are loaded from :mod:`fashionrec.embedders.base` on first access.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from fashionrec.errors import FashionrecError
+
+if TYPE_CHECKING:
+    from fashionrec.embedders.base import Embedder, TorchEmbedder
+
+__all__ = ["DEFAULT_MODEL", "Embedder", "TorchEmbedder", "available_models", "create_embedder"]
+
+DEFAULT_MODEL = "efficientnet-lite2"
+
+MIN_IMAGE_SIZE = 32
+"""Every backbone downsamples 32 times; below that the last feature map is a single padded pixel."""
+
+
+class _Entry(NamedTuple):
+    module: str  # submodule with ``build(name, *, image_size, weights) -> TorchEmbedder``
+    image_size: int  # default square input side
+
+
+_MODELS: dict[str, _Entry] = {
+    "efficientnet-lite2": _Entry("efficientnet", 224),
+    "efficientnet-lite0": _Entry("efficientnet", 224),
+    "mobilenetv2": _Entry("mobilenet", 224),
+    "resnet50": _Entry("resnet", 224),
+}
+
+
+def available_models() -> list[str]:
+    """Names accepted by :func:`create_embedder`, the default first."""
+    return list(_MODELS)
+
+
+def create_embedder(
+    name: str = DEFAULT_MODEL,
+    *,
+    image_size: int | None = None,
+    weights: str | os.PathLike[str] | None = None,
+) -> Embedder:
+    """Build the embedder ``name`` with its ImageNet weights, fully offline.
+
+    ``image_size`` is the square side images are resized to (default per model, 224); smaller is
+    much faster, and the 60x80 catalogue photos carry little detail beyond 160 px. ``weights`` is a
+    ``state_dict`` file that replaces the packaged weights (required for ``resnet50``, which has none).
+    """
+    entry = _MODELS.get(name)
+    if entry is None:
+        raise FashionrecError(f"unknown model {name!r}; available: {', '.join(available_models())}")
+    size = entry.image_size if image_size is None else image_size
+    if isinstance(size, bool) or not isinstance(size, int) or size < MIN_IMAGE_SIZE:
+        raise FashionrecError(f"image size must be an integer of at least {MIN_IMAGE_SIZE}, got {size!r}")
+    backbone = importlib.import_module(f"{__name__}.{entry.module}")
+    embedder: Embedder = backbone.build(name, image_size=size, weights=weights)
+    return embedder
+
+
+def __getattr__(attribute: str) -> Any:
+    """Load ``Embedder`` and ``TorchEmbedder`` (and with them PyTorch) only when someone asks."""
+    if attribute in ("Embedder", "TorchEmbedder"):
+        from fashionrec.embedders import base
+
+        return getattr(base, attribute)
+    raise AttributeError(f"module {__name__!r} has no attribute {attribute!r}")
