@@ -12,6 +12,7 @@ import csv
 import hashlib
 import json
 import os
+import string
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,9 +95,26 @@ def _inside(path: Path, root: Path) -> bool:
     """True when ``path`` resolves (following symlinks) to a place under ``root``."""
     try:
         path.resolve().relative_to(root.resolve())
-    except ValueError:
+    except (ValueError, OSError, RuntimeError):  # outside, NUL in the name, or a symlink loop (RuntimeError in 3.11)
         return False
     return True
+
+
+def _check_pattern(image_pattern: str, header: Sequence[str]) -> None:
+    """Allow only plain ``{column}`` fields (with an optional format spec such as ``{id:0>6}``) in the pattern.
+
+    ``str.format`` would otherwise evaluate attribute and index lookups (``{id.__class__}``, ``{id[x]}``), which
+    fail per row with arbitrary exceptions; a bad pattern is one clear error before any row is read.
+    """
+    try:
+        fields = [(name, conversion) for _, name, _, conversion in string.Formatter().parse(image_pattern)]
+    except ValueError as exc:
+        raise FashionrecError(f"bad --image-pattern {image_pattern!r}: {exc}") from None
+    for name, conversion in fields:
+        if name is not None and (name not in header or conversion is not None):
+            raise FashionrecError(
+                f"bad --image-pattern {image_pattern!r}: {{{name}}} is not a column of the CSV (columns: {list(header)})"
+            )
 
 
 def read_catalog(
@@ -138,16 +156,22 @@ def read_catalog(
         unknown = [c for c in keep if c not in header]
         if unknown:
             raise FashionrecError(f"{csv_path}: unknown columns {unknown}; the header has {header}")
+        _check_pattern(image_pattern, header)
         id_pos = header.index(id_column)
         try:
+            last_line = reader.line_num
             for row in reader:
-                line = reader.line_num
+                line, spanned = last_line + 1, reader.line_num
+                last_line = spanned
                 if not row or all(not cell.strip() for cell in row):
                     continue
                 report.rows += 1
-                if len(row) != len(header) or any(len(cell) > MAX_FIELD_CHARS for cell in row):
+                # A value spanning lines is almost always an unclosed quote that swallowed the rows after it:
+                # report the row with the lines it took instead of indexing garbage metadata silently.
+                if len(row) != len(header) or spanned > line or any(len(cell) > MAX_FIELD_CHARS for cell in row):
                     report.malformed_rows.append(
-                        {"line": line, "id": row[id_pos].strip() if len(row) > id_pos else "", "fields": len(row)}
+                        {"line": line, "id": row[id_pos].strip() if len(row) > id_pos else "", "fields": len(row),
+                         **({"to_line": spanned} if spanned > line else {})}
                     )
                     continue
                 record = {h: cell.strip() for h, cell in zip(header, row)}
@@ -178,4 +202,5 @@ def read_catalog(
 
 def file_digest(path: Path) -> str:
     """Content hash of an image file: how incremental indexing knows an image changed."""
-    return hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
+    with path.open("rb") as handle:  # streamed: a huge file must not be read into memory at once
+        return hashlib.file_digest(handle, lambda: hashlib.blake2b(digest_size=16)).hexdigest()

@@ -108,6 +108,18 @@ def publish_faiss(db: CatalogDB, index_dir: Path, model: dict[str, Any], kind: I
     return store
 
 
+def _scan(catalog: Catalog, progress: bool) -> list[tuple[str, str, str, dict[str, str]]]:
+    """(id, resolved path, content digest, metadata) per item; a file that vanished or cannot be read since the
+    catalogue was listed is reported as unreadable instead of stopping the run."""
+    rows = []
+    for item in tqdm(catalog.items, desc="scanning", unit="img", disable=not progress, leave=False):
+        try:
+            rows.append((item.id, str(item.image_path.resolve()), file_digest(item.image_path), item.metadata))
+        except OSError as exc:
+            catalog.report.unreadable_images.append({"id": item.id, "error": f"cannot read {item.image_path}: {exc}"})
+    return rows
+
+
 def index_catalog(
     catalog_dir: str | os.PathLike[str],
     index_dir: str | os.PathLike[str],
@@ -140,10 +152,7 @@ def index_catalog(
     index_path.mkdir(parents=True, exist_ok=True)
     db = CatalogDB(index_path, create=True)
     try:
-        rows = [
-            (item.id, str(item.image_path.resolve()), file_digest(item.image_path), item.metadata)
-            for item in tqdm(catalog.items, desc="scanning", unit="img", disable=not progress, leave=False)
-        ]
+        rows = _scan(catalog, progress)
         previous = db.get_setting("model")
         if previous is not None and not same_vectors(json.loads(previous), model_info):
             db.clear_vectors()
