@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fashionrec.api.settings import MIB
 from fashionrec.cli.common import add_index_dir, add_store_options, open_recommender
 from fashionrec.config import env_default
 from fashionrec.errors import FashionrecError
@@ -33,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from fashionrec.api import ApiSettings, create_app
+    from fashionrec.api import ApiSettings, create_app  # imported here: FastAPI is slow to import for other commands
+    from fashionrec.api.settings import MIB
 
     if not 0 <= args.port <= 65535:
         raise FashionrecError(f"--port must be between 0 and 65535, got {args.port}")

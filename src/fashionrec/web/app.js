@@ -203,7 +203,7 @@ function card(result) {
   return el(
     "li",
     { class: "card", "data-testid": "result-card", "data-id": result.id },
-    el("div", { class: "card-image", onclick: more }, el("img", { src: result.image_url, alt: name, loading: "lazy" })),
+    el("div", { class: "card-image", onclick: more }, el("img", { src: result.image_url, alt: name })),
     el("div", { class: "card-body" },
       el("span", { class: "rank", text: `#${result.rank}` }),
       el("h3", { class: "card-title", title: name, text: name, "data-testid": "result-name" }),

@@ -1,0 +1,204 @@
+"""The web page in a real browser: Debian's Chromium (headless, via Playwright) against `fashionrec serve` running
+in a subprocess on 127.0.0.1, exactly as a user would start it."""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import DEMO_QUERIES, REPO
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+STARTUP_TIMEOUT_S = 180
+UI_TIMEOUT_MS = 60_000  # inference shares 2 CPUs with other jobs in CI
+SCREENSHOT = REPO / "docs" / "screenshots" / "web.png"
+K = 8
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.is_file(), reason="needs Debian's Chromium at /usr/bin/chromium (apt-get install chromium; `make test` does it)"),
+]
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(demo_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`python -m fashionrec serve` on a free port; yields its base URL once /healthz answers."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("server") / "serve.log"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "fashionrec", "serve", "--index-dir", str(demo_index), "--port", str(port)]
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"server exited with {proc.returncode}:\n{log_path.read_text()}")
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"server did not answer within {STARTUP_TIMEOUT_S} s:\n{log_path.read_text()}")
+            time.sleep(0.5)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def page(server: str) -> Iterator[object]:
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        context.set_default_timeout(UI_TIMEOUT_MS)
+        sync_api.expect.set_options(timeout=UI_TIMEOUT_MS)
+        tab = context.new_page()
+        errors: list[str] = []
+        tab.on("pageerror", lambda exc: errors.append(str(exc)))
+        tab.goto(server + "/")
+        sync_api.expect(tab.locator("body")).to_have_attribute("data-ready", "true")
+        yield tab
+        browser.close()
+        assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+def card_ids(page: object) -> list[str]:
+    return [c.get_attribute("data-id") for c in page.get_by_test_id("result-card").all()]
+
+
+def test_upload_filter_more_like_this_and_trends(page: object, server: str, tmp_path: Path) -> None:
+    expect = sync_api.expect
+
+    # A file that is not an image: the page shows the server's message, and keeps working.
+    page.get_by_test_id("file-input").set_input_files(
+        files=[{"name": "notes.jpg", "mimeType": "image/jpeg", "buffer": b"not a photo at all"}])
+    expect(page.get_by_test_id("error")).to_contain_text("not an image in an accepted format")
+
+    # Upload a real photo: k results with name, category, colour and score.
+    page.get_by_test_id("k-input").fill(str(K))
+    page.get_by_test_id("file-input").set_input_files(str(DEMO_QUERIES / "t-shirt.jpg"))
+    cards = page.get_by_test_id("result-card")
+    expect(cards).to_have_count(K)
+    expect(page.get_by_test_id("error")).to_be_hidden()
+    expect(page.get_by_test_id("preview")).to_be_visible()
+    first = cards.first
+    for part in ("result-name", "result-category", "result-colour", "result-score"):
+        expect(first.get_by_test_id(part)).not_to_be_empty()
+    expect(first.locator("img")).to_have_attribute("src", f"/images/{first.get_attribute('data-id')}")
+    for image in cards.locator("img").all():
+        expect(image).to_have_js_property("complete", True)
+        assert image.evaluate("img => img.naturalWidth") > 0, "a product image did not load"
+    page.get_by_test_id("k-input").blur()
+    page.screenshot(path=str(tmp_path / "web-results.png"), full_page=True)
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(tmp_path / "web-results.png", SCREENSHOT)
+
+    # Apply a filter: the query re-runs and every result matches it.
+    page.get_by_test_id("filter-gender").select_option("Men")
+    expect(page.get_by_test_id("status")).to_contain_text("Gender: Men")
+    expect(cards).to_have_count(K)
+    for item_id in card_ids(page):
+        assert httpx.get(f"{server}/api/items/{item_id}").json()["metadata"]["gender"] == "Men"
+
+    # "More like this" on a result: its neighbours, never itself, still filtered.
+    chosen = cards.first.get_attribute("data-id")
+    cards.first.get_by_test_id("more-like-this").click()
+    expect(page.get_by_test_id("similar-to")).to_be_visible()
+    expect(page.get_by_test_id("results-title")).to_have_text("More like this")
+    expect(cards).to_have_count(K)
+    assert chosen not in card_ids(page)
+    expected = httpx.get(f"{server}/api/items/{chosen}/similar", params={"k": K, "filter": "gender=Men"}).json()
+    assert card_ids(page) == [r["id"] for r in expected["results"]]
+
+    # Back to the photo's results.
+    page.get_by_test_id("back-to-photo").click()
+    expect(page.get_by_test_id("similar-to")).to_be_hidden()
+    expect(cards.first).to_have_attribute("data-id", chosen)
+
+    # Trends: one bar chart per catalogue column counted by /api/trends.
+    page.get_by_test_id("tab-trends").click()
+    charts = page.get_by_test_id("trend-chart")
+    expect(charts).to_have_count(len(httpx.get(f"{server}/api/trends").json()["charts"]))
+    expect(page.locator('[data-testid=trend-chart][data-column=baseColour] rect')).to_have_count(11)  # top 10 + other
+    page.screenshot(path=str(tmp_path / "web-trends.png"), full_page=True)
+    assert (tmp_path / "web-trends.png").stat().st_size > 10_000
+
+
+def api_top_ids(server: str, photo: Path) -> list[str]:
+    response = httpx.post(f"{server}/api/recommend", params={"k": K}, files={"file": (photo.name, photo.read_bytes())})
+    return [r["id"] for r in response.json()["results"]]
+
+
+# A DataTransfer holding one file, built in the page from base64 bytes (as a drop or a paste delivers it).
+MAKE_TRANSFER = """(args) => {
+    const bytes = Uint8Array.from(atob(args.b64), (c) => c.charCodeAt(0));
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([bytes], args.name, { type: "image/jpeg" }));
+    return transfer;
+}"""
+
+
+def transfer_args(photo: Path) -> dict[str, str]:
+    return {"b64": base64.b64encode(photo.read_bytes()).decode(), "name": photo.name}
+
+
+def test_drop_and_paste_a_photo(page: object, server: str) -> None:
+    expect = sync_api.expect
+    page.get_by_test_id("tab-search").click()
+    page.get_by_test_id("clear-filters").click()
+    page.get_by_test_id("k-input").fill(str(K))
+    cards = page.get_by_test_id("result-card")
+
+    shoes, dress = DEMO_QUERIES / "shoes.jpg", DEMO_QUERIES / "dress.jpg"
+    transfer = page.evaluate_handle(MAKE_TRANSFER, transfer_args(shoes))
+    page.get_by_test_id("dropzone").dispatch_event("drop", {"dataTransfer": transfer})
+    expect(page.get_by_test_id("preview")).to_have_attribute("alt", "Your photo: shoes.jpg")
+    expected = api_top_ids(server, shoes)
+    expect(cards.last).to_have_attribute("data-id", expected[-1])
+    assert card_ids(page) == expected
+
+    page.evaluate(f"""(args) => {{
+        document.dispatchEvent(new ClipboardEvent("paste", {{ clipboardData: ({MAKE_TRANSFER})(args) }}));
+    }}""", transfer_args(dress))
+    expect(page.get_by_test_id("preview")).to_have_attribute("alt", "Your photo: dress.jpg")
+    expected = api_top_ids(server, dress)
+    expect(cards.last).to_have_attribute("data-id", expected[-1])
+    assert card_ids(page) == expected
+
+
+def test_text_search_box_only_when_the_server_offers_it(page: object, server: str) -> None:
+    offered = "/api/search" in httpx.get(f"{server}/openapi.json").json()["paths"]
+    page.get_by_test_id("tab-search").click()
+    box = sync_api.expect(page.get_by_test_id("text-search-form"))
+    if offered:
+        box.to_be_visible()
+    else:
+        box.to_be_hidden()
