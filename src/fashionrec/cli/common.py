@@ -33,7 +33,8 @@ def add_store_options(parser: argparse.ArgumentParser) -> None:
     """Where the searched vectors live: the FAISS file in the index dir (default) or a Milvus collection."""
     parser.add_argument(
         "--store", choices=["faiss", "milvus"], default=env_default("FASHIONREC_STORE"),
-        help="vector store (env FASHIONREC_STORE, default: %(default)s); SQLite in the index dir stays the source of truth",
+        help="vector store (env FASHIONREC_STORE, default: %(default)s); "
+        "SQLite in the index dir stays the source of truth",
     )
     parser.add_argument(
         "--milvus-uri", default=env_default("FASHIONREC_MILVUS_URI"),

@@ -32,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="FAISS index: exact (flat) or approximate; auto picks by catalogue size")
     add_store_options(p)
     p.add_argument("--engine", choices=["local", "ray"], default=env_default("FASHIONREC_ENGINE"),
-                   help="where images are embedded: this process, or Ray actors (env FASHIONREC_ENGINE, default: %(default)s)")
+                   help="where images are embedded: this process, or Ray actors "
+                   "(env FASHIONREC_ENGINE, default: %(default)s)")
     p.add_argument("--ray-address", help="Ray cluster to join, e.g. ray://HEAD:10001 or auto "
                    "(default: Ray's RAY_ADDRESS, else a local Ray on this machine's CPUs)")
     add_json(p)

@@ -54,8 +54,9 @@ def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[No
     if ray.is_initialized():
         yield
         return
+    address = address or os.environ.get("RAY_ADDRESS")  # Ray's own variable; an existing cluster sets its CPUs
     try:
-        ray.init(address=address or None, num_cpus=None if address else num_cpus, include_dashboard=False,
+        ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
                  log_to_driver=False, logging_level=logging.WARNING)
     except (ConnectionError, ValueError, RuntimeError) as exc:
         raise FashionrecError(f"cannot start or reach Ray at {address or 'a local instance'}: {exc}") from None
@@ -78,7 +79,9 @@ class RayEngine:
     cpus_per_actor: float = 1.0
     actors: int | None = None
 
-    def __call__(self, embedder: Embedder, items: Sequence[tuple[str, str]], batch_size: int) -> Iterator[EmbeddedBatch]:
+    def __call__(
+        self, embedder: Embedder, items: Sequence[tuple[str, str]], batch_size: int
+    ) -> Iterator[EmbeddedBatch]:
         """Yield (ids, vectors, failures) batches as actors finish them (in no particular order)."""
         if embedder.name != self.spec.name:
             raise ValueError(f"the driver's embedder is {embedder.name}, the Ray actors would build {self.spec.name}")

@@ -94,7 +94,9 @@ def check_uri(uri: str) -> str:
                               "http://HOST:19530 for a server, or a local file like ./milvus.db for Milvus Lite")
     if re.match(r"^(https?|tcp)://|^unix:", uri) or uri.endswith(".db"):
         return uri
-    raise FashionrecError(f"bad --milvus-uri {uri!r}: use http://HOST:19530 or a local file ending in .db (Milvus Lite)")
+    raise FashionrecError(
+        f"bad --milvus-uri {uri!r}: use http://HOST:19530 or a local file ending in .db (Milvus Lite)"
+    )
 
 
 @contextmanager
@@ -238,7 +240,9 @@ class MilvusStore:
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
         unknown = sorted(set(filters or {}) - set(self.columns))
         if unknown:
-            raise FashionrecError(f"unknown filter column {unknown[0]!r}; filterable columns: {', '.join(self.columns)}")
+            raise FashionrecError(
+                f"unknown filter column {unknown[0]!r}; filterable columns: {', '.join(self.columns)}"
+            )
         if not len(queries):
             return []
         with _milvus_errors("search"):
@@ -289,7 +293,9 @@ class MilvusStore:
         return out
 
 
-def _open_for_publish(client: Any, collection: str, dim: int, columns: list[str], model: dict[str, Any]) -> tuple[MilvusStore, bool]:
+def _open_for_publish(
+    client: Any, collection: str, dim: int, columns: list[str], model: dict[str, Any]
+) -> tuple[MilvusStore, bool]:
     """The collection to publish into; dropped and recreated when its dimension or columns no longer fit."""
     with _milvus_errors(f"open collection {collection!r}"):
         exists = client.has_collection(collection)
@@ -308,7 +314,8 @@ def publish_to_milvus(
     """Make the collection match SQLite's embedded items, touching only the rows whose digest changed."""
     model = dict(model)
     columns = db.columns
-    store, recreated = _open_for_publish(connect(uri, token, create=True), collection, int(model["dim"]), columns, model)
+    client = connect(uri, token, create=True)
+    store, recreated = _open_for_publish(client, collection, int(model["dim"]), columns, model)
     key = _model_key(model)
     wanted = {item_id: row_digest(digest, meta, key) for item_id, digest, meta in db.embedded_digests()}
     published = store.published_digests()
@@ -336,7 +343,9 @@ class MilvusPublisher:
     Keeps the counts of its last run so the CLI can report them next to the indexing summary.
     """
 
-    def __init__(self, uri: str, collection: str = DEFAULT_COLLECTION, *, token: str = "", progress: bool = False) -> None:
+    def __init__(
+        self, uri: str, collection: str = DEFAULT_COLLECTION, *, token: str = "", progress: bool = False
+    ) -> None:
         self.uri = check_uri(uri)
         self.collection = collection
         self.token = token
