@@ -104,6 +104,7 @@ def test_upload_filter_more_like_this_and_trends(page: object, server: str, tmp_
 
     # Upload a real photo: k results with name, category, colour and score.
     page.get_by_test_id("k-input").fill(str(K))
+    page.get_by_test_id("k-input").blur()  # commits the value ("change"); nothing to re-run yet
     page.get_by_test_id("file-input").set_input_files(str(DEMO_QUERIES / "t-shirt.jpg"))
     cards = page.get_by_test_id("result-card")
     expect(cards).to_have_count(K)
@@ -116,7 +117,7 @@ def test_upload_filter_more_like_this_and_trends(page: object, server: str, tmp_
     for image in cards.locator("img").all():
         expect(image).to_have_js_property("complete", True)
         assert image.evaluate("img => img.naturalWidth") > 0, "a product image did not load"
-    page.get_by_test_id("k-input").blur()
+    expect(page.get_by_test_id("results")).not_to_have_attribute("aria-busy", "true")
     page.screenshot(path=str(tmp_path / "web-results.png"), full_page=True)
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(tmp_path / "web-results.png", SCREENSHOT)
