@@ -185,3 +185,12 @@ def test_bad_uris_and_missing_collections_are_one_line_errors(index: tuple[Catal
     assert not (tmp_path / "typo.db").exists()
     with pytest.raises(FashionrecError, match="no Milvus collection 'other'"):
         MilvusStore.open(index[1], "other")
+
+
+def test_a_foreign_collection_is_neither_searched_nor_replaced(index: tuple[CatalogDB, str]) -> None:
+    db, uri = index
+    client = MilvusStore.open(uri).client
+    client.create_collection("theirs", dimension=DIM)
+    with pytest.raises(FashionrecError, match="not made by fashionrec"):
+        publish_to_milvus(db, uri, MODEL, collection="theirs")
+    assert client.has_collection("theirs")

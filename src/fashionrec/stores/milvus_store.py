@@ -166,9 +166,13 @@ class MilvusStore:
                 )
             client.load_collection(collection)  # a reopened collection starts released
             info = client.describe_collection(collection)
-        vector = next(f for f in info["fields"] if f["name"] == VECTOR_FIELD)
-        self.dim = int(vector["params"]["dim"])
+        vector = next((f for f in info["fields"] if f["name"] == VECTOR_FIELD), None)
         properties = info.get("properties") or {}
+        if vector is None or MODEL_PROPERTY not in properties:
+            # Never search, or drop and recreate, somebody else's collection.
+            raise FashionrecError(f"Milvus collection {collection!r} was not made by fashionrec; "
+                                  "choose another --milvus-collection")
+        self.dim = int(vector["params"]["dim"])
         self.model: dict[str, Any] = json.loads(properties.get(MODEL_PROPERTY, "{}"))
         self.columns: list[str] = json.loads(properties.get(COLUMNS_PROPERTY, "[]"))
         self._count: int | None = None  # counted lazily, again after writes
