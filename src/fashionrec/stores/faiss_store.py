@@ -35,6 +35,7 @@ AUTO_ANN_THRESHOLD = 200_000
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 128
+EXACT_CHUNK = 16_384  # vectors scored per step by exact search over a subset (bounded memory)
 
 
 def build_index(vectors: np.ndarray, kind: IndexKind = "auto") -> tuple[faiss.Index, str]:
@@ -83,6 +84,8 @@ class FaissStore:
     def __post_init__(self) -> None:
         self.dim = int(self.index.d)
         self._position = {item_id: n for n, item_id in enumerate(self.ids)}
+        if isinstance(self.index, faiss.IndexIVF):
+            self.index.make_direct_map()  # _exact_subset reconstructs vectors by position; IVF needs this map for it
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -171,15 +174,34 @@ class FaissStore:
             selector = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bits))
         scores, positions = self.index.search(queries, fetch, params=_search_params(self.index, selector))
         del bits  # the selector points into this buffer; it was alive for the whole search
-        return [self._hits(s, p, k, exclude) for s, p in zip(scores, positions)]
+        hits = [self._hits(s, p, k, exclude) for s, p in zip(scores, positions)]
+        short = [n for n, row in enumerate(hits) if len(row) < k]
+        if short and not isinstance(self.index, faiss.IndexFlat):
+            # An approximate index can come back short (IVF probes only a few lists, HNSW stops early): answer
+            # those rows exactly, so a query always gets min(k, allowed) results.
+            allowed = np.flatnonzero(mask) if mask is not None else np.arange(len(self.ids))
+            if exclude:
+                allowed = allowed[[self.ids[p] not in exclude for p in allowed]]
+            for n, row in zip(short, self._exact_subset(queries[short], allowed, min(k, len(allowed)))):
+                hits[n] = row
+        return hits
 
     def _exact_subset(self, queries: np.ndarray, positions: np.ndarray, fetch: int) -> list[list[Hit]]:
-        """Very selective filters on an ANN index: score the few allowed vectors exactly instead."""
-        vectors = np.vstack([self.index.reconstruct(int(p)) for p in positions])
-        sims = queries @ vectors.T
-        order = np.argsort(-sims, axis=1)[:, :fetch]
+        """Score the allowed vectors exactly: for very selective filters on an ANN index, and to complete a short
+        approximate answer. Chunked, so memory stays bounded however many vectors are allowed."""
+        best_scores = np.empty((len(queries), 0), dtype=np.float32)
+        best_positions = np.empty((len(queries), 0), dtype=np.int64)
+        for start in range(0, len(positions), EXACT_CHUNK):
+            chunk = np.asarray(positions[start : start + EXACT_CHUNK], dtype=np.int64)
+            sims = queries @ self.index.reconstruct_batch(chunk).T
+            scores = np.hstack([best_scores, sims])
+            candidates = np.hstack([best_positions, np.broadcast_to(chunk, sims.shape)])
+            order = np.argsort(-scores, axis=1, kind="stable")[:, :fetch]
+            best_scores = np.take_along_axis(scores, order, 1)
+            best_positions = np.take_along_axis(candidates, order, 1)
         return [
-            [Hit(self.ids[int(positions[j])], float(sims[q, j])) for j in row] for q, row in enumerate(order)
+            [Hit(self.ids[int(p)], float(s)) for s, p in zip(row_scores, row_positions)]
+            for row_scores, row_positions in zip(best_scores, best_positions)
         ]
 
     def _hits(self, scores: np.ndarray, positions: np.ndarray, k: int, exclude: set[str]) -> list[Hit]:
