@@ -60,18 +60,37 @@ class CatalogDB:
         if not create and not self.path.is_file():
             raise IndexFormatError(f"no index in {index_dir} (missing {DB_NAME}); run `fashionrec index` first")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
         try:
-            self.conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+            version = self._schema_version(create)
+            if version != str(SCHEMA_VERSION):
+                raise IndexFormatError(
+                    f"{self.path} has schema version {version}; this fashionrec reads {SCHEMA_VERSION}"
+                )
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
-            self.conn.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
+            self.conn.close()
             raise IndexFormatError(f"{self.path} is not a fashionrec index database ({exc})") from None
-        version = self.get_setting("schema_version")
-        if version is None:
-            self.set_setting("schema_version", str(SCHEMA_VERSION))
-        elif int(version) != SCHEMA_VERSION:
-            raise IndexFormatError(f"{self.path} has schema version {version}; this fashionrec reads {SCHEMA_VERSION}")
+        except IndexFormatError:
+            self.conn.close()
+            raise
+
+    def _schema_version(self, create: bool) -> str:
+        """The file's schema version. A new file gets the tables and the version in one transaction (a kill cannot
+        leave tables without a version); a database that is not ours is refused before anything is written to it."""
+        tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not tables and create:
+            self.conn.executescript(
+                f"BEGIN; {_SCHEMA} INSERT INTO settings(key, value) VALUES ('schema_version', '{SCHEMA_VERSION}'); COMMIT;"
+            )
+            return str(SCHEMA_VERSION)
+        found = "settings" in tables and self.conn.execute(
+            "SELECT value FROM settings WHERE key='schema_version'"
+        ).fetchone()
+        if not found:
+            raise IndexFormatError(f"{self.path} is not a fashionrec index database (no schema version)")
+        return str(found[0])
 
     def close(self) -> None:
         self.conn.close()

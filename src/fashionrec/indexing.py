@@ -24,7 +24,7 @@ from fashionrec.embedders import Embedder
 from fashionrec.errors import FashionrecError
 from fashionrec.imageio import load_image
 from fashionrec.modelspec import ModelSpec, same_vectors
-from fashionrec.stores.faiss_store import FaissStore, IndexKind, build_index
+from fashionrec.stores.faiss_store import INDEX_FILE, FaissStore, IndexKind, build_index
 
 REPORT_FILE = "catalog_report.json"
 
@@ -120,6 +120,14 @@ def _scan(catalog: Catalog, progress: bool) -> list[tuple[str, str, str, dict[st
     return rows
 
 
+def _retire_stale_faiss(db: CatalogDB, index_path: Path, rows: Sequence[tuple[str, ...]]) -> None:
+    """Delete the FAISS file before products it holds leave SQLite: a run killed after that then leaves an index
+    that says it is incomplete (re-run to finish), never vectors of products the database no longer has."""
+    path = index_path / INDEX_FILE
+    if path.exists() and {item.id for item in db.iter_items()} - {row[0] for row in rows}:
+        path.unlink()
+
+
 def index_catalog(
     catalog_dir: str | os.PathLike[str],
     index_dir: str | os.PathLike[str],
@@ -157,6 +165,7 @@ def index_catalog(
         if previous is not None and not same_vectors(json.loads(previous), model_info):
             db.clear_vectors()
         db.set_setting("model", json.dumps(model_info))
+        _retire_stale_faiss(db, index_path, rows)
         counts = db.sync(rows, catalog.columns)
         todo = db.pending()
         embedded = 0

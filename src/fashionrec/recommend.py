@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +24,10 @@ from PIL import Image
 
 from fashionrec.catalog_db import CatalogDB, StoredItem
 from fashionrec.embedders import Embedder
-from fashionrec.errors import FashionrecError
+from fashionrec.errors import FashionrecError, IndexFormatError
 from fashionrec.filters import Filters, MetadataColumns, normalise_filters
 from fashionrec.imageio import load_image
-from fashionrec.modelspec import ModelSpec
+from fashionrec.modelspec import ModelSpec, same_vectors
 from fashionrec.stores.base import Hit, VectorStore
 from fashionrec.stores.faiss_store import FaissStore
 
@@ -70,14 +71,26 @@ class Recommender:
         """Open an index directory. ``store`` replaces the default FAISS file (e.g. a Milvus store)."""
         path = Path(index_dir)
         db = CatalogDB(path)
-        model = json.loads(db.get_setting("model") or "null")
-        if model is None:
-            raise FashionrecError(f"index in {path} is incomplete (no model recorded); re-run `fashionrec index`")
-        if store is None:
-            faiss_store = FaissStore.load(path)
-            faiss_store.meta = MetadataColumns(db.columns, [m.metadata for m in _in_order(db, faiss_store.ids)])
-            store = faiss_store
-        return cls(path, db, store, embedder or ModelSpec.from_dict(model).build())
+        try:
+            model = json.loads(db.get_setting("model") or "null")
+            if model is None:
+                raise FashionrecError(f"index in {path} is incomplete (no model recorded); re-run `fashionrec index`")
+            if store is None:
+                faiss_store = FaissStore.load(path)
+                if not same_vectors(faiss_store.model, model):
+                    raise IndexFormatError(
+                        f"the vectors in {path} come from another model than the database records (a re-index with a "
+                        "new model was interrupted?); re-run `fashionrec index` to finish it"
+                    )
+                faiss_store.meta = MetadataColumns(db.columns, [m.metadata for m in _in_order(db, faiss_store.ids)])
+                store = faiss_store
+            return cls(path, db, store, embedder or ModelSpec.from_dict(model).build())
+        except sqlite3.DatabaseError as exc:  # pages damaged past the header only show when they are read
+            db.close()
+            raise IndexFormatError(f"{db.path} is damaged ({exc}); rebuild the index with `fashionrec index`") from None
+        except BaseException:
+            db.close()
+            raise
 
     def close(self) -> None:
         self.db.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import sqlite3
 import sys
 from collections.abc import Sequence
 
@@ -40,6 +41,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except FashionrecError as exc:
         print(f"fashionrec: error: {exc}", file=sys.stderr)
+        return 2
+    except sqlite3.DatabaseError as exc:  # damage inside the index database, found only when a page is read
+        print(f"fashionrec: error: the index database is damaged ({exc}); rebuild it with `fashionrec index`",
+              file=sys.stderr)
         return 2
     except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
         print(f"fashionrec: error: {exc.strerror}: {exc.filename}", file=sys.stderr)

@@ -138,10 +138,14 @@ class FaissStore:
         payload = data[start + header_len :]
         if hashlib.sha256(payload).hexdigest() != header.get("payload_sha256"):
             raise IndexFormatError(f"{path}: checksum mismatch (file corrupt or truncated); re-run `fashionrec index`")
-        index = faiss.deserialize_index(np.frombuffer(payload, dtype=np.uint8))
-        if index.ntotal != len(header["ids"]):
-            raise IndexFormatError(f"{path}: {index.ntotal} vectors but {len(header['ids'])} ids")
-        return cls(index=index, ids=list(header["ids"]), kind=str(header["kind"]), model=dict(header["model"]))
+        try:  # a checksum only proves the file is intact, not that a foreign writer produced valid content
+            index = faiss.deserialize_index(np.frombuffer(payload, dtype=np.uint8))
+            ids, kind, model = [str(i) for i in header["ids"]], str(header["kind"]), dict(header["model"])
+        except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+            raise IndexFormatError(f"{path}: unreadable index content ({exc}); re-run `fashionrec index`") from None
+        if index.ntotal != len(ids):
+            raise IndexFormatError(f"{path}: {index.ntotal} vectors but {len(ids)} ids")
+        return cls(index=index, ids=ids, kind=kind, model=model)
 
     # search ---------------------------------------------------------------------------------------------
     def position(self, item_id: str) -> int | None:
