@@ -28,7 +28,7 @@ MODES = ["RGB", "RGBA", "RGBa", "RGBX", "L", "LA", "P", "PA", "CMYK", "1", "I", 
          "HSV", "LAB"]
 COLUMNS = ["gender", "colour", "season"]
 # Few distinct values per column, so random filters match some rows and miss others.
-VALUES = st.sampled_from(["", "Men", "Women", "Red", "Blue", "Navy Blue", "Fall", "x,y", "é", "1"])
+VALUES = st.sampled_from(["", "Men", "Women", "Women\x00", "Red", "Blue", "Navy Blue", "Fall", "x,y", "é", "1"])
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 

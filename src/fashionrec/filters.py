@@ -60,5 +60,6 @@ class MetadataColumns:
         for key, values in filters.items():
             if key not in self._values:
                 raise FashionrecError(f"unknown filter column {key!r}; filterable columns: {', '.join(self.columns)}")
-            mask &= np.isin(self._values[key], list(values))
+            # As objects: a numpy string array would drop trailing NULs, so "Women\0" would match "Women".
+            mask &= np.isin(self._values[key], np.array(list(values), dtype=object))
         return mask
