@@ -1,0 +1,90 @@
+"""Helpers shared by the benchmark scripts: where the data is, what machine ran, peak memory, table and JSON output.
+
+Kept in one place so every benchmark describes its machine and writes its results the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from fashionrec.errors import FashionrecError
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+SHARED = Path(os.environ.get("FASHIONREC_SHARED_DATA", REPO.parent / "shared" / "data"))
+SHARED_CATALOGUE = SHARED / "catalogue"
+
+
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo (Linux), else what platform reports."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine() -> dict[str, Any]:
+    """Cores and CPU model: timings mean nothing without them."""
+    return {"cores": os.cpu_count(), "cpu": cpu_model(), "python": platform.python_version()}
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far (ru_maxrss is KiB on Linux)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, json_mode: bool) -> None:
+    """A plain aligned text table; on stderr in ``json_mode`` so stdout carries only the JSON."""
+    out = sys.stderr if json_mode else sys.stdout
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    for n, row in enumerate(cells):
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)), file=out)
+        if n == 0:
+            print("  ".join("-" * w for w in widths), file=out)
+
+
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    """Options every benchmark on the shared catalogue takes."""
+    parser.add_argument("--catalog", type=Path, default=SHARED_CATALOGUE, help="catalogue folder (styles.csv + images/)")
+    parser.add_argument("--limit", type=int, default=0, help="only this many products (0 = all)")
+    parser.add_argument("--note", default="", help="free text stored in the JSON (e.g. machine load)")
+    parser.add_argument("--json", action="store_true", help="also print the JSON result to stdout")
+
+
+def check_limit(limit: int) -> None:
+    """A negative --limit is a user error, not 'all'."""
+    if limit < 0:
+        raise FashionrecError(f"--limit must be 0 (all) or positive, got {limit}")
+
+
+def write_results(name: str, data: dict[str, Any], *, echo: bool) -> Path:
+    """Write benchmarks/results/<name>.json; with ``echo`` (the --json flag) print the same JSON to stdout."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    text = json.dumps(data, indent=2)
+    path.write_text(text + "\n")
+    if echo:
+        sys.stdout.write(text + "\n")
+    return path
+
+
+def run_main(main: Callable[[list[str] | None], int]) -> None:
+    """Run a benchmark's main: a user error is one line on stderr and exit status 2, never a traceback."""
+    try:
+        code = main(None)
+    except FashionrecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        code = 2
+    raise SystemExit(code)
