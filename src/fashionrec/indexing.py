@@ -13,18 +13,20 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm import tqdm
 
 from fashionrec.catalog import Catalog, CatalogReport, file_digest, read_catalog
 from fashionrec.catalog_db import CatalogDB, SyncCounts
-from fashionrec.embedders import Embedder
 from fashionrec.errors import FashionrecError
 from fashionrec.imageio import load_image
 from fashionrec.modelspec import ModelSpec, same_vectors
 from fashionrec.stores.faiss_store import INDEX_FILE, FaissStore, IndexKind, build_index
+
+if TYPE_CHECKING:  # only an annotation here; importing it loads PyTorch
+    from fashionrec.embedders import Embedder
 
 REPORT_FILE = "catalog_report.json"
 

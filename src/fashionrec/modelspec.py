@@ -11,10 +11,13 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fashionrec.embedders import DEFAULT_MODEL, Embedder, create_embedder
+from fashionrec.embedders import DEFAULT_MODEL, create_embedder
 from fashionrec.errors import FashionrecError
+
+if TYPE_CHECKING:  # only an annotation here; importing it loads PyTorch
+    from fashionrec.embedders import Embedder
 
 
 def _fingerprint(path: str | None) -> str | None:

@@ -17,19 +17,21 @@ import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
 from fashionrec.catalog_db import CatalogDB, StoredItem
-from fashionrec.embedders import Embedder
 from fashionrec.errors import FashionrecError, IndexFormatError
 from fashionrec.filters import Filters, MetadataColumns, normalise_filters
 from fashionrec.imageio import load_image
 from fashionrec.modelspec import ModelSpec, same_vectors
 from fashionrec.stores.base import Hit, VectorStore
 from fashionrec.stores.faiss_store import FaissStore
+
+if TYPE_CHECKING:  # only an annotation here; importing it loads PyTorch
+    from fashionrec.embedders import Embedder
 
 ImageSource = str | os.PathLike[str] | bytes | Image.Image
 MAX_K = 1000
