@@ -123,13 +123,13 @@ def test_index_killed_at_random_points_resumes_to_the_clean_result(
     small_catalog: Path, tmp_path: Path, fast_embedder: Embedder
 ) -> None:
     reference = tmp_path / "reference"
-    started = time.monotonic()
-    subprocess.run(index_cmd(small_catalog, reference), env=CLI_ENV, check=True, capture_output=True)
-    clean_seconds = time.monotonic() - started
+    index_catalog(small_catalog, reference, model=FAST_MODEL, embedder=fast_embedder, batch_size=BATCH,
+                  progress=False)
 
     rng = random.Random(SEED)
     embed_points = sorted(rng.sample(range(BATCH, PRODUCTS * 2 // 3), 2))
-    points = [("time", rng.uniform(0.1, 0.9) * clean_seconds)] + [("embedded", n) for n in embed_points]
+    # a first kill anywhere from start-up to embedding, then two at random numbers of committed batches
+    points = [("time", rng.uniform(0.5, 6.0))] + [("embedded", n) for n in embed_points]
     index_dir = tmp_path / "killed"
     kills = 0
     for point in points:  # each run resumes what the previous killed run left
@@ -153,7 +153,7 @@ def test_update_with_removals_and_a_new_model_killed_then_resumed(
     catalog = tmp_path / "catalog"
     shutil.copytree(small_catalog, catalog)
     index_dir = tmp_path / "index"
-    subprocess.run(index_cmd(catalog, index_dir), env=CLI_ENV, check=True, capture_output=True)
+    index_catalog(catalog, index_dir, model=FAST_MODEL, embedder=fast_embedder, batch_size=BATCH, progress=False)
 
     lines = (catalog / "styles.csv").read_text(encoding="utf-8").splitlines()
     for line in lines[1:4]:  # three changed images
