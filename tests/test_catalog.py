@@ -16,7 +16,7 @@ HEADER = "id,gender,articleType,productDisplayName\n"
 
 
 def _catalog(tmp_path: Path, csv_text: str, image_ids: list[str]) -> Path:
-    (tmp_path / "images").mkdir()
+    (tmp_path / "images").mkdir(parents=True)
     for item_id in image_ids:
         Image.new("RGB", (60, 80), "red").save(tmp_path / "images" / f"{item_id}.jpg")
     (tmp_path / "styles.csv").write_text(csv_text, encoding="utf-8")
