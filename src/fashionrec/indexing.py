@@ -157,9 +157,9 @@ def index_catalog(
     index_path = Path(index_dir)
     catalog: Catalog = read_catalog(catalog_dir, metadata, id_column=id_column, image_pattern=image_pattern, columns=columns)
     spec = model or ModelSpec()
-    embedder = embedder or spec.build()
-    model_info = spec.to_dict(embedder)
     index_path.mkdir(parents=True, exist_ok=True)
+    embedder = embedder or spec.build(cache_dir=index_path)
+    model_info = spec.to_dict(embedder)
     db = CatalogDB(index_path, create=True)
     try:
         rows = _scan(catalog, progress)

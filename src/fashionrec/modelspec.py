@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fashionrec.embedders import DEFAULT_MODEL, create_embedder
+from fashionrec.embedders import DEFAULT_MODEL, create_embedder, resolve_image_size
 from fashionrec.errors import FashionrecError
 
-if TYPE_CHECKING:  # only an annotation here; importing it loads PyTorch
-    from fashionrec.embedders import Embedder
+BACKENDS = ("auto", "onnx", "torch")
+
+if TYPE_CHECKING:  # only annotations here; importing them loads PyTorch
+    from fashionrec.embedders import Embedder, TorchEmbedder
 
 
 def _fingerprint(path: str | None) -> str | None:
@@ -38,8 +41,31 @@ class ModelSpec:
     image_size: int | None = None
     weights: str | None = None
 
-    def build(self) -> Embedder:
-        return create_embedder(self.name, image_size=self.image_size, weights=self.weights)
+    def build(self, cache_dir: Path | None = None, backend: str | None = None) -> Embedder:
+        """The embedder, run by ONNX Runtime when available (``auto``), else by PyTorch.
+
+        ``backend`` defaults to ``FASHIONREC_BACKEND`` (``auto``); ``onnx`` insists on ONNX Runtime. The
+        export is cached in ``cache_dir`` (the index directory), so later processes skip PyTorch entirely.
+        """
+        backend = backend or os.environ.get("FASHIONREC_BACKEND", "auto")
+        if backend not in BACKENDS:
+            raise FashionrecError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+
+        def build_torch() -> TorchEmbedder:
+            return create_embedder(self.name, image_size=self.image_size, weights=self.weights)
+
+        from fashionrec.embedders.onnx_embedder import (
+            cache_key,
+            onnx_embedder,
+            onnxruntime_available,
+        )
+
+        if backend == "torch" or (backend == "auto" and not onnxruntime_available()):
+            return build_torch()
+        if not onnxruntime_available():
+            raise FashionrecError("backend onnx needs onnxruntime: pip install 'fashionrec[fast]'")
+        key = cache_key(self.name, resolve_image_size(self.name, self.image_size), _fingerprint(self.weights))
+        return onnx_embedder(key, build_torch, cache_dir)
 
     def to_dict(self, embedder: Embedder | None = None) -> dict[str, Any]:
         """Serialisable form; with the built embedder, the resolved input size and dimension are recorded too."""

@@ -86,7 +86,7 @@ class Recommender:
                     )
                 faiss_store.meta = MetadataColumns(db.columns, [m.metadata for m in _in_order(db, faiss_store.ids)])
                 store = faiss_store
-            return cls(path, db, store, embedder or ModelSpec.from_dict(model).build())
+            return cls(path, db, store, embedder or ModelSpec.from_dict(model).build(cache_dir=path))
         except sqlite3.DatabaseError as exc:  # pages damaged past the header only show when they are read
             db.close()
             raise IndexFormatError(f"{db.path} is damaged ({exc}); rebuild the index with `fashionrec index`") from None

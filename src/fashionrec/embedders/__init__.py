@@ -16,7 +16,7 @@ from fashionrec.errors import FashionrecError
 if TYPE_CHECKING:
     from fashionrec.embedders.base import Embedder, TorchEmbedder
 
-__all__ = ["DEFAULT_MODEL", "Embedder", "TorchEmbedder", "available_models", "create_embedder"]
+__all__ = ["DEFAULT_MODEL", "Embedder", "TorchEmbedder", "available_models", "create_embedder", "resolve_image_size"]
 
 DEFAULT_MODEL = "efficientnet-lite2"
 
@@ -42,26 +42,32 @@ def available_models() -> list[str]:
     return list(_MODELS)
 
 
-def create_embedder(
-    name: str = DEFAULT_MODEL,
-    *,
-    image_size: int | None = None,
-    weights: str | os.PathLike[str] | None = None,
-) -> Embedder:
-    """Build the embedder ``name`` with its ImageNet weights, fully offline.
-
-    ``image_size`` is the square side images are resized to (default per model, 224); smaller is
-    much faster, and the 60x80 catalogue photos carry little detail beyond 160 px. ``weights`` is a
-    ``state_dict`` file that replaces the packaged weights (required for ``resnet50``, which has none).
-    """
+def resolve_image_size(name: str, image_size: int | None) -> int:
+    """The square input side ``name`` runs at: ``image_size``, or the model's default, checked."""
     entry = _MODELS.get(name)
     if entry is None:
         raise FashionrecError(f"unknown model {name!r}; available: {', '.join(available_models())}")
     size = entry.image_size if image_size is None else image_size
     if isinstance(size, bool) or not isinstance(size, int) or size < MIN_IMAGE_SIZE:
         raise FashionrecError(f"image size must be an integer of at least {MIN_IMAGE_SIZE}, got {size!r}")
-    backbone = importlib.import_module(f"{__name__}.{entry.module}")
-    embedder: Embedder = backbone.build(name, image_size=size, weights=weights)
+    return size
+
+
+def create_embedder(
+    name: str = DEFAULT_MODEL,
+    *,
+    image_size: int | None = None,
+    weights: str | os.PathLike[str] | None = None,
+) -> TorchEmbedder:
+    """Build the embedder ``name`` with its ImageNet weights, fully offline (in PyTorch; see ``ModelSpec.build``).
+
+    ``image_size`` is the square side images are resized to (default per model, 224); smaller is
+    much faster, and the 60x80 catalogue photos carry little detail beyond 160 px. ``weights`` is a
+    ``state_dict`` file that replaces the packaged weights (required for ``resnet50``, which has none).
+    """
+    size = resolve_image_size(name, image_size)
+    backbone = importlib.import_module(f"{__name__}.{_MODELS[name].module}")
+    embedder: TorchEmbedder = backbone.build(name, image_size=size, weights=weights)
     return embedder
 
 

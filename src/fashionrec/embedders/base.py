@@ -16,13 +16,11 @@ import torch
 from PIL import Image
 from torch import nn
 
+from fashionrec.embedders.preprocess import NORM_EPS, Preprocessor, thread_count
 from fashionrec.errors import FashionrecError
-from fashionrec.imageio import load_image, pad_to_square
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
-
-_NORM_EPS = 1e-12  # keeps an all-zero feature row (possible after ReLU) at zero instead of NaN
 
 
 @runtime_checkable
@@ -52,21 +50,8 @@ class Embedder(Protocol):
 
 
 def configure_threads() -> int:
-    """Set and return the number of CPU threads PyTorch uses for a forward pass.
-
-    ``FASHIONREC_THREADS`` wins when set. Otherwise an explicit ``OMP_NUM_THREADS`` is respected
-    (PyTorch already reads it), and failing both we cap PyTorch at the CPUs this process may run
-    on: PyTorch counts the whole machine, and oversubscribing a container's CPUs makes inference
-    several times slower.
-    """
-    requested = os.environ.get("FASHIONREC_THREADS", "").strip()
-    if requested:
-        if not requested.isdigit() or int(requested) < 1:
-            raise FashionrecError(f"FASHIONREC_THREADS must be a positive integer, got {requested!r}")
-        torch.set_num_threads(int(requested))
-    elif "OMP_NUM_THREADS" not in os.environ:
-        usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        torch.set_num_threads(max(1, min(torch.get_num_threads(), usable or 1)))
+    """Set PyTorch's CPU threads to :func:`~fashionrec.embedders.preprocess.thread_count` and return it."""
+    torch.set_num_threads(thread_count())
     return torch.get_num_threads()
 
 
@@ -110,6 +95,8 @@ class TorchEmbedder:
     backbone's weights were trained with; they are public so an exported copy can be fed the same way.
     """
 
+    backend = "torch"
+
     def __init__(
         self,
         name: str,
@@ -126,11 +113,8 @@ class TorchEmbedder:
         self.image_size = image_size
         self.mean = mean
         self.std = std
+        self.preprocess = Preprocessor(image_size, mean, std)
         self._module = module.eval()
-        # Scale and offset folded together: (x / 255 - mean) / std == x * scale + offset, per channel.
-        std_arr = np.asarray(std, dtype=np.float32)
-        self._scale = (1.0 / (255.0 * std_arr)).astype(np.float32)
-        self._offset = (-np.asarray(mean, dtype=np.float32) / std_arr).astype(np.float32)
 
     def __repr__(self) -> str:
         return f"TorchEmbedder(name={self.name!r}, dim={self.dim}, image_size={self.image_size})"
@@ -143,30 +127,14 @@ class TorchEmbedder:
         """
         return self._module
 
-    def preprocess(self, image: Image.Image) -> np.ndarray:
-        """Pad to a white square (never stretch), resize to ``image_size`` and normalise -> float32 CHW.
-
-        Non-RGB images are converted by :func:`fashionrec.imageio.load_image`, so alpha becomes white.
-        Bicubic resampling in Pillow is area-aware when shrinking; ``reducing_gap`` makes shrinking a
-        large phone photo about ten times cheaper with no visible difference.
-        """
-        if image.mode != "RGB":
-            image = load_image(image)
-        size = (self.image_size, self.image_size)
-        square = pad_to_square(image).resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
-        pixels = np.asarray(square, dtype=np.float32) * self._scale + self._offset
-        return np.ascontiguousarray(pixels.transpose(2, 0, 1))
-
     def embed_arrays(self, batch: np.ndarray) -> np.ndarray:
         """Run the backbone on a preprocessed batch and L2-normalise each row -> float32 (N, dim)."""
-        expected = (3, self.image_size, self.image_size)
-        if batch.ndim != 4 or batch.shape[1:] != expected:
-            raise ValueError(f"{self.name} expects a (N, {', '.join(map(str, expected))}) batch, got {batch.shape}")
+        self.preprocess.check_batch(batch, self.name)
         if len(batch) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         inputs = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
         with torch.inference_mode():
-            features = nn.functional.normalize(self._module(inputs).float(), dim=1, eps=_NORM_EPS)
+            features = nn.functional.normalize(self._module(inputs).float(), dim=1, eps=NORM_EPS)
         return features.numpy()
 
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:

@@ -1,0 +1,79 @@
+"""What happens to an image before and after the network, without PyTorch.
+
+Kept apart from the PyTorch embedder so that the ONNX Runtime path (and with it every query of a running
+server) preprocesses exactly the same way without importing PyTorch at all.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from fashionrec.errors import FashionrecError
+from fashionrec.imageio import load_image, pad_to_square
+
+NORM_EPS = 1e-12  # keeps an all-zero feature row (possible after ReLU) at zero instead of NaN
+
+
+@dataclass(frozen=True)
+class Preprocessor:
+    """Pad to a white square (never stretch), resize to ``image_size`` and normalise -> float32 CHW.
+
+    ``mean`` and ``std`` (per RGB channel, for pixels scaled to [0, 1]) are the normalisation the backbone's
+    weights were trained with.
+    """
+
+    image_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def __call__(self, image: Image.Image) -> np.ndarray:
+        """Non-RGB images are converted by :func:`fashionrec.imageio.load_image`, so alpha becomes white.
+
+        Bicubic resampling in Pillow is area-aware when shrinking; ``reducing_gap`` makes shrinking a large
+        phone photo about ten times cheaper with no visible difference.
+        """
+        if image.mode != "RGB":
+            image = load_image(image)
+        size = (self.image_size, self.image_size)
+        square = pad_to_square(image).resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
+        # (x / 255 - mean) / std == x * scale + offset, per channel.
+        std = np.asarray(self.std, dtype=np.float32)
+        scale = 1.0 / (255.0 * std)
+        offset = -np.asarray(self.mean, dtype=np.float32) / std
+        pixels = np.asarray(square, dtype=np.float32) * scale + offset
+        return np.ascontiguousarray(pixels.transpose(2, 0, 1), dtype=np.float32)
+
+    def check_batch(self, batch: np.ndarray, name: str) -> None:
+        """Refuse a batch of the wrong shape with a message naming the model, before the network sees it."""
+        expected = (3, self.image_size, self.image_size)
+        if batch.ndim != 4 or batch.shape[1:] != expected:
+            raise ValueError(f"{name} expects a (N, {', '.join(map(str, expected))}) batch, got {batch.shape}")
+
+
+def l2_normalise(features: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (float32), so that a dot product is a cosine similarity."""
+    features = np.asarray(features, dtype=np.float32)
+    norms = np.linalg.norm(features, axis=1, keepdims=True)
+    return features / np.maximum(norms, NORM_EPS)
+
+
+def thread_count() -> int:
+    """CPU threads one forward pass should use.
+
+    ``FASHIONREC_THREADS`` wins when set, then an explicit ``OMP_NUM_THREADS``; failing both, the CPUs this
+    process may run on. Runtimes count the whole machine, and oversubscribing a container's CPUs makes
+    inference several times slower.
+    """
+    for variable in ("FASHIONREC_THREADS", "OMP_NUM_THREADS"):
+        requested = os.environ.get(variable, "").strip()
+        if not requested:
+            continue
+        if not requested.isdigit() or int(requested) < 1:
+            raise FashionrecError(f"{variable} must be a positive integer, got {requested!r}")
+        return int(requested)
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, usable or 1)

@@ -1,0 +1,78 @@
+"""ONNX Runtime backend: same vectors as PyTorch, exported once and cached in the index, loaded without PyTorch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fashionrec.embedders.base import TorchEmbedder
+from fashionrec.embedders.onnx_embedder import ONNX_DIR, OnnxEmbedder
+from fashionrec.errors import FashionrecError
+from fashionrec.imageio import load_image
+from fashionrec.modelspec import ModelSpec
+from tests.conftest import DEMO_CATALOG, DEMO_QUERIES
+
+SPEC = ModelSpec("efficientnet-lite0", 96)
+
+
+def _images() -> list:
+    paths = sorted((DEMO_CATALOG / "images").glob("*.jpg"))[:6] + sorted(DEMO_QUERIES.glob("*.jpg"))
+    return [load_image(p) for p in paths]
+
+
+def test_onnx_vectors_match_pytorch_and_export_is_cached(tmp_path: Path) -> None:
+    reference = SPEC.build(backend="torch")
+    exported = SPEC.build(cache_dir=tmp_path, backend="onnx")
+    assert isinstance(reference, TorchEmbedder) and isinstance(exported, OnnxEmbedder)
+    assert (exported.name, exported.dim, exported.image_size) == (reference.name, reference.dim, reference.image_size)
+    images = _images()
+    cosine = np.sum(reference.embed(images) * exported.embed(images), axis=1)
+    assert cosine.min() >= 1 - 1e-4
+    cached = list((tmp_path / ONNX_DIR).glob("*.onnx"))
+    assert len(cached) == 1 and not list((tmp_path / ONNX_DIR).glob("*.tmp"))
+    again = SPEC.build(cache_dir=tmp_path, backend="onnx")
+    assert np.array_equal(again.embed(images[:2]), exported.embed(images[:2]))
+
+
+def test_cached_export_loads_without_pytorch(tmp_path: Path) -> None:
+    SPEC.build(cache_dir=tmp_path, backend="onnx")
+    code = (
+        "import sys; from pathlib import Path; from fashionrec.modelspec import ModelSpec; "
+        f"e = ModelSpec('efficientnet-lite0', 96).build(cache_dir=Path({str(tmp_path)!r})); "
+        "from PIL import Image; v = e.embed([Image.new('RGB', (60, 80), 'red')]); "
+        "print(type(e).__name__, v.shape, 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["OnnxEmbedder", "(1,", "1280)", "False"]
+
+
+def test_damaged_cache_is_replaced(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    SPEC.build(cache_dir=tmp_path, backend="onnx")
+    (cached,) = (tmp_path / ONNX_DIR).glob("*.onnx")
+    cached.write_bytes(b"<html>not a model</html>")
+    embedder = SPEC.build(cache_dir=tmp_path, backend="onnx")
+    assert "re-exporting damaged ONNX cache" in capfd.readouterr().err
+    assert embedder.embed(_images()[:1]).shape == (1, 1280)
+    assert OnnxEmbedder.load(str(cached)).name == "efficientnet-lite0"
+
+
+def test_backend_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FASHIONREC_BACKEND", "torch")
+    assert isinstance(SPEC.build(cache_dir=tmp_path), TorchEmbedder)
+    assert not (tmp_path / ONNX_DIR).exists()
+    monkeypatch.setenv("FASHIONREC_BACKEND", "tensorrt")
+    with pytest.raises(FashionrecError, match="backend must be one of auto, onnx, torch"):
+        SPEC.build(cache_dir=tmp_path)
+
+
+def test_read_only_index_dir_keeps_export_in_memory(tmp_path: Path) -> None:
+    locked = tmp_path / "ro"
+    locked.mkdir()
+    (locked / ONNX_DIR).write_text("a file where the cache folder should be")
+    embedder = SPEC.build(cache_dir=locked, backend="onnx")
+    assert isinstance(embedder, OnnxEmbedder)
+    assert embedder.embed(_images()[:1]).shape == (1, 1280)
