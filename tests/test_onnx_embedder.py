@@ -33,7 +33,7 @@ def test_onnx_vectors_match_pytorch_and_export_is_cached(tmp_path: Path) -> None
     cosine = np.sum(reference.embed(images) * exported.embed(images), axis=1)
     assert cosine.min() >= 1 - 1e-4
     cached = list((tmp_path / ONNX_DIR).glob("*.onnx"))
-    assert len(cached) == 1 and not list((tmp_path / ONNX_DIR).glob("*.tmp"))
+    assert len(cached) == 1 and not list((tmp_path / ONNX_DIR).glob(".*.tmp"))
     again = SPEC.build(cache_dir=tmp_path, backend="onnx")
     assert np.array_equal(again.embed(images[:2]), exported.embed(images[:2]))
 

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fashionrec.atomic import write_atomically
 from fashionrec.errors import FashionrecError
 
 DEFAULT_IMAGE_PATTERN = "images/{id}.jpg"
@@ -67,9 +68,7 @@ class CatalogReport:
 
     def write(self, path: Path) -> None:
         """Write the report as JSON, atomically (a reader never sees half a report)."""
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, path)
+        write_atomically(path, json.dumps(self.to_dict(), indent=1, ensure_ascii=False).encode("utf-8"))
 
 
 @dataclass

@@ -11,9 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import sys
-import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
+from fashionrec.atomic import write_atomically
 from fashionrec.embedders.preprocess import Preprocessor, l2_normalise, thread_count
 from fashionrec.errors import FashionrecError
 
@@ -127,20 +126,6 @@ def cache_key(name: str, image_size: int, weights_fingerprint: str | None) -> st
     return f"{name}-{image_size}-{hashlib.blake2b(detail.encode(), digest_size=6).hexdigest()}"
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 def onnx_embedder(key: str, build_torch: Callable[[], TorchEmbedder], cache_dir: Path | None) -> OnnxEmbedder:
     """The cached export ``cache_dir/onnx/<key>.onnx`` if it loads, else a fresh, parity-checked export.
 
@@ -160,7 +145,8 @@ def onnx_embedder(key: str, build_torch: Callable[[], TorchEmbedder], cache_dir:
         raise FashionrecError(f"ONNX export of {reference.name} disagrees with PyTorch (cosine {cosine:.6f})")
     if path is not None:
         try:
-            _write_atomically(path, data)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomically(path, data)
         except OSError as exc:
             print(f"fashionrec: warning: cannot cache the ONNX export in {path.parent} ({exc.strerror})",
                   file=sys.stderr)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any, Literal
 import faiss
 import numpy as np
 
+from fashionrec.atomic import write_atomically
 from fashionrec.errors import IndexFormatError
 from fashionrec.filters import Filters, MetadataColumns
 from fashionrec.stores.base import Hit
@@ -105,15 +105,7 @@ class FaissStore:
                 "payload_sha256": hashlib.sha256(payload).hexdigest(),
             }
         ).encode()
-        path = Path(index_dir) / INDEX_FILE
-        tmp = path.with_name(path.name + ".tmp")
-        with tmp.open("wb") as out:
-            out.write(MAGIC + struct.pack("<Q", len(header)) + header)
-            out.write(payload)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-        return path
+        return write_atomically(Path(index_dir) / INDEX_FILE, MAGIC + struct.pack("<Q", len(header)) + header, payload)
 
     @classmethod
     def load(cls, index_dir: Path) -> FaissStore:
