@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fashionrec.config import env_default
 from fashionrec.embedders import DEFAULT_MODEL, create_embedder, resolve_image_size
 from fashionrec.errors import FashionrecError
 
@@ -47,7 +47,7 @@ class ModelSpec:
         ``backend`` defaults to ``FASHIONREC_BACKEND`` (``auto``); ``onnx`` insists on ONNX Runtime. The
         export is cached in ``cache_dir`` (the index directory), so later processes skip PyTorch entirely.
         """
-        backend = backend or os.environ.get("FASHIONREC_BACKEND", "auto")
+        backend = backend or env_default("FASHIONREC_BACKEND")
         if backend not in BACKENDS:
             raise FashionrecError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
 
