@@ -45,11 +45,20 @@ def normalise_filters(filters: Mapping[str, Iterable[str]] | None, columns: Sequ
 
 
 class MetadataColumns:
-    """Metadata held column-wise in memory, aligned with vector-store positions, for fast filter masks."""
+    """Metadata held column-wise in memory, aligned with vector-store positions, for fast filter masks.
+
+    Each column is stored as integer codes plus its vocabulary, so a mask compares small integers (~0.1 ms at
+    40k rows) instead of Python strings (2-5 ms per query), and no per-query work depends on string lengths.
+    """
 
     def __init__(self, columns: Sequence[str], rows: Sequence[Mapping[str, str]]) -> None:
         self.columns = list(columns)
-        self._values = {c: np.array([r.get(c, "") for r in rows], dtype=object) for c in self.columns}
+        self._vocab: dict[str, dict[str, int]] = {}
+        self._codes: dict[str, np.ndarray] = {}
+        for column in self.columns:
+            vocab = self._vocab[column] = {}
+            # Exact dict lookups on str objects: "Women\0" stays a value of its own, never "Women".
+            self._codes[column] = np.array([vocab.setdefault(r.get(column, ""), len(vocab)) for r in rows], np.int32)
         self.size = len(rows)
 
     def mask(self, filters: Filters) -> np.ndarray | None:
@@ -58,8 +67,9 @@ class MetadataColumns:
             return None
         mask = np.ones(self.size, dtype=bool)
         for key, values in filters.items():
-            if key not in self._values:
+            if key not in self._codes:
                 raise FashionrecError(f"unknown filter column {key!r}; filterable columns: {', '.join(self.columns)}")
-            # As objects: a numpy string array would drop trailing NULs, so "Women\0" would match "Women".
-            mask &= np.isin(self._values[key], np.array(list(values), dtype=object))
+            accepted = np.zeros(len(self._vocab[key]), dtype=bool)  # per code: is this value wanted
+            accepted[[self._vocab[key][v] for v in values if v in self._vocab[key]]] = True
+            mask &= accepted[self._codes[key]]
         return mask

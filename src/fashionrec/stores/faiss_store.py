@@ -29,39 +29,98 @@ from fashionrec.stores.base import Hit
 MAGIC = b"FASHIONREC-FAISS"
 FORMAT_VERSION = 1
 INDEX_FILE = "vectors.faiss"
-IndexKind = Literal["auto", "flat", "hnsw", "ivf"]
-# Below this many items exact search is both fast (< 2 ms per query at 40k x 1280) and perfect.
-AUTO_ANN_THRESHOLD = 200_000
+IndexKind = Literal["auto", "flat", "hnsw", "ivf", "ivfpq"]
+# "auto" by catalogue size. Exact search reads every vector per query (40k x 1280 float32 = 205 MB, ~13 ms on a
+# 2-core VM), so it is kept only where that stays under ~2 ms; HNSW then answers in < 1 ms at recall@10 ~0.99 and
+# builds in seconds; past HNSW_MAX_ITEMS its float32 vectors and build time grow too large, and IVF-PQ with an
+# 8-bit re-ranking copy takes over (about 1/3 of the memory, built in minutes at 1M). See benchmarks/ann_scale.py.
+AUTO_FLAT_MAX_ITEMS = 5_000
+HNSW_MAX_ITEMS = 300_000
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 128
+IVFPQ_MIN_ITEMS = 64  # 4-bit PQ trains 16 centroids per sub-space; below this "ivfpq" falls back to exact search
+IVFPQ_NPROBE = 32
+IVFPQ_K_FACTOR = 16  # the PQ scan proposes k * this candidates, re-ranked on the refine copy
+IVFPQ_REFINE = "SQ8"  # re-ranking copy: SQ8 (1 byte per dimension), SQfp16 (2) or Flat (4, exact scores)
+TRAIN_PER_LIST = 64  # k-means training points per IVF list: enough for stable centroids, bounded training time
 EXACT_CHUNK = 16_384  # vectors scored per step by exact search over a subset (bounded memory)
+
+
+def resolve_kind(kind: IndexKind, n: int) -> str:
+    """The concrete index kind for ``n`` items: "auto" by size, and "ivfpq" on too few items to train it."""
+    if kind == "auto":
+        return "flat" if n < AUTO_FLAT_MAX_ITEMS else "hnsw" if n < HNSW_MAX_ITEMS else "ivfpq"
+    if kind == "ivfpq" and n < IVFPQ_MIN_ITEMS:
+        return "flat"
+    if kind not in ("flat", "hnsw", "ivf", "ivfpq"):
+        raise ValueError(f"unknown index kind {kind!r}")
+    return kind
+
+
+def ivfpq_factory(n: int, dim: int, refine: str = IVFPQ_REFINE) -> str:
+    """FAISS factory string of the large-catalogue index: IVF lists, a 4-bit fast-scan PQ code of dim/8 bytes
+    (SIMD scan, so probing many lists stays cheap) and a re-ranking copy that fixes the PQ's coarse order."""
+    nlist = max(1, min(int(2 * np.sqrt(n)), n // TRAIN_PER_LIST))
+    sub_quantizers = max(2, dim // 4 // 2 * 2)  # 4 dimensions per 4-bit sub-quantizer; fast scan wants an even count
+    while dim % sub_quantizers:
+        sub_quantizers -= 2
+    return f"IVF{nlist},PQ{sub_quantizers}x4fs,Refine({refine})"
+
+
+def new_index(kind: IndexKind, n: int, dim: int) -> tuple[faiss.Index, str]:
+    """An empty inner-product index of the kind suited to ``n`` items (untrained for IVF kinds)."""
+    resolved = resolve_kind(kind, n)
+    if resolved == "flat":
+        return faiss.IndexFlatIP(dim), resolved
+    if resolved == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        index.hnsw.efSearch = HNSW_EF_SEARCH
+        return index, resolved
+    if resolved == "ivf":
+        nlist = max(1, min(int(4 * np.sqrt(max(n, 1))), max(n // 39, 1)))
+        ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        ivf.nprobe = max(1, nlist // 16)
+        return ivf, resolved
+    refined = faiss.index_factory(dim, ivfpq_factory(n, dim), faiss.METRIC_INNER_PRODUCT)
+    refined.k_factor = IVFPQ_K_FACTOR
+    base = faiss.extract_index_ivf(refined)
+    base.nprobe = min(IVFPQ_NPROBE, base.nlist)
+    return refined, resolved
+
+
+def training_sample(vectors: np.ndarray, index: faiss.Index, seed: int = 0) -> np.ndarray:
+    """A seeded subset big enough for the index's k-means (TRAIN_PER_LIST points per list), so training time
+    does not grow with the catalogue."""
+    ivf = faiss.try_extract_index_ivf(index)
+    wanted = max(TRAIN_PER_LIST * (ivf.nlist if ivf is not None else 1), 10_000)
+    if len(vectors) <= wanted:
+        return vectors
+    rows = np.sort(np.random.default_rng(seed).choice(len(vectors), wanted, replace=False))
+    return np.ascontiguousarray(vectors[rows])
 
 
 def build_index(vectors: np.ndarray, kind: IndexKind = "auto") -> tuple[faiss.Index, str]:
     """Build a FAISS inner-product index over L2-normalised ``vectors``; returns the index and its kind."""
     n, dim = vectors.shape
-    if kind == "auto":
-        kind = "flat" if n < AUTO_ANN_THRESHOLD else "hnsw"
-    if kind == "flat":
-        index: faiss.Index = faiss.IndexFlatIP(dim)
-    elif kind == "hnsw":
-        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-        index.hnsw.efSearch = HNSW_EF_SEARCH
-    elif kind == "ivf":
-        nlist = max(1, min(int(4 * np.sqrt(max(n, 1))), max(n // 39, 1)))
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        index.train(vectors)
-        index.nprobe = max(1, nlist // 16)
-    else:
-        raise ValueError(f"unknown index kind {kind!r}")
+    index, resolved = new_index(kind, n, dim)
+    if not index.is_trained:
+        index.train(training_sample(vectors, index))
     if n:
         index.add(vectors)
-    return index, kind
+    return index, resolved
 
 
-def _search_params(index: faiss.Index, selector: faiss.IDSelector | None) -> faiss.SearchParameters | None:
+def search_params(index: faiss.Index, selector: faiss.IDSelector | None) -> faiss.SearchParameters | None:
+    """Per-call parameters carrying the filter's selector down to the index that scans (the IVF under a refine)."""
+    if isinstance(index, faiss.IndexRefine):
+        base = search_params(faiss.downcast_index(index.base_index), selector)
+        if base is None:
+            return None
+        params = faiss.IndexRefineSearchParameters(k_factor=index.k_factor, base_index_params=base)
+        params.referenced_base = base  # keep the SWIG object alive as long as the parameters that point to it
+        return params
     if selector is None:
         return None
     if isinstance(index, faiss.IndexHNSW):
@@ -168,7 +227,7 @@ class FaissStore:
         if mask is not None:
             bits = np.packbits(mask, bitorder="little")
             selector = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bits))
-        scores, positions = self.index.search(queries, fetch, params=_search_params(self.index, selector))
+        scores, positions = self.index.search(queries, fetch, params=search_params(self.index, selector))
         del bits  # the selector points into this buffer; it was alive for the whole search
         hits = [self._hits(s, p, k, exclude) for s, p in zip(scores, positions)]
         short = [n for n, row in enumerate(hits) if len(row) < k]
