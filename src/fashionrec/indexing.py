@@ -21,6 +21,7 @@ from tqdm import tqdm
 from fashionrec.catalog import Catalog, CatalogReport, file_digest, read_catalog
 from fashionrec.catalog_db import CatalogDB, SyncCounts
 from fashionrec.errors import FashionrecError
+from fashionrec.head import load_head
 from fashionrec.imageio import load_image
 from fashionrec.modelspec import ModelSpec, same_vectors
 from fashionrec.stores.faiss_store import INDEX_FILE, FaissStore, IndexKind, build_index
@@ -102,8 +103,15 @@ def embed_batches(
 
 
 def publish_faiss(db: CatalogDB, index_dir: Path, model: dict[str, Any], kind: IndexKind) -> FaissStore:
-    """Rebuild the FAISS file from every embedding in SQLite and write it atomically."""
+    """Rebuild the FAISS file from every embedding in SQLite and write it atomically.
+
+    With a trained head in ``index_dir`` the file holds head-space vectors and its header records the head's
+    fingerprint (SQLite keeps the raw backbone features, so a new head never re-embeds an image)."""
     ids, vectors = db.vectors(int(model["dim"]))
+    head = load_head(index_dir, model)
+    if head is not None:
+        vectors = head.apply(vectors)
+        model = {**model, "head": head.fingerprint}
     index, resolved = build_index(vectors, kind)
     store = FaissStore(index=index, ids=ids, kind=resolved, model=model)
     store.save(index_dir)

@@ -25,6 +25,8 @@ from PIL import Image
 from fashionrec.catalog_db import CatalogDB, StoredItem
 from fashionrec.errors import FashionrecError, IndexFormatError
 from fashionrec.filters import Filters, MetadataColumns, normalise_filters
+from fashionrec.head import Head, fingerprint_of, load_head
+from fashionrec.hybrid import check_preferences, default_weight, pool_size, rerank
 from fashionrec.imageio import load_image
 from fashionrec.modelspec import ModelSpec, same_vectors
 from fashionrec.stores.base import Hit, VectorStore
@@ -59,12 +61,16 @@ def check_k(k: int) -> int:
 class Recommender:
     """Model + vector store + catalogue database, opened once."""
 
-    def __init__(self, index_dir: Path, db: CatalogDB, store: VectorStore, embedder: Embedder) -> None:
+    def __init__(
+        self, index_dir: Path, db: CatalogDB, store: VectorStore, embedder: Embedder, head: Head | None = None
+    ) -> None:
         self.index_dir = index_dir
         self.db = db
         self.store = store
         self.embedder = embedder
+        self.head = head
         self.columns = db.columns
+        self.hybrid_weight = default_weight()
 
     @classmethod
     def open(
@@ -86,7 +92,14 @@ class Recommender:
                     )
                 faiss_store.meta = MetadataColumns(db.columns, [m.metadata for m in _in_order(db, faiss_store.ids)])
                 store = faiss_store
-            return cls(path, db, store, embedder or ModelSpec.from_dict(model).build(cache_dir=path))
+            head = load_head(path, model)
+            published = getattr(store, "model", {}).get("head")
+            if published != fingerprint_of(head):
+                raise IndexFormatError(
+                    f"the vectors in {path} were published with another projection head than {path}/head.npz "
+                    "(a `fashionrec train` was interrupted?); re-run `fashionrec index` to re-publish them"
+                )
+            return cls(path, db, store, embedder or ModelSpec.from_dict(model).build(cache_dir=path), head)
         except sqlite3.DatabaseError as exc:  # pages damaged past the header only show when they are read
             db.close()
             raise IndexFormatError(f"{db.path} is damaged ({exc}); rebuild the index with `fashionrec index`") from None
@@ -108,32 +121,42 @@ class Recommender:
 
     # queries --------------------------------------------------------------------------------------------
     def embed(self, images: Sequence[ImageSource]) -> np.ndarray:
-        """Decode and embed query images (path, bytes or PIL image), one row per image."""
+        """Decode and embed query images (path, bytes or PIL image), one row per image, in the searched space."""
         arrays = [self.embedder.preprocess(load_image(img)) for img in images]
-        return self.embedder.embed_arrays(np.stack(arrays))
+        return self.project(self.embedder.embed_arrays(np.stack(arrays)))
+
+    def project(self, features: np.ndarray) -> np.ndarray:
+        """Backbone features -> the vectors the store holds (through the trained head, when there is one)."""
+        return features if self.head is None else self.head.apply(features)
 
     def recommend(
-        self, image: ImageSource, k: int = 5, filters: Mapping[str, Iterable[str]] | None = None
+        self, image: ImageSource, k: int = 5, filters: Mapping[str, Iterable[str]] | None = None,
+        prefer: Mapping[str, str] | None = None,
     ) -> list[Result]:
-        """Top-k catalogue products visually similar to ``image``, restricted by ``filters``."""
-        return self.recommend_vectors(self.embed([image]), k, filters)[0]
+        """Top-k catalogue products visually similar to ``image``, restricted by ``filters``; products agreeing
+        with the soft preferences ``prefer`` (e.g. ``{"baseColour": "Blue"}``) move up (see fashionrec.hybrid)."""
+        return self.recommend_vectors(self.embed([image]), k, filters, prefer=prefer)[0]
 
     def recommend_vectors(
         self, vectors: np.ndarray, k: int = 5, filters: Mapping[str, Iterable[str]] | None = None,
-        exclude: set[str] | None = None,
+        exclude: set[str] | None = None, prefer: Mapping[str, str] | None = None,
     ) -> list[list[Result]]:
         """Search with precomputed query vectors (used by evaluation and batch queries)."""
-        hits = self.store.search(vectors, check_k(k), self._filters(filters), exclude)
-        return [self._results(row) for row in hits]
+        prefer = check_preferences(prefer, self.columns)
+        fetch = min(pool_size(check_k(k)), MAX_K) if prefer and self.hybrid_weight else check_k(k)
+        hits = self.store.search(vectors, fetch, self._filters(filters), exclude)
+        results = [self._results(row) for row in hits]
+        return [rerank(row, prefer, self.hybrid_weight, k) for row in results] if fetch > k else results
 
     def similar(
-        self, item_id: str, k: int = 5, filters: Mapping[str, Iterable[str]] | None = None
+        self, item_id: str, k: int = 5, filters: Mapping[str, Iterable[str]] | None = None,
+        prefer: Mapping[str, str] | None = None,
     ) -> list[Result]:
         """Products similar to a catalogue product, never including the product itself."""
         vector = self.db.vector(item_id)
         if vector is None:
             raise FashionrecError(f"unknown item id {item_id!r}")
-        return self.recommend_vectors(vector[None, :], k, filters, exclude={item_id})[0]
+        return self.recommend_vectors(self.project(vector[None, :]), k, filters, exclude={item_id}, prefer=prefer)[0]
 
     def item(self, item_id: str) -> StoredItem | None:
         return self.db.get(item_id)

@@ -1,0 +1,38 @@
+"""``fashionrec train``: train the projection head on the index's stored features, then re-publish the index."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+
+from fashionrec.cli.common import add_index_dir, add_json
+from fashionrec.train import TrainConfig, train_index
+
+DEFAULTS = TrainConfig()
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a projection head on the catalogue's labels (frozen backbone)")
+    add_index_dir(p)
+    add_json(p)
+    p.add_argument("--epochs", type=int, default=DEFAULTS.epochs, help="passes over the data (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seed of the split and the training")
+    p.add_argument("--holdout", type=float, default=DEFAULTS.holdout,
+                   help="share of products kept out of training for evaluation (default: %(default)s)")
+    p.add_argument("--dim", type=int, default=DEFAULTS.dim, help="output dimension (default: %(default)s)")
+    p.add_argument("--hidden", type=int, default=DEFAULTS.hidden, help="hidden units (default: %(default)s)")
+    p.add_argument("--lr", type=float, default=DEFAULTS.lr, help="peak learning rate (default: %(default)s)")
+    p.add_argument("--aux-weight", type=float, default=DEFAULTS.aux_weight,
+                   help="loss weight of subCategory/baseColour/gender vs articleType (default: %(default)s)")
+    p.add_argument("--index-kind", default="auto", choices=["auto", "flat", "hnsw", "ivf", "ivfpq"],
+                   help="FAISS index kind of the re-published index (default: %(default)s)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = TrainConfig(epochs=args.epochs, seed=args.seed, holdout=args.holdout, dim=args.dim, hidden=args.hidden,
+                         lr=args.lr, aux_weight=args.aux_weight)
+    result = train_index(args.index_dir, config, index_kind=args.index_kind, progress=not args.json)
+    print(json.dumps(asdict(result)) if args.json else result.summary())
+    return 0

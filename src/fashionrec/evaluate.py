@@ -1,0 +1,165 @@
+"""Measure recommendation quality: ranking metrics by articleType relevance, metadata agreement, latency.
+
+Protocols (a query product is never in the index it is judged against, unless leave-one-out says so):
+
+* ``holdout`` (default for catalogue queries): the queries are the products the head was NOT trained on (ids
+  stored in ``head.npz``); they are removed from the searched set, so they are judged against the other 90%.
+* ``leave-one-out``: every product (or a seeded sample) queries the whole index with itself excluded from its
+  own results. Said explicitly in the report, because the rest of the index was seen in training.
+* ``photos``: a folder per class plus a mapping class -> relevant articleTypes; the photos query the whole index.
+
+A result is relevant when its articleType is in the query's relevant set. Precision@k, mAP@10 (average precision
+over the top 10, normalised by min(10, relevant items in the index)) and binary nDCG@10 are averaged over
+queries; catalogue queries also get the share of results agreeing on subCategory, baseColour and gender.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+from tqdm import tqdm
+
+from fashionrec.errors import FashionrecError
+from fashionrec.filters import MetadataColumns
+from fashionrec.imageio import load_image
+from fashionrec.recommend import Recommender, Result
+from fashionrec.stores.faiss_store import FaissStore
+
+K_VALUES = (1, 5, 10)
+AGREEMENT_COLUMNS = ("subCategory", "baseColour", "gender")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
+
+
+@dataclass
+class Query:
+    """One query: what it is called, its vector, which articleTypes are relevant, what it is grouped under."""
+
+    name: str
+    vector: np.ndarray
+    relevant: frozenset[str]
+    group: str
+    metadata: dict[str, str] = field(default_factory=dict)
+    exclude: str | None = None  # its own id, never among its results
+
+
+def ranking_metrics(relevant: Sequence[bool], n_relevant: int) -> dict[str, float]:
+    """P@1/5/10, hit@5, AP@10 and nDCG@10 of one ranked list of relevance flags."""
+    rel = np.asarray(relevant[:10], dtype=float)
+    out = {f"P@{k}": float(rel[:k].sum() / k) for k in K_VALUES}
+    out["hit@5"] = float(rel[:5].any())
+    ideal = min(10, n_relevant)
+    precisions = np.cumsum(rel) / np.arange(1, len(rel) + 1)
+    out["mAP@10"] = float((precisions * rel).sum() / ideal) if ideal else 0.0
+    gains = rel / np.log2(np.arange(2, len(rel) + 2))
+    ideal_dcg = (1 / np.log2(np.arange(2, ideal + 2))).sum()
+    out["nDCG@10"] = float(gains.sum() / ideal_dcg) if ideal else 0.0
+    return out
+
+
+def searchable_subset(rec: Recommender, keep: set[str] | None, use_head: bool = True) -> Recommender:
+    """A Recommender over an exact in-memory index of the kept products (all when ``keep`` is None), in head
+    space or (``use_head=False``) in raw backbone space, sharing the open database and model."""
+    ids, features = rec.db.vectors(rec.embedder.dim)
+    rows = [n for n, i in enumerate(ids) if keep is None or i in keep]
+    head = rec.head if use_head else None
+    vectors = features[rows] if head is None else head.apply(features[rows])
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(np.ascontiguousarray(vectors))
+    kept = [ids[n] for n in rows]
+    items = rec.db.get_many(kept)
+    store = FaissStore(index=index, ids=kept, kind="flat", model={}, meta=MetadataColumns(
+        rec.columns, [items[i].metadata for i in kept]))
+    subset = Recommender(rec.index_dir, rec.db, store, rec.embedder, head)
+    subset.hybrid_weight = rec.hybrid_weight
+    return subset
+
+
+def catalogue_queries(rec: Recommender, ids: Sequence[str], use_head: bool = True) -> list[Query]:
+    """Queries from products already in the index: their stored backbone features, their own labels."""
+    items = rec.db.get_many(ids)
+    features = np.stack([rec.db.vector(i) for i in ids])
+    vectors = rec.project(features) if use_head else features
+    return [
+        Query(i, v, frozenset([items[i].metadata.get("articleType", "")]), items[i].metadata.get("articleType", ""),
+              items[i].metadata, exclude=i)
+        for i, v in zip(ids, vectors)
+    ]
+
+
+def photo_queries(rec: Recommender, folder: Path, mapping: Mapping[str, Sequence[str]], use_head: bool = True,
+                  progress: bool = True) -> list[Query]:
+    """Queries from a folder per class (``folder/<class>/*.jpg``), embedded one by one like a shopper's photo."""
+    photos = sorted(p for cls in mapping for p in (folder / cls).glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not photos:
+        raise FashionrecError(f"no photos under {folder}/<class>/ for the classes of the mapping")
+    queries = []
+    for photo in tqdm(photos, desc="embedding photos", unit="img", disable=not progress):
+        started = time.perf_counter()
+        features = rec.embedder.embed_arrays(rec.embedder.preprocess(load_image(photo))[None])
+        vector = rec.project(features)[0] if use_head else features[0]
+        query = Query(f"{photo.parent.name}/{photo.name}", vector, frozenset(mapping[photo.parent.name]),
+                      photo.parent.name)
+        query.metadata["embed_ms"] = str((time.perf_counter() - started) * 1000)
+        queries.append(query)
+    return queries
+
+
+def load_mapping(path: Path) -> dict[str, list[str]]:
+    try:
+        mapping = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise FashionrecError(f"cannot read mapping {path}: {exc}") from None
+    if not isinstance(mapping, dict) or not all(isinstance(v, list) for v in mapping.values()):
+        raise FashionrecError(f"{path}: expected a JSON object class -> list of articleTypes")
+    return {str(k): [str(x) for x in v] for k, v in mapping.items()}
+
+
+def evaluate(
+    rec: Recommender, queries: Sequence[Query], *, prefer_columns: Sequence[str] = (), progress: bool = True
+) -> dict[str, Any]:
+    """Run every query through ``rec`` (one call each, so latency is a real per-query latency) and aggregate.
+
+    With ``prefer_columns`` the query's own values of those columns are soft preferences (hybrid ranking)."""
+    totals = Counter(item.metadata.get("articleType", "") for item in rec.db.get_many(rec.store.ids).values())
+    per_query: list[dict[str, float]] = []
+    groups: dict[str, list[dict[str, float]]] = defaultdict(list)
+    latencies = []
+    for q in tqdm(queries, desc="querying", unit="q", disable=not progress):
+        prefer = {c: q.metadata[c] for c in prefer_columns if q.metadata.get(c)}
+        started = time.perf_counter()
+        results = rec.recommend_vectors(q.vector[None, :], 10, exclude={q.exclude} if q.exclude else None,
+                                        prefer=prefer)[0]
+        latencies.append((time.perf_counter() - started) * 1000 + float(q.metadata.get("embed_ms", 0)))
+        n_relevant = sum(totals[a] for a in q.relevant) - (q.exclude is not None and q.group in q.relevant)
+        row = ranking_metrics([r.metadata.get("articleType") in q.relevant for r in results], n_relevant)
+        row.update(_agreement(q, results))
+        per_query.append(row)
+        groups[q.group].append(row)
+    return {
+        "queries": len(queries),
+        "searched": len(rec.store),
+        "metrics": _mean(per_query),
+        "latency_ms": {f"p{p}": round(float(np.percentile(latencies, p)), 3) for p in (50, 90, 99)} if latencies else {},
+        "groups": {g: {"queries": len(rows), **_mean(rows)} for g, rows in sorted(groups.items())},
+    }
+
+
+def _agreement(q: Query, results: Sequence[Result]) -> dict[str, float]:
+    top = results[:5]
+    return {
+        f"agree_{c}@5": sum(r.metadata.get(c) == q.metadata[c] for r in top) / max(len(top), 1)
+        for c in AGREEMENT_COLUMNS if q.metadata.get(c)
+    }
+
+
+def _mean(rows: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    keys = sorted({k for r in rows for k in r})
+    return {k: round(float(np.mean([r[k] for r in rows if k in r])), 4) for k in keys}

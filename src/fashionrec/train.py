@@ -1,0 +1,196 @@
+"""Train the projection head on an index's stored backbone features and the catalogue's own labels.
+
+The backbone stays frozen: fine-tuning it on 60x80 studio shots made real-photo queries worse (hit@5 0.75 ->
+0.60 in an earlier trial), while a head over frozen features trains in about a minute on two CPU cores and
+never needs an image re-embedded. Loss: normalised-softmax classification of articleType (a cosine classifier
+whose class weights act as proxies, so same-type products gather around one direction, which is exactly what a
+cosine search needs), plus the same loss on auxiliary columns (subCategory, baseColour, gender) with a smaller
+weight. The numbers behind these choices are in the README ("Recommendation quality").
+
+Split by product: ``holdout`` of the products never take part in training; their ids are stored in the head so
+``fashionrec evaluate`` can query with them against the rest. Deterministic for a given ``seed``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from fashionrec.catalog_db import CatalogDB
+from fashionrec.errors import FashionrecError
+from fashionrec.head import Head
+from fashionrec.indexing import publish_faiss
+from fashionrec.stores.faiss_store import IndexKind
+
+MAIN_LABEL = "articleType"
+AUX_LABELS = ("subCategory", "baseColour", "gender")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training settings; every one is a ``fashionrec train`` flag."""
+
+    epochs: int = 30
+    hidden: int = 1024
+    dim: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 512
+    temperature: float = 0.05
+    aux_weight: float = 0.3
+    aux_labels: tuple[str, ...] = AUX_LABELS
+    dropout: float = 0.2
+    holdout: float = 0.1
+    seed: int = 0
+
+    def check(self) -> None:
+        if not 0 <= self.holdout < 0.9:
+            raise FashionrecError(f"--holdout must be in [0, 0.9), got {self.holdout}")
+        for name in ("epochs", "hidden", "dim", "batch_size"):
+            if getattr(self, name) < 1:
+                raise FashionrecError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.lr <= 0 or self.temperature <= 0 or self.aux_weight < 0:
+            raise FashionrecError("--lr and --temperature must be positive, --aux-weight not negative")
+
+
+@dataclass
+class TrainResult:
+    """What ``fashionrec train`` did, for the CLI summary and the benchmark."""
+
+    trained_on: int
+    held_out: int
+    classes: int
+    final_loss: float
+    head_fingerprint: str
+    index_kind: str
+    history: list[float] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"trained a head on {self.trained_on} products ({self.classes} articleTypes, {self.held_out} held out), "
+            f"final loss {self.final_loss:.3f}; re-published the index ({self.index_kind}) with head "
+            f"{self.head_fingerprint}"
+        )
+
+
+def split_holdout(ids: Sequence[str], fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask of the held-out products: a seeded random ``fraction`` of ``ids`` (product-level split)."""
+    mask = np.zeros(len(ids), dtype=bool)
+    count = int(round(fraction * len(ids)))
+    mask[np.random.default_rng(seed).choice(len(ids), count, replace=False)] = True
+    return mask
+
+
+def encode_labels(values: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """Class indices and vocabulary; an empty value gets -1 (ignored by the loss)."""
+    vocab = sorted({v for v in values if v})
+    index = {v: n for n, v in enumerate(vocab)}
+    return np.array([index.get(v, -1) for v in values], dtype=np.int64), vocab
+
+
+def fit_head(
+    features: np.ndarray, labels: dict[str, np.ndarray], config: TrainConfig, progress: bool = True
+) -> tuple[dict[str, np.ndarray], list[float]]:
+    """Train the MLP with PyTorch; returns NumPy weights (input standardisation folded into the first layer)
+    and the mean loss per epoch."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(config.seed)
+    mean = features.mean(axis=0)
+    std = features.std(axis=0) + 1e-6
+    x = torch.from_numpy(((features - mean) / std).astype(np.float32))
+    targets = {name: torch.from_numpy(values) for name, values in labels.items()}
+    mlp = nn.Sequential(
+        nn.Linear(x.shape[1], config.hidden), nn.ReLU(), nn.Dropout(config.dropout), nn.Linear(config.hidden, config.dim)
+    )
+    proxies = nn.ParameterDict(
+        {name: nn.Parameter(torch.randn(int(values.max()) + 1, config.dim) * 0.01) for name, values in labels.items()}
+    )
+    params = list(mlp.parameters()) + list(proxies.parameters())
+    optimiser = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    steps = config.epochs * -(-len(x) // config.batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr, total_steps=steps)
+    loss_fn = nn.CrossEntropyLoss(ignore_index=-1)
+    generator = torch.Generator().manual_seed(config.seed)
+    history: list[float] = []
+    mlp.train()
+    with tqdm(total=steps, desc="training head", unit="batch", disable=not progress) as bar:
+        for _ in range(config.epochs):
+            order = torch.randperm(len(x), generator=generator)
+            total = 0.0
+            for start in range(0, len(x), config.batch_size):
+                batch = order[start : start + config.batch_size]
+                z = nn.functional.normalize(mlp(x[batch]), dim=1)
+                loss = sum(
+                    (1.0 if name == MAIN_LABEL else config.aux_weight)
+                    * loss_fn(z @ nn.functional.normalize(proxies[name], dim=1).T / config.temperature, t[batch])
+                    for name, t in targets.items()
+                )
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                schedule.step()
+                total += float(loss) * len(batch)
+                bar.update(1)
+            history.append(total / len(x))
+            bar.set_postfix(loss=f"{history[-1]:.3f}")
+    first, last = mlp[0], mlp[3]
+    w1 = first.weight.detach().numpy().T / std[:, None]
+    b1 = first.bias.detach().numpy() - (mean / std) @ first.weight.detach().numpy().T
+    weights = {"w1": w1, "b1": b1, "w2": last.weight.detach().numpy().T, "b2": last.bias.detach().numpy()}
+    return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()}, history
+
+
+def train_index(
+    index_dir: str | os.PathLike[str], config: TrainConfig = TrainConfig(), *, index_kind: IndexKind = "auto",
+    progress: bool = True,
+) -> TrainResult:
+    """Train a head on the index's stored features, save it atomically, re-publish the FAISS file with it.
+
+    A kill before the head is written leaves the old head and index untouched; the head and the FAISS file are
+    each replaced atomically, and a kill between the two renames is detected by ``Recommender.open`` (fingerprint
+    mismatch) and repaired by re-running ``fashionrec train`` or ``fashionrec index``.
+    """
+    config.check()
+    path = Path(index_dir)
+    db = CatalogDB(path)
+    try:
+        model = json.loads(db.get_setting("model") or "null")
+        if model is None or MAIN_LABEL not in db.columns:
+            raise FashionrecError(f"index in {path} has no model or no {MAIN_LABEL} column; run `fashionrec index` first")
+        ids, features = db.vectors(int(model["dim"]))
+        if len(ids) < 10:
+            raise FashionrecError(f"index in {path} has {len(ids)} embedded products; training needs at least 10")
+        items = db.get_many(ids)
+        held = split_holdout(ids, config.holdout, config.seed)
+        names = [MAIN_LABEL] + [c for c in config.aux_labels if c in db.columns and c != MAIN_LABEL]
+        labels, vocab = {}, {}
+        for name in names:
+            codes, vocab[name] = encode_labels([items[i].metadata.get(name, "") for i in ids])
+            labels[name] = codes[~held]
+        weights, history = fit_head(features[~held], labels, config, progress)
+        head = Head(
+            weights,
+            {
+                "model": model,
+                "config": asdict(config),
+                "labels": {name: len(v) for name, v in vocab.items()},
+                "trained_on": int((~held).sum()),
+                "holdout_ids": [i for i, h in zip(ids, held) if h],
+            },
+        )
+        head.save(path)
+        store = publish_faiss(db, path, model, index_kind)
+        return TrainResult(
+            trained_on=int((~held).sum()), held_out=int(held.sum()), classes=len(vocab[MAIN_LABEL]),
+            final_loss=history[-1], head_fingerprint=head.fingerprint, index_kind=store.kind, history=history,
+        )
+    finally:
+        db.close()
