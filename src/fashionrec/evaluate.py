@@ -128,6 +128,7 @@ def evaluate(
     """Run every query through ``rec`` (one call each, so latency is a real per-query latency) and aggregate.
 
     With ``prefer_columns`` the query's own values of those columns are soft preferences (hybrid ranking)."""
+    searched_ids = set(rec.store.ids)
     totals = Counter(item.metadata.get("articleType", "") for item in rec.db.get_many(rec.store.ids).values())
     per_query: list[dict[str, float]] = []
     groups: dict[str, list[dict[str, float]]] = defaultdict(list)
@@ -138,7 +139,8 @@ def evaluate(
         results = rec.recommend_vectors(q.vector[None, :], 10, exclude={q.exclude} if q.exclude else None,
                                         prefer=prefer)[0]
         latencies.append((time.perf_counter() - started) * 1000 + float(q.metadata.get("embed_ms", 0)))
-        n_relevant = sum(totals[a] for a in q.relevant) - (q.exclude is not None and q.group in q.relevant)
+        searched_itself = q.exclude is not None and q.exclude in searched_ids  # leave-one-out
+        n_relevant = sum(totals[a] for a in q.relevant) - (searched_itself and q.group in q.relevant)
         row = ranking_metrics([r.metadata.get("articleType") in q.relevant for r in results], n_relevant)
         row.update(_agreement(q, results))
         per_query.append(row)

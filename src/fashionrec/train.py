@@ -137,7 +137,7 @@ def fit_head(
                 loss.backward()
                 optimiser.step()
                 schedule.step()
-                total += float(loss) * len(batch)
+                total += float(loss.detach()) * len(batch)
                 bar.update(1)
             history.append(total / len(x))
             bar.set_postfix(loss=f"{history[-1]:.3f}")

@@ -23,3 +23,15 @@ FilterSpecs = Annotated[
         examples=["gender=Women", "articleType=Shirts,Tshirts"],
     ),
 ]
+
+PreferSpecs = Annotated[
+    list[str],
+    Query(
+        alias="prefer",
+        description=(
+            "Soft preference `COLUMN=VALUE` (hybrid ranking): products agreeing with it move up, the others stay "
+            "in the ranking. Repeatable: `?prefer=gender=Women&prefer=baseColour=Blue`."
+        ),
+        examples=["baseColour=Blue"],
+    ),
+]

@@ -9,7 +9,7 @@ from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
 from fashionrec.api.models import ErrorOut, FacetsOut, HealthOut, ItemOut, RecommendOut, SimilarOut, TrendsOut
-from fashionrec.api.params import K, FilterSpecs
+from fashionrec.api.params import K, FilterSpecs, PreferSpecs
 from fashionrec.api.service import RecommenderService, get_service
 from fashionrec.api.uploads import UPLOAD_OPENAPI, read_upload
 
@@ -30,14 +30,16 @@ router = APIRouter(responses=ERRORS)
     "/api/recommend", response_model=RecommendOut, responses=UPLOAD_ERRORS, openapi_extra=UPLOAD_OPENAPI,
     summary="Products similar to an uploaded photo",
 )
-async def recommend(request: Request, service: Service, filters: FilterSpecs = [], k: K = 5) -> RecommendOut:
+async def recommend(
+    request: Request, service: Service, filters: FilterSpecs = [], k: K = 5, prefer: PreferSpecs = []
+) -> RecommendOut:
     """Upload a photo as multipart field `file`; get the k most similar catalogue products, best first.
 
     The upload is held in memory only, never written to disk; its file name and content type are ignored.
     """
-    parsed = service.parse_filters(filters)
+    parsed, preferences = service.parse_filters(filters), service.parse_preferences(prefer)
     data = await read_upload(request, service.settings.max_upload_bytes)
-    return await run_in_threadpool(service.recommend_upload, data, k, parsed)
+    return await run_in_threadpool(service.recommend_upload, data, k, parsed, preferences)
 
 
 @router.get("/api/items/{item_id}", response_model=ItemOut, summary="One catalogue product")
@@ -46,9 +48,11 @@ def item(item_id: str, service: Service) -> ItemOut:
 
 
 @router.get("/api/items/{item_id}/similar", response_model=SimilarOut, summary="More like this product")
-def similar(item_id: str, service: Service, filters: FilterSpecs = [], k: K = 5) -> SimilarOut:
+def similar(
+    item_id: str, service: Service, filters: FilterSpecs = [], k: K = 5, prefer: PreferSpecs = []
+) -> SimilarOut:
     """The k products most similar to catalogue product `item_id`, never including it."""
-    return service.similar(item_id, k, service.parse_filters(filters))
+    return service.similar(item_id, k, service.parse_filters(filters), service.parse_preferences(prefer))
 
 
 @router.get("/api/facets", response_model=FacetsOut, summary="Filterable columns with their values and counts")

@@ -34,6 +34,7 @@ from fashionrec.api.settings import ApiSettings
 from fashionrec.api.uploads import decode_upload
 from fashionrec.catalog_db import StoredItem
 from fashionrec.filters import Filters, parse_filters
+from fashionrec.hybrid import Preferences, parse_preferences
 from fashionrec.recommend import Recommender
 from fashionrec.trends import compute_trends, count_values
 
@@ -63,23 +64,27 @@ class RecommenderService:
         """``["gender=Women", "articleType=Heels,Flats"]`` -> filters, checked against the index's columns (400)."""
         return parse_filters(specs, self.recommender.columns)
 
-    def recommend_upload(self, data: bytes, k: int, filters: Filters) -> RecommendOut:
+    def parse_preferences(self, specs: Sequence[str]) -> Preferences:
+        """``["baseColour=Blue"]`` -> soft preferences (hybrid ranking), checked against the index's columns (400)."""
+        return parse_preferences(specs, self.recommender.columns)
+
+    def recommend_upload(self, data: bytes, k: int, filters: Filters, prefer: Preferences | None = None) -> RecommendOut:
         """Products similar to the photo in ``data`` (blocking: decode and inference)."""
         upload = decode_upload(data, self.settings.max_pixels)
         embedder = self.recommender.embedder
         batch = embedder.preprocess(upload.image)[None]
         with self._model_lock:
-            vectors = embedder.embed_arrays(batch)
+            vectors = self.recommender.project(embedder.embed_arrays(batch))
         with self._db_lock:
-            results = self.recommender.recommend_vectors(vectors, k, filters)[0]
+            results = self.recommender.recommend_vectors(vectors, k, filters, prefer=prefer)[0]
         query = QueryImageOut(format=upload.format, width=upload.width, height=upload.height)
         return RecommendOut(k=k, filters=_listed(filters), results=results_out(results), query=query)
 
-    def similar(self, item_id: str, k: int, filters: Filters) -> SimilarOut:
+    def similar(self, item_id: str, k: int, filters: Filters, prefer: Preferences | None = None) -> SimilarOut:
         """"More like this": products similar to catalogue product ``item_id``, excluding it."""
         with self._db_lock:
             item = self._item(item_id)
-            results = self.recommender.similar(item_id, k, filters)
+            results = self.recommender.similar(item_id, k, filters, prefer=prefer)
         return SimilarOut(k=k, filters=_listed(filters), results=results_out(results), item=item_out(item))
 
     def item(self, item_id: str) -> ItemOut:

@@ -9,6 +9,7 @@ import sys
 from fashionrec.cli.common import add_filters, add_index_dir, add_json, add_store_options, open_recommender
 from fashionrec.errors import FashionrecError
 from fashionrec.filters import parse_filters
+from fashionrec.hybrid import parse_preferences, parse_weight
 from fashionrec.recommend import Result
 
 
@@ -19,6 +20,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_store_options(p)
     p.add_argument("-k", type=int, default=5, help="results per photo (default: %(default)s)")
     add_filters(p)
+    p.add_argument("--prefer", action="append", default=[], metavar="KEY=VALUE",
+                   help="soft preference: agreeing products move up, others stay (hybrid ranking); repeatable")
+    p.add_argument("--hybrid-weight", type=parse_weight, default=None,
+                   help="weight of the preferences against image similarity (env FASHIONREC_HYBRID_WEIGHT)")
     add_json(p)
     p.add_argument("--sheet", metavar="PNG", help="also save a contact sheet (query + results) per photo; "
                    "with several photos, PNG gets a -N suffix")
@@ -38,9 +43,12 @@ def run(args: argparse.Namespace) -> int:
     failures = 0
     with open_recommender(args) as rec:
         filters = parse_filters(args.filter, rec.columns)
+        prefer = parse_preferences(args.prefer, rec.columns)
+        if args.hybrid_weight is not None:
+            rec.hybrid_weight = args.hybrid_weight
         for n, image in enumerate(args.images):
             try:
-                results = rec.recommend(image, k=args.k, filters=filters)
+                results = rec.recommend(image, k=args.k, filters=filters, prefer=prefer)
             except FashionrecError as exc:
                 # One bad photo among many is reported and skipped; the others still get answers.
                 print(f"fashionrec: error: {image}: {exc}", file=sys.stderr)

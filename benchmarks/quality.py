@@ -1,0 +1,80 @@
+"""Recommendation quality on the shared data: backbone as-is vs trained head vs hybrid; real photos as queries.
+
+    nice .venv/bin/python benchmarks/quality.py --index-dir COPY_OF_A_FULL_INDEX [--max-queries N]
+        [--photos DIR] [--mapping JSON] [--weights 0.05,0.1,0.2]
+
+The index (a full index of the shared catalogue; use a copy, the head is written into it) gets a head trained by
+``fashionrec train`` defaults on 90% of the products when it has none yet; the other 10% (the head's held-out
+ids) are the catalogue queries, searched against the 90% only (exact search). Rows: P@5 by articleType etc. for
+the raw backbone features, the head, and hybrid ranking (the query's own gender and baseColour as soft
+preferences) at several weights. Then the real photos of ``clothing-photos/{test,validation}`` query the whole
+catalogue: hit@5 of a mapped articleType, raw backbone vs head. Writes benchmarks/results/quality.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import SHARED, machine, print_table, run_main, write_results
+
+from fashionrec.evaluate import catalogue_queries, evaluate, load_mapping, photo_queries, searchable_subset
+from fashionrec.head import HEAD_FILE
+from fashionrec.recommend import Recommender
+from fashionrec.train import train_index
+
+PREFER = ("gender", "baseColour")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--index-dir", type=Path, required=True)
+    parser.add_argument("--max-queries", type=int, default=0, help="seeded sample of the held-out queries (0 = all)")
+    parser.add_argument("--photos", type=Path, default=SHARED / "clothing-photos")
+    parser.add_argument("--mapping", type=Path, default=SHARED / "mapping.json")
+    parser.add_argument("--weights", default="0.05,0.1,0.2", help="hybrid weights to compare")
+    parser.add_argument("--note", default="")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+
+    started = time.time()
+    if not (args.index_dir / HEAD_FILE).exists():
+        train_index(args.index_dir)
+    rows: list[dict[str, Any]] = []
+    with Recommender.open(args.index_dir) as rec:
+        held = rec.head.holdout_ids
+        ids = sorted(held)
+        if args.max_queries:
+            ids = sorted(random.Random(0).sample(ids, min(args.max_queries, len(ids))))
+        keep = set(rec.store.ids) - set(held)
+        for label, use_head in (("backbone as-is", False), ("trained head", True)):
+            result = evaluate(searchable_subset(rec, keep, use_head), catalogue_queries(rec, ids, use_head))
+            rows.append({"set": "catalogue held-out", "method": label, **result})
+        hybrid = searchable_subset(rec, keep, True)
+        queries = catalogue_queries(rec, ids, True)
+        for weight in (float(w) for w in args.weights.split(",")):
+            hybrid.hybrid_weight = weight
+            result = evaluate(hybrid, queries, prefer_columns=PREFER)
+            rows.append({"set": "catalogue held-out", "method": f"head + hybrid w={weight}", **result})
+        mapping = load_mapping(args.mapping)
+        for split in ("test", "validation"):
+            for label, use_head in (("backbone as-is", False), ("trained head", True)):
+                searched = rec if use_head else searchable_subset(rec, None, False)
+                result = evaluate(searched, photo_queries(rec, args.photos / split, mapping, use_head))
+                rows.append({"set": f"photos {split}", "method": label, **result})
+    headers = ["queries", "method", "n", "P@1", "P@5", "P@10", "mAP@10", "nDCG@10", "hit@5", "colour@5", "gender@5",
+               "p50 ms"]
+    keys = ("P@1", "P@5", "P@10", "mAP@10", "nDCG@10", "hit@5", "agree_baseColour@5", "agree_gender@5")
+    table = [[r["set"], r["method"], r["queries"], *(r["metrics"].get(k, "") for k in keys), r["latency_ms"]["p50"]]
+             for r in rows]
+    print_table(headers, table, json_mode=args.json)
+    write_results("quality", {"machine": machine(), "note": args.note, "seconds": round(time.time() - started),
+                              "index_dir": str(args.index_dir), "rows": rows}, echo=args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

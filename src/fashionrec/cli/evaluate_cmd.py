@@ -1,0 +1,95 @@
+"""``fashionrec evaluate``: ranking quality of an index, by articleType relevance (see fashionrec.evaluate)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+from fashionrec.cli.common import add_index_dir, add_json
+from fashionrec.errors import FashionrecError
+from fashionrec.evaluate import catalogue_queries, evaluate, load_mapping, photo_queries, searchable_subset
+from fashionrec.hybrid import parse_weight
+from fashionrec.recommend import Recommender
+
+COLUMNS = ("P@1", "P@5", "P@10", "mAP@10", "nDCG@10", "hit@5")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="measure P@k, mAP@10, nDCG@10, agreement and latency of an index")
+    add_index_dir(p)
+    add_json(p)
+    p.add_argument("--photos", type=Path, metavar="DIR", help="query with DIR/<class>/*.jpg (needs --mapping)")
+    p.add_argument("--mapping", type=Path, metavar="JSON", help="class -> relevant articleTypes (JSON object)")
+    p.add_argument("--leave-one-out", action="store_true",
+                   help="catalogue queries against the whole index, each query's own product excluded; default: "
+                   "the products held out of head training query the other products")
+    p.add_argument("--sample", type=int, default=0, help="seeded sample of this many queries (0 = all)")
+    p.add_argument("--seed", type=int, default=0, help="seed of --sample")
+    p.add_argument("--no-head", action="store_true", help="evaluate the raw backbone features (same split)")
+    p.add_argument("--hybrid", metavar="COL1,COL2", default="",
+                   help="also rank with the query's own values of these columns as soft preferences "
+                   "(catalogue queries), and compare with image-only")
+    p.add_argument("--hybrid-weight", type=parse_weight, default=None,
+                   help="weight of metadata agreement (env FASHIONREC_HYBRID_WEIGHT)")
+    p.add_argument("--report", type=Path, metavar="DIR", help="write report.md, result.json and PNG plots into DIR")
+    p.set_defaults(func=run)
+
+
+def _queries(args: argparse.Namespace, rec: Recommender) -> tuple[str, Recommender, list[Any]]:
+    use_head = not args.no_head and rec.head is not None
+    if args.photos:
+        if not args.mapping:
+            raise FashionrecError("--photos needs --mapping (class -> relevant articleTypes)")
+        searched = rec if use_head or rec.head is None else searchable_subset(rec, None, False)
+        return "photos", searched, photo_queries(rec, args.photos, load_mapping(args.mapping), use_head,
+                                                 progress=not args.json)
+    if args.leave_one_out:
+        ids, keep, protocol = list(rec.store.ids), None, "leave-one-out"
+    else:
+        if rec.head is None or not rec.head.holdout_ids:
+            raise FashionrecError("no held-out products recorded (train a head with `fashionrec train --holdout 0.1`),"
+                                  " or use --leave-one-out")
+        ids = rec.head.holdout_ids
+        keep, protocol = set(rec.store.ids) - set(ids), "holdout"
+    if args.sample:
+        ids = random.Random(args.seed).sample(sorted(ids), min(args.sample, len(ids)))
+    return protocol, searchable_subset(rec, keep, use_head), catalogue_queries(rec, sorted(ids), use_head)
+
+
+def run(args: argparse.Namespace) -> int:
+    with Recommender.open(args.index_dir) as rec:
+        if args.hybrid_weight is not None:
+            rec.hybrid_weight = args.hybrid_weight
+        protocol, searched, queries = _queries(args, rec)
+        runs = {"image-only": evaluate(searched, queries, progress=not args.json)}
+        prefer = [c.strip() for c in args.hybrid.split(",") if c.strip()]
+        if prefer:
+            runs[f"hybrid ({'+'.join(prefer)}, w={searched.hybrid_weight})"] = evaluate(
+                searched, queries, prefer_columns=prefer, progress=not args.json)
+        result = {"protocol": protocol, "head": rec.head.fingerprint if rec.head and not args.no_head else None,
+                  "runs": runs}
+    if args.report:
+        from fashionrec.eval_report import write_report
+
+        write_report(result, args.report)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        _print(result)
+    return 0
+
+
+def _print(result: dict[str, Any]) -> None:
+    print(f"protocol: {result['protocol']}, head: {result['head']}")
+    header = f"{'run':<40} {'queries':>7} " + " ".join(f"{c:>8}" for c in COLUMNS) + "   latency p50/p90/p99 ms"
+    print(header)
+    for name, run in result["runs"].items():
+        m, lat = run["metrics"], run["latency_ms"]
+        print(f"{name:<40} {run['queries']:>7} " + " ".join(f"{m.get(c, 0):>8.3f}" for c in COLUMNS)
+              + f"   {lat['p50']}/{lat['p90']}/{lat['p99']}")
+        agree = ", ".join(f"{k[6:-2]} {v:.3f}" for k, v in m.items() if k.startswith("agree_"))
+        if agree:
+            print(f"{'':<40} agreement@5: {agree}")

@@ -1,0 +1,219 @@
+"""Projection head, training, evaluation, hybrid ranking and trends on a small index of the demo catalogue.
+
+The index holds 120 demo products embedded with the fast model (lite0 at 128 px); the head is tiny, so every test
+here runs in seconds. Quality numbers come from benchmarks/quality.py, not from these tests.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from fashionrec.api import ApiSettings, create_app
+from fashionrec.errors import FashionrecError, IndexFormatError
+from fashionrec.evaluate import ranking_metrics
+from fashionrec.head import HEAD_FILE, Head
+from fashionrec.indexing import index_catalog
+from fashionrec.recommend import Recommender
+from fashionrec.train import TrainConfig, train_index
+from tests.conftest import DEMO_QUERIES
+from tests.test_hardening_catalog import CLI_ENV, assert_one_clear_error, run_cli
+from tests.test_kill_safety import FAST_MODEL, fast_embedder, small_catalog  # noqa: F401 (fixtures)
+
+SMALL = TrainConfig(epochs=3, hidden=32, dim=16, batch_size=32, holdout=0.2, seed=3)
+SMALL_FLAGS = ["--epochs", "3", "--hidden", "32", "--dim", "16", "--holdout", "0.2", "--seed", "3"]
+
+
+@pytest.fixture(scope="module")
+def base_index(small_catalog: Path, tmp_path_factory: pytest.TempPathFactory, fast_embedder) -> Path:
+    index_dir = tmp_path_factory.mktemp("quality-index")
+    index_catalog(small_catalog, index_dir, model=FAST_MODEL, embedder=fast_embedder, progress=False)
+    return index_dir
+
+
+@pytest.fixture(scope="module")
+def trained_index(base_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    index_dir = tmp_path_factory.mktemp("trained") / "index"
+    shutil.copytree(base_index, index_dir)
+    train_index(index_dir, SMALL, progress=False)
+    return index_dir
+
+
+def test_head_applies_in_numpy_and_round_trips(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    weights = {"w1": rng.normal(size=(8, 6)), "b1": rng.normal(size=6), "w2": rng.normal(size=(6, 4)),
+               "b2": rng.normal(size=4)}
+    head = Head({k: v.astype(np.float32) for k, v in weights.items()}, {"holdout_ids": ["a", "b"]})
+    out = head.apply(rng.normal(size=(5, 8)))
+    assert out.shape == (5, 4) and out.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1, atol=1e-5)
+    head.save(tmp_path)
+    loaded = Head.load(tmp_path)
+    assert loaded.fingerprint == head.fingerprint and loaded.holdout_ids == ["a", "b"]
+    np.testing.assert_array_equal(loaded.apply(np.eye(8)), head.apply(np.eye(8)))
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "foreign"])
+def test_damaged_or_foreign_head_file_is_an_index_format_error(tmp_path: Path, damage: str) -> None:
+    head = Head({"w1": np.ones((4, 3), np.float32), "b1": np.zeros(3, np.float32), "w2": np.ones((3, 2), np.float32),
+                 "b2": np.zeros(2, np.float32)})
+    path = head.save(tmp_path)
+    data = bytearray(path.read_bytes())
+    if damage == "flip":  # a weight changed inside a valid archive: only the checksum can tell
+        arrays = dict(np.load(path))
+        arrays["w1"] = arrays["w1"] * 2
+        np.savez(path, **arrays)
+    elif damage == "truncate":
+        path.write_bytes(bytes(data[: len(data) // 2]))
+    else:
+        np.savez(path, something=np.arange(3))
+    with pytest.raises(IndexFormatError):
+        Head.load(tmp_path)
+
+
+def test_train_publishes_head_space_vectors_and_is_deterministic(base_index: Path, trained_index: Path,
+                                                                 tmp_path: Path) -> None:
+    head = Head.load(trained_index)
+    assert len(head.holdout_ids) == round(0.2 * 120) and head.dim == 16
+    with Recommender.open(trained_index) as rec:
+        assert rec.store.dim == 16 and rec.store.model["head"] == head.fingerprint
+        item_id = rec.store.ids[0]
+        similar = rec.similar(item_id, k=5)
+        assert len(similar) == 5 and item_id not in {r.id for r in similar}
+        expected = rec.head.apply(rec.db.vector(item_id)[None])  # the head-space vector, not the raw feature
+        found = rec.store.search(expected, 1)[0][0]
+        assert found.id == item_id and found.score == pytest.approx(1, abs=1e-4)
+        assert len(rec.recommend(sorted(DEMO_QUERIES.glob("*.jpg"))[0], k=3)) == 3
+    again = tmp_path / "again"
+    shutil.copytree(base_index, again)
+    train_index(again, SMALL, progress=False)
+    assert Head.load(again).fingerprint == head.fingerprint  # same seed, same head
+
+
+def test_open_refuses_vectors_published_with_another_head(
+    trained_index: Path, tmp_path: Path, small_catalog: Path, fast_embedder
+) -> None:
+    index_dir = tmp_path / "index"
+    shutil.copytree(trained_index, index_dir)
+    other = Head.load(index_dir)
+    other.weights["b2"] = other.weights["b2"] + 1
+    other.save(index_dir)  # a new head whose vectors were never published (train killed between the two writes)
+    with pytest.raises(IndexFormatError, match="re-run `fashionrec index`"):
+        Recommender.open(index_dir)
+    index_catalog(small_catalog, index_dir, model=FAST_MODEL, embedder=fast_embedder, progress=False)  # re-publish
+    with Recommender.open(index_dir, embedder=fast_embedder) as rec:
+        assert rec.store.model["head"] == other.fingerprint
+
+
+def test_ranking_metrics_by_hand() -> None:
+    m = ranking_metrics([True, False, True, False, False, False, False, False, False, False], n_relevant=2)
+    assert m["P@1"] == 1 and m["P@5"] == pytest.approx(0.4) and m["hit@5"] == 1
+    assert m["mAP@10"] == pytest.approx((1 + 2 / 3) / 2)
+    assert m["nDCG@10"] == pytest.approx((1 + 1 / np.log2(4)) / (1 + 1 / np.log2(3)))
+    assert ranking_metrics([False] * 10, n_relevant=3)["mAP@10"] == 0
+
+
+def test_hybrid_moves_preferred_products_up_and_weight_zero_is_image_only(trained_index: Path) -> None:
+    with Recommender.open(trained_index) as rec:
+        item_id = rec.store.ids[5]
+        rec.hybrid_weight = 0
+        plain = rec.similar(item_id, k=10)
+        colour = plain[-1].metadata["baseColour"]
+        rec.hybrid_weight = 0.1
+        assert [r.id for r in rec.similar(item_id, k=10, prefer={})] == [r.id for r in plain]
+        rec.hybrid_weight = 5
+        preferred = rec.similar(item_id, k=10, prefer={"baseColour": colour})
+        agreeing = [r.metadata["baseColour"] == colour for r in preferred]
+        assert agreeing == sorted(agreeing, reverse=True)  # every agreeing product ranks above every other
+        assert sum(agreeing) >= sum(r.metadata["baseColour"] == colour for r in plain)
+        with pytest.raises(FashionrecError, match="unknown preference column"):
+            rec.similar(item_id, prefer={"nope": "x"})
+
+
+def test_api_prefer_parameter(trained_index: Path) -> None:
+    with Recommender.open(trained_index) as rec:
+        client = TestClient(create_app(rec, settings=ApiSettings()))
+        item_id = rec.store.ids[5]
+        colour = rec.db.get(item_id).metadata["baseColour"]
+        answer = client.get(f"/api/items/{item_id}/similar", params={"k": 5, "prefer": f"baseColour={colour}"})
+        assert answer.status_code == 200 and len(answer.json()["results"]) == 5
+        assert client.get(f"/api/items/{item_id}/similar", params={"prefer": "nope=x"}).status_code == 400
+        photo = sorted(DEMO_QUERIES.glob("*.jpg"))[0].read_bytes()
+        answer = client.post("/api/recommend", params={"k": 3, "prefer": "gender=Women"},
+                             files={"file": ("p.jpg", photo, "image/jpeg")})
+        assert answer.status_code == 200 and len(answer.json()["results"]) == 3
+
+
+def test_cli_evaluate_holdout_hybrid_and_report(trained_index: Path, tmp_path: Path) -> None:
+    proc = run_cli("evaluate", "--index-dir", str(trained_index), "--hybrid", "gender,baseColour", "--json",
+                   "--report", str(tmp_path / "report"))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["protocol"] == "holdout" and len(result["runs"]) == 2
+    image_only = result["runs"]["image-only"]
+    assert image_only["queries"] == 24 and image_only["searched"] == 96  # queries never in the searched index
+    assert 0 <= image_only["metrics"]["P@5"] <= 1 and "agree_gender@5" in image_only["metrics"]
+    assert (tmp_path / "report" / "p5_by_group.png").stat().st_size > 1000
+    assert "| image-only | 24 |" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_cli_evaluate_photos_and_errors(trained_index: Path, base_index: Path, tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    for n, photo in enumerate(sorted(DEMO_QUERIES.glob("*.jpg"))[:2]):
+        (photos / f"class{n}").mkdir(parents=True)
+        shutil.copy(photo, photos / f"class{n}")
+    (tmp_path / "mapping.json").write_text(json.dumps({"class0": ["Tshirts"], "class1": ["Shirts", "Tops"]}))
+    proc = run_cli("evaluate", "--index-dir", str(trained_index), "--photos", str(photos), "--mapping",
+                   str(tmp_path / "mapping.json"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    run = json.loads(proc.stdout)["runs"]["image-only"]
+    assert run["queries"] == 2 and run["searched"] == 120 and set(run["groups"]) == {"class0", "class1"}
+    assert_one_clear_error(run_cli("evaluate", "--index-dir", str(base_index)), "held-out")
+    assert_one_clear_error(run_cli("evaluate", "--index-dir", str(trained_index), "--photos", str(photos)), "--mapping")
+
+
+def test_cli_trends_writes_json_and_charts(base_index: Path, tmp_path: Path) -> None:
+    proc = run_cli("trends", "--index-dir", str(base_index), "--out", str(tmp_path), "--json")
+    assert proc.returncode == 0, proc.stderr
+    trends = json.loads(proc.stdout)
+    assert trends == json.loads((tmp_path / "trends.json").read_text()) and trends["items"] == 120
+    colours = next(c for c in trends["charts"] if c["column"] == "baseColour")
+    assert len(colours["counts"]) <= 10 and sum(c["count"] for c in colours["counts"]) + colours["other"] == 120
+    assert {"gender.png", "baseColour.png", "season.png", "year.png"} <= {p.name for p in tmp_path.glob("*.png")}
+
+
+def _train_cmd(index_dir: Path, epochs: int) -> list[str]:
+    flags = SMALL_FLAGS[:]
+    flags[1] = str(epochs)
+    return [sys.executable, "-m", "fashionrec", "train", "--index-dir", str(index_dir), *flags, "--json"]
+
+
+def test_train_killed_at_random_points_leaves_a_usable_index(trained_index: Path, tmp_path: Path) -> None:
+    index_dir = tmp_path / "index"
+    shutil.copytree(trained_index, index_dir)
+    rng = random.Random(11)
+    for delay in sorted(rng.uniform(0.2, 4.0) for _ in range(3)):
+        proc = subprocess.Popen(_train_cmd(index_dir, 3000), env=CLI_ENV, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.kill()
+        proc.wait()
+        Head.load(index_dir)  # never half a file
+        try:
+            Recommender.open(index_dir).close()
+        except FashionrecError as exc:
+            assert "fashionrec index" in str(exc), exc
+    finished = subprocess.run(_train_cmd(index_dir, 2), env=CLI_ENV, capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 0, finished.stderr
+    with Recommender.open(index_dir) as rec:
+        assert rec.store.model["head"] == json.loads(finished.stdout)["head_fingerprint"]
+    assert (index_dir / HEAD_FILE).is_file()
