@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from _common import SHARED, machine, print_table, run_main, write_results
-
 from fashionrec.evaluate import catalogue_queries, evaluate, load_mapping, photo_queries, searchable_subset
 from fashionrec.head import HEAD_FILE
 from fashionrec.recommend import Recommender

@@ -82,7 +82,7 @@ class TrainResult:
 def split_holdout(ids: Sequence[str], fraction: float, seed: int) -> np.ndarray:
     """Boolean mask of the held-out products: a seeded random ``fraction`` of ``ids`` (product-level split)."""
     mask = np.zeros(len(ids), dtype=bool)
-    count = int(round(fraction * len(ids)))
+    count = round(fraction * len(ids))
     mask[np.random.default_rng(seed).choice(len(ids), count, replace=False)] = True
     return mask
 

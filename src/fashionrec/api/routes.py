@@ -9,7 +9,7 @@ from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
 from fashionrec.api.models import ErrorOut, FacetsOut, HealthOut, ItemOut, RecommendOut, SimilarOut, TrendsOut
-from fashionrec.api.params import K, FilterSpecs, PreferSpecs
+from fashionrec.api.params import FilterSpecs, K, PreferSpecs
 from fashionrec.api.service import RecommenderService, get_service
 from fashionrec.api.uploads import UPLOAD_OPENAPI, read_upload
 
