@@ -38,3 +38,16 @@ def shared_data() -> Path:
     if not (SHARED / "catalogue" / "styles.csv").is_file():
         pytest.skip(f"shared real data not found at {SHARED} (set FASHIONREC_SHARED_DATA)")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def demo_text_index(demo_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the demo index with a small text alignment trained on it (text search, issue 8). Read-only."""
+    from fashionrec.cli import main
+
+    index_dir = tmp_path_factory.mktemp("demo-text-index") / "index"
+    shutil.copytree(demo_index, index_dir)
+    code = main(["train-text", "--index-dir", str(index_dir), "--epochs", "20", "--batch-size", "64",
+                 "--hidden", "256", "--no-captions", "--seed", "0", "--json"])
+    assert code == 0
+    return index_dir

@@ -34,6 +34,7 @@ _MODELS: dict[str, _Entry] = {
     "efficientnet-lite0": _Entry("efficientnet", 224),
     "mobilenetv2": _Entry("mobilenet", 224),
     "resnet50": _Entry("resnet", 224),
+    "clip": _Entry("clip", 224),  # joint image+text: --weights DIR/model.safetensors of a transformers CLIPModel
 }
 
 

@@ -1,0 +1,135 @@
+"""A trained text-image alignment: two small projection heads into one shared space, applied in NumPy.
+
+Training needs PyTorch (``fashionrec.text.train``), but answering a query only needs a few matrix products, so
+the heads are saved as plain arrays and applied here: a search process never builds a torch module for them.
+
+File (``INDEX_DIR/text/alignment.npz``): the arrays, a JSON header (format version, the image model the heads were
+trained on, text model, held-out ids, training settings) and a SHA-256 over header and arrays, verified on load.
+It is written to a temp file and renamed, so readers see the old alignment or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fashionrec.atomic import write_atomically
+from fashionrec.errors import IndexFormatError
+
+TEXT_DIR = "text"
+ALIGNMENT_FILE = "alignment.npz"
+FORMAT_VERSION = 1
+NORM_EPS = 1e-12
+# Layer arrays, in application order: image side "image_w0", "image_b0", "image_w1", ...; text side likewise.
+SIDES = ("image", "text")
+
+
+def gelu(x: np.ndarray) -> np.ndarray:
+    """GELU, tanh form: the exact function the training module uses (``nn.GELU(approximate="tanh")``)."""
+    return 0.5 * x * (1.0 + np.tanh(np.float32(0.7978845608) * (x + np.float32(0.044715) * x**3)))
+
+
+def normalise(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), NORM_EPS)
+
+
+@dataclass
+class Alignment:
+    """Projection heads (``layers[side]`` = [(weight (in, out), bias)], GELU between layers) and their header."""
+
+    layers: dict[str, list[tuple[np.ndarray, np.ndarray]]]
+    header: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dim(self) -> int:
+        return int(self.layers["image"][-1][0].shape[1])
+
+    @property
+    def held_out(self) -> list[str]:
+        """Product ids kept out of training (evaluate on these)."""
+        return list(self.header.get("held_out", []))
+
+    def project(self, side: str, features: np.ndarray) -> np.ndarray:
+        """Features of one tower -> unit vectors in the shared space (float32)."""
+        x = np.asarray(features, dtype=np.float32)
+        layers = self.layers[side]
+        for n, (weight, bias) in enumerate(layers):
+            x = x @ weight + bias
+            if n < len(layers) - 1:
+                x = gelu(x)
+        return np.ascontiguousarray(normalise(x), dtype=np.float32)
+
+    # persistence ----------------------------------------------------------------------------------------
+    def _arrays(self) -> dict[str, np.ndarray]:
+        arrays: dict[str, np.ndarray] = {}
+        for side in SIDES:
+            for n, (weight, bias) in enumerate(self.layers[side]):
+                arrays[f"{side}_w{n}"] = np.ascontiguousarray(weight, dtype=np.float32)
+                arrays[f"{side}_b{n}"] = np.ascontiguousarray(bias, dtype=np.float32)
+        return arrays
+
+    @property
+    def checksum(self) -> str:
+        return _checksum(json.dumps(self.header, sort_keys=True), self._arrays())
+
+    def save(self, index_dir: str | Path) -> Path:
+        header = json.dumps({**self.header, "format_version": FORMAT_VERSION}, sort_keys=True)
+        arrays = self._arrays()
+        buffer = io.BytesIO()
+        np.savez(buffer, header=np.array(header), sha256=np.array(_checksum(header, arrays)), **arrays)
+        folder = Path(index_dir) / TEXT_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        return write_atomically(folder / ALIGNMENT_FILE, buffer.getvalue())
+
+    @classmethod
+    def load(cls, index_dir: str | Path) -> Alignment:
+        """Read and verify; a missing, damaged or foreign file is an IndexFormatError."""
+        path = alignment_path(index_dir)
+        if not path.is_file():
+            raise IndexFormatError(f"no text alignment in {index_dir}; run `fashionrec train-text` first")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {key: data[key] for key in data.files}
+            header_json, stored = str(arrays.pop("header")), str(arrays.pop("sha256"))
+            header = json.loads(header_json)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
+            raise IndexFormatError(f"{path} is not a readable text alignment; re-run `fashionrec train-text`") from None
+        if _checksum(header_json, arrays) != stored:
+            raise IndexFormatError(f"{path}: checksum mismatch (file corrupt); re-run `fashionrec train-text`")
+        if header.get("format_version") != FORMAT_VERSION:
+            raise IndexFormatError(
+                f"{path}: format version {header.get('format_version')}, this fashionrec reads {FORMAT_VERSION}"
+            )
+        layers = {
+            side: [(arrays[f"{side}_w{n}"], arrays[f"{side}_b{n}"]) for n in range(_depth(arrays, side))]
+            for side in SIDES
+        }
+        header.pop("format_version")
+        return cls(layers, header)
+
+
+def alignment_path(index_dir: str | Path) -> Path:
+    return Path(index_dir) / TEXT_DIR / ALIGNMENT_FILE
+
+
+def _depth(arrays: dict[str, np.ndarray], side: str) -> int:
+    depth = sum(1 for key in arrays if key.startswith(f"{side}_w"))
+    if depth == 0:
+        raise IndexFormatError(f"text alignment has no {side} projection")
+    return depth
+
+
+def _checksum(header_json: str, arrays: dict[str, np.ndarray]) -> str:
+    digest = hashlib.sha256(header_json.encode())
+    for key in sorted(arrays):
+        digest.update(key.encode())
+        digest.update(str(arrays[key].shape).encode())
+        digest.update(np.ascontiguousarray(arrays[key], dtype=np.float32).tobytes())
+    return digest.hexdigest()

@@ -1,0 +1,121 @@
+"""``TextSearcher``: words -> ranked catalogue products, with the same filters and results as photo search.
+
+    >>> from fashionrec.text import TextSearcher
+    >>> with TextSearcher.open("index") as searcher:
+    ...     for r in searcher.search("red floral summer dress", k=5, filters={"gender": ["Women"]}):
+    ...         print(r.id, r.score, r.metadata["productDisplayName"])
+
+The text tower and the vectors are loaded once; a query is one sentence-encoder pass, a few NumPy matrix
+products (the alignment heads) and a FAISS search. Calls are serialised by a lock, so one searcher can be shared
+by a server's worker threads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+
+from fashionrec.catalog_db import CatalogDB
+from fashionrec.errors import FashionrecError, IndexFormatError
+from fashionrec.filters import MetadataColumns, normalise_filters
+from fashionrec.modelspec import same_vectors
+from fashionrec.recommend import Result, _in_order, check_k
+from fashionrec.stores.faiss_store import FaissStore
+from fashionrec.text.alignment import TEXT_DIR, Alignment
+
+MAX_QUERY_CHARS = 200
+QueryEmbedder = Callable[[list[str]], np.ndarray]
+
+
+def check_query(query: str) -> str:
+    """The query, stripped; empty or over-long queries are user mistakes."""
+    text = query.strip()
+    if not text:
+        raise FashionrecError("the search text is empty")
+    if len(text) > MAX_QUERY_CHARS:
+        raise FashionrecError(f"the search text is too long ({len(text)} characters, at most {MAX_QUERY_CHARS})")
+    return text
+
+
+class TextSearcher:
+    """Query text tower + searched vectors + catalogue database, opened once."""
+
+    def __init__(self, db: CatalogDB, store: FaissStore, embed_query: QueryEmbedder, mode: str) -> None:
+        self.db = db
+        self.store = store
+        self.columns = db.columns
+        self.mode = mode  # "alignment" or "joint"
+        self._embed_query = embed_query
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, index_dir: str | os.PathLike[str] = "index") -> TextSearcher:
+        """Open an index that has text search: a trained alignment, or a joint CLIP backbone."""
+        path = Path(index_dir)
+        db = CatalogDB(path)
+        try:
+            model = json.loads(db.get_setting("model") or "null")
+            if model is None:
+                raise FashionrecError(f"index in {path} is incomplete (no model recorded); re-run `fashionrec index`")
+            from fashionrec.embedders.clip import clip_text_embedder, is_joint
+
+            if is_joint(model):
+                store, embed, mode = FaissStore.load(path), clip_text_embedder(model), "joint"
+            else:
+                store, embed, mode = _aligned(path, model)
+            store.meta = MetadataColumns(db.columns, [m.metadata for m in _in_order(db, store.ids)])
+            return cls(db, store, embed, mode)
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise IndexFormatError(f"{db.path} is damaged ({exc}); rebuild the index with `fashionrec index`") from None
+        except BaseException:
+            db.close()
+            raise
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> TextSearcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def embed(self, queries: list[str]) -> np.ndarray:
+        """Unit query vectors in the searched space, one row per text."""
+        return self._embed_query([check_query(q) for q in queries])
+
+    def search(self, query: str, k: int = 5, filters: Mapping[str, Iterable[str]] | None = None) -> list[Result]:
+        """Top-k products matching ``query``, restricted by ``filters`` (applied inside the vector search)."""
+        parsed = normalise_filters(filters, self.columns)
+        check_k(k)
+        with self._lock:
+            hits = self.store.search(self.embed([query]), k, parsed)[0]
+            items = self.db.get_many([h.id for h in hits])
+        return [Result(h.id, h.score, items[h.id].metadata) for h in hits if h.id in items]
+
+
+def _aligned(path: Path, model: dict[str, object]) -> tuple[FaissStore, QueryEmbedder, str]:
+    """The trained alignment's search index and query embedder, checked against the index's image model."""
+    alignment = Alignment.load(path)
+    if not same_vectors(alignment.header.get("image_model", {}), model):
+        raise IndexFormatError(
+            f"the text alignment in {path} was trained on another image model than the index holds; "
+            "re-run `fashionrec train-text`"
+        )
+    store = FaissStore.load(path / TEXT_DIR)
+    if store.model.get("text_alignment") != alignment.checksum:
+        raise IndexFormatError(f"the text search vectors in {path} do not match its alignment; re-run `fashionrec train-text`")
+    from fashionrec.text.encoder import MiniLMEncoder
+
+    encoder = MiniLMEncoder()
+    return store, lambda texts: alignment.project("text", encoder.encode(texts)), "alignment"
