@@ -41,12 +41,13 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(demo_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`python -m fashionrec serve` on a free port; yields its base URL once /healthz answers."""
+def server(demo_text_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`python -m fashionrec serve` on a free port (demo index with text search); yields its base URL once /healthz
+    answers."""
     port = free_port()
     log_path = tmp_path_factory.mktemp("server") / "serve.log"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    command = [sys.executable, "-m", "fashionrec", "serve", "--index-dir", str(demo_index), "--port", str(port)]
+    command = [sys.executable, "-m", "fashionrec", "serve", "--index-dir", str(demo_text_index), "--port", str(port)]
     with log_path.open("w") as log:
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}"
@@ -195,11 +196,30 @@ def test_drop_and_paste_a_photo(page: object, server: str) -> None:
     assert card_ids(page) == expected
 
 
-def test_text_search_box_only_when_the_server_offers_it(page: object, server: str) -> None:
-    offered = "/api/search" in httpx.get(f"{server}/openapi.json").json()["paths"]
+def test_text_search_box(page: object, server: str) -> None:
+    expect = sync_api.expect
+    assert "/api/search" in httpx.get(f"{server}/openapi.json").json()["paths"]
     page.get_by_test_id("tab-search").click()
-    box = sync_api.expect(page.get_by_test_id("text-search-form"))
-    if offered:
-        box.to_be_visible()
-    else:
-        box.to_be_hidden()
+    page.get_by_test_id("clear-filters").click()
+    page.get_by_test_id("k-input").fill(str(K))
+    expect(page.get_by_test_id("text-search-form")).to_be_visible()
+
+    page.get_by_test_id("text-query").fill("sunglasses")
+    page.get_by_test_id("text-query").press("Enter")
+    expect(page.get_by_test_id("results-title")).to_have_text("Results for “sunglasses”")
+    expected = httpx.get(f"{server}/api/search", params={"q": "sunglasses", "k": K}).json()["results"]
+    cards = page.get_by_test_id("result-card")
+    expect(cards.last).to_have_attribute("data-id", expected[-1]["id"])
+    assert card_ids(page) == [r["id"] for r in expected]
+    expect(cards.first.get_by_test_id("result-category")).to_contain_text("Sunglasses")
+
+    # A filter re-runs the text query, inside the search.
+    page.get_by_test_id("filter-gender").select_option("Women")
+    expected = httpx.get(f"{server}/api/search", params={"q": "sunglasses", "k": K, "filter": "gender=Women"}).json()
+    expect(cards.last).to_have_attribute("data-id", expected["results"][-1]["id"])
+    assert card_ids(page) == [r["id"] for r in expected["results"]]
+
+    # The server's error for a too-long query is shown on the page.
+    page.get_by_test_id("text-query").fill("x" * 201)
+    page.get_by_test_id("text-search-button").click()
+    expect(page.get_by_test_id("error")).to_contain_text("at most 200 characters")
