@@ -83,7 +83,8 @@ class Alignment:
         header = json.dumps({**self.header, "format_version": FORMAT_VERSION}, sort_keys=True)
         arrays = self._arrays()
         buffer = io.BytesIO()
-        np.savez(buffer, header=np.array(header), sha256=np.array(_checksum(header, arrays)), **arrays)
+        contents: dict[str, Any] = {"header": np.array(header), "sha256": np.array(_checksum(header, arrays)), **arrays}
+        np.savez(buffer, **contents)
         folder = Path(index_dir) / TEXT_DIR
         folder.mkdir(parents=True, exist_ok=True)
         return write_atomically(folder / ALIGNMENT_FILE, buffer.getvalue())

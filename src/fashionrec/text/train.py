@@ -14,6 +14,7 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
@@ -24,6 +25,9 @@ from fashionrec.stores.faiss_store import FaissStore, build_index
 from fashionrec.text.alignment import TEXT_DIR, Alignment
 from fashionrec.text.captions import captions, product_name
 from fashionrec.text.encoder import MiniLMEncoder, TextEncoder, encode_unique
+
+if TYPE_CHECKING:  # annotations only: the CLI imports this module for its defaults, which must not load PyTorch
+    import torch
 
 MIN_TRAIN_ITEMS = 8
 
@@ -68,7 +72,7 @@ class TrainResult:
 
 def split_holdout(ids: list[str], fraction: float, seed: int) -> set[str]:
     """A seeded product-level holdout: the same ids, fraction and seed always give the same set."""
-    count = int(round(fraction * len(ids)))
+    count = round(fraction * len(ids))
     order = np.random.default_rng(seed).permutation(len(ids))
     return {sorted(ids)[n] for n in order[:count]}
 
@@ -150,7 +154,7 @@ def publish_text_index(index_dir: str | Path, alignment: Alignment, ids: list[st
     return FaissStore(index=index, ids=list(ids), kind=kind, model=model).save(Path(index_dir) / TEXT_DIR)
 
 
-def _head(in_dim: int, hidden: int, out_dim: int) -> "torch.nn.Module":
+def _head(in_dim: int, hidden: int, out_dim: int) -> torch.nn.Module:
     import torch
 
     if hidden == 0:
@@ -160,7 +164,7 @@ def _head(in_dim: int, hidden: int, out_dim: int) -> "torch.nn.Module":
     )
 
 
-def _numpy_layers(head: "torch.nn.Module") -> list[tuple[np.ndarray, np.ndarray]]:
+def _numpy_layers(head: torch.nn.Module) -> list[tuple[np.ndarray, np.ndarray]]:
     """The Linear layers of a head as (weight (in, out), bias) arrays, as ``Alignment.project`` applies them."""
     import torch
 
@@ -168,8 +172,8 @@ def _numpy_layers(head: "torch.nn.Module") -> list[tuple[np.ndarray, np.ndarray]
     return [(m.weight.detach().numpy().T.copy(), m.bias.detach().numpy().copy()) for m in linears]
 
 
-def _clip_loss(images: "torch.Tensor", texts: "torch.Tensor", logit_scale: "torch.Tensor",
-               text_ids: "torch.Tensor") -> "torch.Tensor":
+def _clip_loss(images: torch.Tensor, texts: torch.Tensor, logit_scale: torch.Tensor,
+               text_ids: torch.Tensor) -> torch.Tensor:
     """Symmetric InfoNCE; rows whose texts are identical are all positives (soft targets), not negatives."""
     import torch
     import torch.nn.functional as F
