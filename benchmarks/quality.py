@@ -21,7 +21,7 @@ from typing import Any
 
 from _common import SHARED, machine, print_table, run_main, write_results
 from fashionrec.evaluate import catalogue_queries, evaluate, load_mapping, photo_queries, searchable_subset
-from fashionrec.head import HEAD_FILE
+from fashionrec.head import HEAD_FILE, Head
 from fashionrec.recommend import Recommender
 from fashionrec.train import train_index
 
@@ -49,20 +49,23 @@ def main(argv: list[str] | None = None) -> int:
         if args.max_queries:
             ids = sorted(random.Random(0).sample(ids, min(args.max_queries, len(ids))))
         keep = set(rec.store.ids) - set(held)
-        for label, use_head in (("backbone as-is", False), ("trained head", True)):
-            result = evaluate(searchable_subset(rec, keep, use_head), catalogue_queries(rec, ids, use_head))
+        mlp_alone = Head(rec.head.weights, {**rec.head.meta, "backbone_weight": 0.0})
+        heads = {"backbone as-is": None, "MLP head alone": mlp_alone,
+                 f"head (backbone weight {rec.head.backbone_weight})": rec.head}
+        for label, head in heads.items():
+            result = evaluate(searchable_subset(rec, keep, head), catalogue_queries(rec, ids, head))
             rows.append({"set": "catalogue held-out", "method": label, **result})
-        hybrid = searchable_subset(rec, keep, True)
-        queries = catalogue_queries(rec, ids, True)
+        hybrid = searchable_subset(rec, keep, rec.head)
+        queries = catalogue_queries(rec, ids, rec.head)
         for weight in (float(w) for w in args.weights.split(",")):
             hybrid.hybrid_weight = weight
             result = evaluate(hybrid, queries, prefer_columns=PREFER)
             rows.append({"set": "catalogue held-out", "method": f"head + hybrid w={weight}", **result})
         mapping = load_mapping(args.mapping)
         for split in ("test", "validation"):
-            for label, use_head in (("backbone as-is", False), ("trained head", True)):
-                searched = rec if use_head else searchable_subset(rec, None, False)
-                result = evaluate(searched, photo_queries(rec, args.photos / split, mapping, use_head))
+            for label, head in heads.items():
+                searched = rec if head is rec.head else searchable_subset(rec, None, head)
+                result = evaluate(searched, photo_queries(rec, args.photos / split, mapping, head))
                 rows.append({"set": f"photos {split}", "method": label, **result})
     headers = ["queries", "method", "n", "P@1", "P@5", "P@10", "mAP@10", "nDCG@10", "hit@5", "colour@5", "gender@5",
                "p50 ms"]

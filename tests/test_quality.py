@@ -3,7 +3,7 @@
 The index holds 120 demo products embedded with the fast model (lite0 at 128 px); the head is tiny, so every test
 here runs in seconds. Quality numbers come from benchmarks/quality.py, not from these tests.
 """
-# ruff: noqa: F811  (small_catalog and fast_embedder are module fixtures shared with test_kill_safety)
+# ruff: noqa: F811  (small_catalog is a module fixture shared with test_kill_safety)
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from fashionrec.api import ApiSettings, create_app
+from fashionrec.cli import main
 from fashionrec.errors import FashionrecError, IndexFormatError
 from fashionrec.evaluate import ranking_metrics
 from fashionrec.head import HEAD_FILE, Head
@@ -27,17 +28,19 @@ from fashionrec.indexing import index_catalog
 from fashionrec.recommend import Recommender
 from fashionrec.train import TrainConfig, train_index
 from tests.conftest import DEMO_QUERIES
-from tests.test_hardening_catalog import CLI_ENV, assert_one_clear_error, run_cli
-from tests.test_kill_safety import FAST_MODEL, fast_embedder, small_catalog  # noqa: F401
+from tests.test_hardening_catalog import CLI_ENV
+from tests.test_kill_safety import FAST_MODEL, small_catalog  # noqa: F401
 
 SMALL = TrainConfig(epochs=3, hidden=32, dim=16, batch_size=32, holdout=0.2, seed=3)
 SMALL_FLAGS = ["--epochs", "3", "--hidden", "32", "--dim", "16", "--holdout", "0.2", "--seed", "3"]
 
 
 @pytest.fixture(scope="module")
-def base_index(small_catalog: Path, tmp_path_factory: pytest.TempPathFactory, fast_embedder) -> Path:
+def base_index(small_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Built from the model spec (not a passed embedder), so its ONNX export is cached inside it and every copy
+    opens without exporting again."""
     index_dir = tmp_path_factory.mktemp("quality-index")
-    index_catalog(small_catalog, index_dir, model=FAST_MODEL, embedder=fast_embedder, progress=False)
+    index_catalog(small_catalog, index_dir, model=FAST_MODEL, progress=False)
     return index_dir
 
 
@@ -57,6 +60,11 @@ def test_head_applies_in_numpy_and_round_trips(tmp_path: Path) -> None:
     out = head.apply(rng.normal(size=(5, 8)))
     assert out.shape == (5, 4) and out.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1, atol=1e-5)
+    x = rng.normal(size=(2, 8))
+    blended = Head(head.weights, {"backbone_weight": 2.0})  # cosine = (4 backbone cosine + MLP cosine) / 5
+    raw = x / np.linalg.norm(x, axis=1, keepdims=True)
+    expected = (4 * raw[0] @ raw[1] + head.apply(x)[0] @ head.apply(x)[1]) / 5
+    assert blended.apply(x)[0] @ blended.apply(x)[1] == pytest.approx(expected, abs=1e-5)
     head.save(tmp_path)
     loaded = Head.load(tmp_path)
     assert loaded.fingerprint == head.fingerprint and loaded.holdout_ids == ["a", "b"]
@@ -84,9 +92,9 @@ def test_damaged_or_foreign_head_file_is_an_index_format_error(tmp_path: Path, d
 def test_train_publishes_head_space_vectors_and_is_deterministic(base_index: Path, trained_index: Path,
                                                                  tmp_path: Path) -> None:
     head = Head.load(trained_index)
-    assert len(head.holdout_ids) == round(0.2 * 120) and head.dim == 16
+    assert len(head.holdout_ids) == round(0.2 * 120) and head.dim == 16 + 1280  # MLP output + backbone
     with Recommender.open(trained_index) as rec:
-        assert rec.store.dim == 16 and rec.store.model["head"] == head.fingerprint
+        assert rec.store.dim == head.dim and rec.store.model["head"] == head.fingerprint
         item_id = rec.store.ids[0]
         similar = rec.similar(item_id, k=5)
         assert len(similar) == 5 and item_id not in {r.id for r in similar}
@@ -101,7 +109,7 @@ def test_train_publishes_head_space_vectors_and_is_deterministic(base_index: Pat
 
 
 def test_open_refuses_vectors_published_with_another_head(
-    trained_index: Path, tmp_path: Path, small_catalog: Path, fast_embedder
+    trained_index: Path, tmp_path: Path, small_catalog: Path
 ) -> None:
     index_dir = tmp_path / "index"
     shutil.copytree(trained_index, index_dir)
@@ -110,8 +118,8 @@ def test_open_refuses_vectors_published_with_another_head(
     other.save(index_dir)  # a new head whose vectors were never published (train killed between the two writes)
     with pytest.raises(IndexFormatError, match="re-run `fashionrec index`"):
         Recommender.open(index_dir)
-    index_catalog(small_catalog, index_dir, model=FAST_MODEL, embedder=fast_embedder, progress=False)  # re-publish
-    with Recommender.open(index_dir, embedder=fast_embedder) as rec:
+    index_catalog(small_catalog, index_dir, model=FAST_MODEL, progress=False)  # nothing to embed; re-publishes
+    with Recommender.open(index_dir) as rec:
         assert rec.store.model["head"] == other.fingerprint
 
 
@@ -154,11 +162,20 @@ def test_api_prefer_parameter(trained_index: Path) -> None:
         assert answer.status_code == 200 and len(answer.json()["results"]) == 3
 
 
-def test_cli_evaluate_holdout_hybrid_and_report(trained_index: Path, tmp_path: Path) -> None:
-    proc = run_cli("evaluate", "--index-dir", str(trained_index), "--hybrid", "gender,baseColour", "--json",
-                   "--report", str(tmp_path / "report"))
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout)
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """Run the command line in this process (no interpreter start-up per call): exit status, stdout, stderr."""
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_evaluate_holdout_hybrid_and_report(
+    trained_index: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = cli(capsys, "evaluate", "--index-dir", str(trained_index), "--hybrid", "gender,baseColour",
+                         "--json", "--report", str(tmp_path / "report"))
+    assert code == 0, err
+    result = json.loads(out)
     assert result["protocol"] == "holdout" and len(result["runs"]) == 2
     image_only = result["runs"]["image-only"]
     assert image_only["queries"] == 24 and image_only["searched"] == 96  # queries never in the searched index
@@ -167,25 +184,31 @@ def test_cli_evaluate_holdout_hybrid_and_report(trained_index: Path, tmp_path: P
     assert "| image-only | 24 |" in (tmp_path / "report" / "report.md").read_text()
 
 
-def test_cli_evaluate_photos_and_errors(trained_index: Path, base_index: Path, tmp_path: Path) -> None:
+def test_cli_evaluate_photos_and_errors(
+    trained_index: Path, base_index: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     photos = tmp_path / "photos"
     for n, photo in enumerate(sorted(DEMO_QUERIES.glob("*.jpg"))[:2]):
         (photos / f"class{n}").mkdir(parents=True)
         shutil.copy(photo, photos / f"class{n}")
     (tmp_path / "mapping.json").write_text(json.dumps({"class0": ["Tshirts"], "class1": ["Shirts", "Tops"]}))
-    proc = run_cli("evaluate", "--index-dir", str(trained_index), "--photos", str(photos), "--mapping",
-                   str(tmp_path / "mapping.json"), "--json")
-    assert proc.returncode == 0, proc.stderr
-    run = json.loads(proc.stdout)["runs"]["image-only"]
+    code, out, err = cli(capsys, "evaluate", "--index-dir", str(trained_index), "--photos", str(photos),
+                         "--mapping", str(tmp_path / "mapping.json"), "--json")
+    assert code == 0, err
+    run = json.loads(out)["runs"]["image-only"]
     assert run["queries"] == 2 and run["searched"] == 120 and set(run["groups"]) == {"class0", "class1"}
-    assert_one_clear_error(run_cli("evaluate", "--index-dir", str(base_index)), "held-out")
-    assert_one_clear_error(run_cli("evaluate", "--index-dir", str(trained_index), "--photos", str(photos)), "--mapping")
+    code, _, err = cli(capsys, "evaluate", "--index-dir", str(base_index))
+    assert code == 2 and err.startswith("fashionrec: error: no held-out products recorded") and err.count("\n") == 1
+    code, _, err = cli(capsys, "evaluate", "--index-dir", str(trained_index), "--photos", str(photos))
+    assert code == 2 and err.count("\n") == 1 and "--mapping" in err
 
 
-def test_cli_trends_writes_json_and_charts(base_index: Path, tmp_path: Path) -> None:
-    proc = run_cli("trends", "--index-dir", str(base_index), "--out", str(tmp_path), "--json")
-    assert proc.returncode == 0, proc.stderr
-    trends = json.loads(proc.stdout)
+def test_cli_trends_writes_json_and_charts(
+    base_index: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = cli(capsys, "trends", "--index-dir", str(base_index), "--out", str(tmp_path), "--json")
+    assert code == 0, err
+    trends = json.loads(out)
     assert trends == json.loads((tmp_path / "trends.json").read_text()) and trends["items"] == 120
     colours = next(c for c in trends["charts"] if c["column"] == "baseColour")
     assert len(colours["counts"]) <= 10 and sum(c["count"] for c in colours["counts"]) + colours["other"] == 120
@@ -202,7 +225,7 @@ def test_train_killed_at_random_points_leaves_a_usable_index(trained_index: Path
     index_dir = tmp_path / "index"
     shutil.copytree(trained_index, index_dir)
     rng = random.Random(11)
-    for delay in sorted(rng.uniform(0.2, 4.0) for _ in range(3)):
+    for delay in sorted(rng.uniform(0.2, 3.0) for _ in range(3)):
         proc = subprocess.Popen(_train_cmd(index_dir, 3000), env=CLI_ENV, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         time.sleep(delay)

@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from fashionrec.errors import FashionrecError
 from fashionrec.filters import MetadataColumns
+from fashionrec.head import Head
 from fashionrec.imageio import load_image
 from fashionrec.recommend import Recommender, Result
 from fashionrec.stores.faiss_store import FaissStore
@@ -64,12 +65,11 @@ def ranking_metrics(relevant: Sequence[bool], n_relevant: int) -> dict[str, floa
     return out
 
 
-def searchable_subset(rec: Recommender, keep: set[str] | None, use_head: bool = True) -> Recommender:
-    """A Recommender over an exact in-memory index of the kept products (all when ``keep`` is None), in head
-    space or (``use_head=False``) in raw backbone space, sharing the open database and model."""
+def searchable_subset(rec: Recommender, keep: set[str] | None, head: Head | None) -> Recommender:
+    """A Recommender over an exact in-memory index of the kept products (all when ``keep`` is None), in the
+    space of ``head`` (raw backbone features when None), sharing the open database and model."""
     ids, features = rec.db.vectors(rec.embedder.dim)
     rows = [n for n, i in enumerate(ids) if keep is None or i in keep]
-    head = rec.head if use_head else None
     vectors = features[rows] if head is None else head.apply(features[rows])
     index = faiss.IndexFlatIP(vectors.shape[1])
     index.add(np.ascontiguousarray(vectors))
@@ -82,11 +82,11 @@ def searchable_subset(rec: Recommender, keep: set[str] | None, use_head: bool = 
     return subset
 
 
-def catalogue_queries(rec: Recommender, ids: Sequence[str], use_head: bool = True) -> list[Query]:
+def catalogue_queries(rec: Recommender, ids: Sequence[str], head: Head | None) -> list[Query]:
     """Queries from products already in the index: their stored backbone features, their own labels."""
     items = rec.db.get_many(ids)
     features = np.stack([rec.db.vector(i) for i in ids])
-    vectors = rec.project(features) if use_head else features
+    vectors = features if head is None else head.apply(features)
     return [
         Query(i, v, frozenset([items[i].metadata.get("articleType", "")]), items[i].metadata.get("articleType", ""),
               items[i].metadata, exclude=i)
@@ -94,7 +94,7 @@ def catalogue_queries(rec: Recommender, ids: Sequence[str], use_head: bool = Tru
     ]
 
 
-def photo_queries(rec: Recommender, folder: Path, mapping: Mapping[str, Sequence[str]], use_head: bool = True,
+def photo_queries(rec: Recommender, folder: Path, mapping: Mapping[str, Sequence[str]], head: Head | None,
                   progress: bool = True) -> list[Query]:
     """Queries from a folder per class (``folder/<class>/*.jpg``), embedded one by one like a shopper's photo."""
     photos = sorted(p for cls in mapping for p in (folder / cls).glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -104,7 +104,7 @@ def photo_queries(rec: Recommender, folder: Path, mapping: Mapping[str, Sequence
     for photo in tqdm(photos, desc="embedding photos", unit="img", disable=not progress):
         started = time.perf_counter()
         features = rec.embedder.embed_arrays(rec.embedder.preprocess(load_image(photo))[None])
-        vector = rec.project(features)[0] if use_head else features[0]
+        vector = features[0] if head is None else head.apply(features)[0]
         query = Query(f"{photo.parent.name}/{photo.name}", vector, frozenset(mapping[photo.parent.name]),
                       photo.parent.name)
         query.metadata["embed_ms"] = str((time.perf_counter() - started) * 1000)

@@ -36,7 +36,7 @@ AUX_LABELS = ("subCategory", "baseColour", "gender")
 class TrainConfig:
     """Training settings; every one is a ``fashionrec train`` flag."""
 
-    epochs: int = 30
+    epochs: int = 10
     hidden: int = 1024
     dim: int = 256
     lr: float = 2e-3
@@ -48,6 +48,7 @@ class TrainConfig:
     dropout: float = 0.2
     holdout: float = 0.1
     seed: int = 0
+    backbone_weight: float = 1.33  # the backbone features kept beside the MLP output (see fashionrec.head.Head)
 
     def check(self) -> None:
         if not 0 <= self.holdout < 0.9:
@@ -55,8 +56,9 @@ class TrainConfig:
         for name in ("epochs", "hidden", "dim", "batch_size"):
             if getattr(self, name) < 1:
                 raise FashionrecError(f"--{name.replace('_', '-')} must be at least 1")
-        if self.lr <= 0 or self.temperature <= 0 or self.aux_weight < 0:
-            raise FashionrecError("--lr and --temperature must be positive, --aux-weight not negative")
+        if self.lr <= 0 or self.temperature <= 0 or self.aux_weight < 0 or self.backbone_weight < 0:
+            raise FashionrecError("--lr and --temperature must be positive, --aux-weight and --backbone-weight not "
+                                  "negative")
 
 
 @dataclass
@@ -181,6 +183,7 @@ def train_index(
             {
                 "model": model,
                 "config": asdict(config),
+                "backbone_weight": config.backbone_weight,
                 "labels": {name: len(v) for name, v in vocab.items()},
                 "trained_on": int((~held).sum()),
                 "holdout_ids": [i for i, h in zip(ids, held) if h],

@@ -39,12 +39,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _queries(args: argparse.Namespace, rec: Recommender) -> tuple[str, Recommender, list[Any]]:
-    use_head = not args.no_head and rec.head is not None
+    head = None if args.no_head else rec.head
     if args.photos:
         if not args.mapping:
             raise FashionrecError("--photos needs --mapping (class -> relevant articleTypes)")
-        searched = rec if use_head or rec.head is None else searchable_subset(rec, None, False)
-        return "photos", searched, photo_queries(rec, args.photos, load_mapping(args.mapping), use_head,
+        searched = rec if head is rec.head else searchable_subset(rec, None, None)
+        return "photos", searched, photo_queries(rec, args.photos, load_mapping(args.mapping), head,
                                                  progress=not args.json)
     if args.leave_one_out:
         ids, keep, protocol = list(rec.store.ids), None, "leave-one-out"
@@ -56,7 +56,7 @@ def _queries(args: argparse.Namespace, rec: Recommender) -> tuple[str, Recommend
         keep, protocol = set(rec.store.ids) - set(ids), "holdout"
     if args.sample:
         ids = random.Random(args.seed).sample(sorted(ids), min(args.sample, len(ids)))
-    return protocol, searchable_subset(rec, keep, use_head), catalogue_queries(rec, sorted(ids), use_head)
+    return protocol, searchable_subset(rec, keep, head), catalogue_queries(rec, sorted(ids), head)
 
 
 def run(args: argparse.Namespace) -> int:

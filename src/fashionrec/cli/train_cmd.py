@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=DEFAULTS.lr, help="peak learning rate (default: %(default)s)")
     p.add_argument("--aux-weight", type=float, default=DEFAULTS.aux_weight,
                    help="loss weight of subCategory/baseColour/gender vs articleType (default: %(default)s)")
+    p.add_argument("--backbone-weight", type=float, default=DEFAULTS.backbone_weight,
+                   help="weight of the raw backbone features kept beside the head's output; 0 = head output only "
+                   "(default: %(default)s, the best measured for real photos)")
     p.add_argument("--index-kind", default="auto", choices=["auto", "flat", "hnsw", "ivf", "ivfpq"],
                    help="FAISS index kind of the re-published index (default: %(default)s)")
     p.set_defaults(func=run)
@@ -32,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = TrainConfig(epochs=args.epochs, seed=args.seed, holdout=args.holdout, dim=args.dim, hidden=args.hidden,
-                         lr=args.lr, aux_weight=args.aux_weight)
+                         lr=args.lr, aux_weight=args.aux_weight,
+                         backbone_weight=args.backbone_weight)
     result = train_index(args.index_dir, config, index_kind=args.index_kind, progress=not args.json)
     print(json.dumps(asdict(result)) if args.json else result.summary())
     return 0
