@@ -20,6 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from fashionrec.api import ApiSettings, create_app
+from fashionrec.catalog_db import CatalogDB
 from fashionrec.cli import main
 from fashionrec.errors import FashionrecError, IndexFormatError
 from fashionrec.evaluate import ranking_metrics
@@ -242,3 +243,23 @@ def test_train_killed_at_random_points_leaves_a_usable_index(trained_index: Path
     with Recommender.open(index_dir) as rec:
         assert rec.store.model["head"] == json.loads(finished.stdout)["head_fingerprint"]
     assert (index_dir / HEAD_FILE).is_file()
+
+
+def test_milvus_publishes_head_space_vectors(trained_index: Path, tmp_path: Path) -> None:
+    pytest.importorskip("pymilvus")
+    from fashionrec.stores.milvus_store import MilvusPublisher, MilvusStore
+
+    index_dir = tmp_path / "index"
+    shutil.copytree(trained_index, index_dir)
+    uri = str(tmp_path / "m.db")
+    db = CatalogDB(index_dir)
+    try:
+        MilvusPublisher(uri)(db, index_dir, json.loads(db.get_setting("model")))
+    finally:
+        db.close()
+    with Recommender.open(index_dir) as faiss_rec, Recommender.open(
+        index_dir, store=MilvusStore.for_index(index_dir, uri)
+    ) as milvus_rec:
+        assert milvus_rec.store.model["head"] == faiss_rec.head.fingerprint
+        item_id = faiss_rec.store.ids[3]
+        assert [r.id for r in milvus_rec.similar(item_id, k=5)] == [r.id for r in faiss_rec.similar(item_id, k=5)]

@@ -33,6 +33,7 @@ from tqdm import tqdm
 from fashionrec.catalog_db import CatalogDB
 from fashionrec.errors import FashionrecError
 from fashionrec.filters import Filters
+from fashionrec.head import Head, load_head
 from fashionrec.modelspec import same_vectors
 from fashionrec.stores.base import Hit
 
@@ -313,10 +314,13 @@ def _open_for_publish(
 
 def publish_to_milvus(
     db: CatalogDB, uri: str, model: Mapping[str, Any], *, collection: str = DEFAULT_COLLECTION, token: str = "",
-    progress: bool = False,
+    progress: bool = False, head: Head | None = None,
 ) -> PublishCounts:
-    """Make the collection match SQLite's embedded items, touching only the rows whose digest changed."""
-    model = dict(model)
+    """Make the collection match SQLite's embedded items, touching only the rows whose digest changed.
+
+    With a trained ``head`` the rows hold head-space vectors and the recorded model names the head, so a new head
+    changes every row's digest and re-publishes all of them."""
+    model = dict(model) if head is None else {**model, "head": head.fingerprint, "dim": head.dim}
     columns = db.columns
     client = connect(uri, token, create=True)
     store, recreated = _open_for_publish(client, collection, int(model["dim"]), columns, model)
@@ -330,6 +334,7 @@ def publish_to_milvus(
             ids = changed[start : start + PUBLISH_BATCH]
             items = db.get_many(ids)
             vectors = np.stack([db.vector(i) for i in ids])
+            vectors = vectors if head is None else head.apply(vectors)
             store.upsert(ids, vectors, [items[i].metadata for i in ids], [wanted[i] for i in ids])
             bar.update(len(ids))
     for start in range(0, len(gone), PUBLISH_BATCH):
@@ -358,5 +363,5 @@ class MilvusPublisher:
 
     def __call__(self, db: CatalogDB, index_dir: Path, model: dict[str, Any]) -> PublishCounts:
         self.counts = publish_to_milvus(db, self.uri, model, collection=self.collection, token=self.token,
-                                        progress=self.progress)
+                                        progress=self.progress, head=load_head(index_dir, model))
         return self.counts
