@@ -49,6 +49,7 @@ class Query:
     group: str
     metadata: dict[str, str] = field(default_factory=dict)
     exclude: str | None = None  # its own id, never among its results
+    embed_ms: float = 0.0  # time to decode and embed the query image, counted in its latency
 
 
 def ranking_metrics(relevant: Sequence[bool], n_relevant: int) -> dict[str, float]:
@@ -105,10 +106,8 @@ def photo_queries(rec: Recommender, folder: Path, mapping: Mapping[str, Sequence
         started = time.perf_counter()
         features = rec.embedder.embed_arrays(rec.embedder.preprocess(load_image(photo))[None])
         vector = features[0] if head is None else head.apply(features)[0]
-        query = Query(f"{photo.parent.name}/{photo.name}", vector, frozenset(mapping[photo.parent.name]),
-                      photo.parent.name)
-        query.metadata["embed_ms"] = str((time.perf_counter() - started) * 1000)
-        queries.append(query)
+        queries.append(Query(f"{photo.parent.name}/{photo.name}", vector, frozenset(mapping[photo.parent.name]),
+                             photo.parent.name, embed_ms=(time.perf_counter() - started) * 1000))
     return queries
 
 
@@ -138,7 +137,7 @@ def evaluate(
         started = time.perf_counter()
         results = rec.recommend_vectors(q.vector[None, :], 10, exclude={q.exclude} if q.exclude else None,
                                         prefer=prefer)[0]
-        latencies.append((time.perf_counter() - started) * 1000 + float(q.metadata.get("embed_ms", 0)))
+        latencies.append((time.perf_counter() - started) * 1000 + q.embed_ms)
         searched_itself = q.exclude is not None and q.exclude in searched_ids  # leave-one-out
         n_relevant = sum(totals[a] for a in q.relevant) - (searched_itself and q.group in q.relevant)
         row = ranking_metrics([r.metadata.get("articleType") in q.relevant for r in results], n_relevant)
