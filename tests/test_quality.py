@@ -263,3 +263,16 @@ def test_milvus_publishes_head_space_vectors(trained_index: Path, tmp_path: Path
         assert milvus_rec.store.model["head"] == faiss_rec.head.fingerprint
         item_id = faiss_rec.store.ids[3]
         assert [r.id for r in milvus_rec.similar(item_id, k=5)] == [r.id for r in faiss_rec.similar(item_id, k=5)]
+
+
+def test_cli_recommend_prefer(trained_index: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    photo = str(min(DEMO_QUERIES.glob("*.jpg")))
+    args = ["recommend", photo, "--index-dir", str(trained_index), "-k", "10", "--json"]
+    code, out, err = cli(capsys, *args, "--prefer", "gender=Women", "--hybrid-weight", "5")
+    assert code == 0, err
+    genders = [r["gender"] for r in json.loads(out)["results"]]
+    assert len(genders) == 10 and genders == sorted(genders, key=lambda g: g != "Women")  # preferred ones first
+    code, _, err = cli(capsys, *args, "--prefer", "gender")
+    assert code == 2 and "bad preference" in err
+    code, _, err = cli(capsys, *args, "--hybrid-weight", "-1")
+    assert code == 2 and "hybrid weight must be between 0 and 10" in err

@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hybrid", metavar="COL1,COL2", default="",
                    help="also rank with the query's own values of these columns as soft preferences "
                    "(catalogue queries), and compare with image-only")
-    p.add_argument("--hybrid-weight", type=parse_weight, default=None,
+    p.add_argument("--hybrid-weight", type=float, default=None,
                    help="weight of metadata agreement (env FASHIONREC_HYBRID_WEIGHT)")
     p.add_argument("--report", type=Path, metavar="DIR", help="write report.md, result.json and PNG plots into DIR")
     p.set_defaults(func=run)
@@ -62,7 +62,7 @@ def _queries(args: argparse.Namespace, rec: Recommender) -> tuple[str, Recommend
 def run(args: argparse.Namespace) -> int:
     with Recommender.open(args.index_dir) as rec:
         if args.hybrid_weight is not None:
-            rec.hybrid_weight = args.hybrid_weight
+            rec.hybrid_weight = parse_weight(args.hybrid_weight)
         protocol, searched, queries = _queries(args, rec)
         runs = {"image-only": evaluate(searched, queries, progress=not args.json)}
         prefer = [c.strip() for c in args.hybrid.split(",") if c.strip()]

@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_filters(p)
     p.add_argument("--prefer", action="append", default=[], metavar="KEY=VALUE",
                    help="soft preference: agreeing products move up, others stay (hybrid ranking); repeatable")
-    p.add_argument("--hybrid-weight", type=parse_weight, default=None,
+    p.add_argument("--hybrid-weight", type=float, default=None,
                    help="weight of the preferences against image similarity (env FASHIONREC_HYBRID_WEIGHT)")
     add_json(p)
     p.add_argument("--sheet", metavar="PNG", help="also save a contact sheet (query + results) per photo; "
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         filters = parse_filters(args.filter, rec.columns)
         prefer = parse_preferences(args.prefer, rec.columns)
         if args.hybrid_weight is not None:
-            rec.hybrid_weight = args.hybrid_weight
+            rec.hybrid_weight = parse_weight(args.hybrid_weight)
         for n, image in enumerate(args.images):
             try:
                 results = rec.recommend(image, k=args.k, filters=filters, prefer=prefer)
