@@ -44,6 +44,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"{trends['items']} products")
         for chart in trends["charts"]:
-            shown = ", ".join(f"{c['value']} {c['count']}" for c in chart["counts"][:10])
+            shown = ", ".join(f"{c['value']} {c['count']}" for c in chart["counts"])
             print(f"{chart['title']}: {shown}" + (f", other {chart['other']}" if chart["other"] else ""))
     return 0
