@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import machine, peak_rss_mib, print_table, run_main, write_results
 
+from _common import machine, peak_rss_mib, print_table, run_main, write_results
 from fashionrec.catalog_db import CatalogDB
 from fashionrec.text.captions import product_name
 from fashionrec.text.encoder import MiniLMEncoder

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from fashionrec.api.errors import ApiError
 from fashionrec.api.models import ErrorOut, ResultsOut, results_out
-from fashionrec.api.params import K, FilterSpecs
+from fashionrec.api.params import FilterSpecs, K
 from fashionrec.api.service import RecommenderService, get_service
 from fashionrec.errors import IndexFormatError
 from fashionrec.text.searcher import MAX_QUERY_CHARS, TextSearcher
