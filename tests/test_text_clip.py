@@ -18,6 +18,7 @@ from fashionrec.errors import FashionrecError
 from fashionrec.indexing import index_catalog
 from fashionrec.modelspec import ModelSpec
 from fashionrec.recommend import Recommender
+from fashionrec.stores.faiss_store import FaissStore, build_index
 from fashionrec.text import TextSearcher
 from tests.conftest import DEMO_CATALOG, DEMO_QUERIES
 
@@ -78,6 +79,22 @@ def test_text_search_uses_the_clip_text_tower(clip_index: tuple[Path, Path]) -> 
     expected = [ids[n] for n in np.argsort(-scores)[:5]]
     assert [r.id for r in results] == expected
     np.testing.assert_allclose([r.score for r in results], np.sort(scores)[::-1][:5], atol=1e-4)
+
+
+def test_text_search_ignores_head_space_vectors(clip_index: tuple[Path, Path], tmp_path: Path) -> None:
+    """A projection head applied when publishing moves the FAISS vectors out of CLIP's space; text search must keep
+    comparing with the raw CLIP vectors."""
+    _, index_dir = clip_index
+    with TextSearcher.open(index_dir) as searcher:
+        expected = [(r.id, round(r.score, 5)) for r in searcher.search("red dress", k=5)]
+    copy = tmp_path / "index"
+    shutil.copytree(index_dir, copy)
+    store = FaissStore.load(copy)
+    noise = np.random.default_rng(0).normal(size=(len(store), store.dim)).astype(np.float32)
+    index, kind = build_index(noise / np.linalg.norm(noise, axis=1, keepdims=True))
+    FaissStore(index=index, ids=store.ids, kind=kind, model={**store.model, "head": "other-space"}).save(copy)
+    with TextSearcher.open(copy) as searcher:
+        assert [(r.id, round(r.score, 5)) for r in searcher.search("red dress", k=5)] == expected
 
 
 def test_photo_search_runs_on_the_clip_vision_tower(clip_index: tuple[Path, Path]) -> None:

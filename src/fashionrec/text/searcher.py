@@ -18,6 +18,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +27,7 @@ from fashionrec.errors import FashionrecError, IndexFormatError
 from fashionrec.filters import MetadataColumns, normalise_filters
 from fashionrec.modelspec import same_vectors
 from fashionrec.recommend import Result, _in_order, check_k
-from fashionrec.stores.faiss_store import FaissStore
+from fashionrec.stores.faiss_store import FaissStore, build_index
 from fashionrec.text.alignment import TEXT_DIR, Alignment
 
 MAX_QUERY_CHARS = 200
@@ -66,7 +67,7 @@ class TextSearcher:
             from fashionrec.embedders.clip import clip_text_embedder, is_joint
 
             if is_joint(model):
-                store, embed, mode = FaissStore.load(path), clip_text_embedder(model), "joint"
+                store, embed, mode = _joint_store(db, path, model), clip_text_embedder(model), "joint"
             else:
                 store, embed, mode = _aligned(path, model)
             store.meta = MetadataColumns(db.columns, [m.metadata for m in _in_order(db, store.ids)])
@@ -104,7 +105,19 @@ class TextSearcher:
         return [Result(h.id, h.score, items[h.id].metadata) for h in hits if h.id in items]
 
 
-def _aligned(path: Path, model: dict[str, object]) -> tuple[FaissStore, QueryEmbedder, str]:
+def _joint_store(db: CatalogDB, path: Path, model: dict[str, Any]) -> FaissStore:
+    """The CLIP image vectors text queries are compared with: the index's FAISS file, unless a trained projection
+    head was applied when it was published (its vectors then left CLIP's space): then the raw CLIP vectors that
+    SQLite keeps, indexed in memory."""
+    store = FaissStore.load(path)
+    if "head" not in store.model:
+        return store
+    ids, vectors = db.vectors(int(model["dim"]))
+    index, kind = build_index(vectors)
+    return FaissStore(index=index, ids=ids, kind=kind, model=dict(model))
+
+
+def _aligned(path: Path, model: dict[str, Any]) -> tuple[FaissStore, QueryEmbedder, str]:
     """The trained alignment's search index and query embedder, checked against the index's image model."""
     alignment = Alignment.load(path)
     if not same_vectors(alignment.header.get("image_model", {}), model):
