@@ -44,6 +44,14 @@ def peak_rss_mib() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def rss_mib(pid: int | None = None) -> float:
+    """Current resident memory of a process (this one by default), from /proc (Linux)."""
+    for line in Path(f"/proc/{pid or 'self'}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, json_mode: bool) -> None:
     """A plain aligned text table; on stderr in ``json_mode`` so stdout carries only the JSON."""
     out = sys.stderr if json_mode else sys.stdout

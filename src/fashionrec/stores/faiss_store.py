@@ -29,43 +29,39 @@ from fashionrec.stores.base import Hit
 MAGIC = b"FASHIONREC-FAISS"
 FORMAT_VERSION = 1
 INDEX_FILE = "vectors.faiss"
-IndexKind = Literal["auto", "flat", "hnsw", "ivf", "ivfpq"]
+IndexKind = Literal["auto", "flat", "hnsw", "ivf", "ivfsq"]
 # "auto" by catalogue size. Exact search reads every vector per query (40k x 1280 float32 = 205 MB, ~13 ms on a
 # 2-core VM), so it is kept only where that stays under ~2 ms; HNSW then answers in < 1 ms at recall@10 ~0.99 and
-# builds in seconds; past HNSW_MAX_ITEMS its float32 vectors and build time grow too large, and IVF-PQ with an
-# 8-bit re-ranking copy takes over (about 1/3 of the memory, built in minutes at 1M). See benchmarks/ann_scale.py.
+# builds in seconds; past HNSW_MAX_ITEMS its float32 vectors and build time grow too large, and IVF over 8-bit
+# scalar-quantised vectors takes over (1/4 of the memory, built in minutes at 1M). 4-bit fast-scan PQ with a
+# re-ranking copy was tried and lost: on real-shaped data its coarse codes miss a third of the true top-10 even
+# with 320 re-ranked candidates. See benchmarks/ann_scale.py.
 AUTO_FLAT_MAX_ITEMS = 5_000
 HNSW_MAX_ITEMS = 300_000
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 128
-IVFPQ_MIN_ITEMS = 64  # 4-bit PQ trains 16 centroids per sub-space; below this "ivfpq" falls back to exact search
-IVFPQ_NPROBE = 32
-IVFPQ_K_FACTOR = 16  # the PQ scan proposes k * this candidates, re-ranked on the refine copy
-IVFPQ_REFINE = "SQ8"  # re-ranking copy: SQ8 (1 byte per dimension), SQfp16 (2) or Flat (4, exact scores)
+IVFSQ_MIN_ITEMS = 64  # fewer items cannot train IVF lists worth having; "ivfsq" falls back to exact search
+IVFSQ_NPROBE = 32
 TRAIN_PER_LIST = 64  # k-means training points per IVF list: enough for stable centroids, bounded training time
 EXACT_CHUNK = 16_384  # vectors scored per step by exact search over a subset (bounded memory)
 
 
 def resolve_kind(kind: IndexKind, n: int) -> str:
-    """The concrete index kind for ``n`` items: "auto" by size, and "ivfpq" on too few items to train it."""
+    """The concrete index kind for ``n`` items: "auto" by size, and "ivfsq" on too few items to train it."""
     if kind == "auto":
-        return "flat" if n < AUTO_FLAT_MAX_ITEMS else "hnsw" if n < HNSW_MAX_ITEMS else "ivfpq"
-    if kind == "ivfpq" and n < IVFPQ_MIN_ITEMS:
+        return "flat" if n < AUTO_FLAT_MAX_ITEMS else "hnsw" if n < HNSW_MAX_ITEMS else "ivfsq"
+    if kind == "ivfsq" and n < IVFSQ_MIN_ITEMS:
         return "flat"
-    if kind not in ("flat", "hnsw", "ivf", "ivfpq"):
+    if kind not in ("flat", "hnsw", "ivf", "ivfsq"):
         raise ValueError(f"unknown index kind {kind!r}")
     return kind
 
 
-def ivfpq_factory(n: int, dim: int, refine: str = IVFPQ_REFINE) -> str:
-    """FAISS factory string of the large-catalogue index: IVF lists, a 4-bit fast-scan PQ code of dim/8 bytes
-    (SIMD scan, so probing many lists stays cheap) and a re-ranking copy that fixes the PQ's coarse order."""
+def ivfsq_factory(n: int, dim: int) -> str:
+    """FAISS factory string of the large-catalogue index: ~2 sqrt(n) IVF lists over 8-bit scalar-quantised vectors."""
     nlist = max(1, min(int(2 * np.sqrt(n)), n // TRAIN_PER_LIST))
-    sub_quantizers = max(2, dim // 4 // 2 * 2)  # 4 dimensions per 4-bit sub-quantizer; fast scan wants an even count
-    while dim % sub_quantizers:
-        sub_quantizers -= 2
-    return f"IVF{nlist},PQ{sub_quantizers}x4fs,Refine({refine})"
+    return f"IVF{nlist},SQ8"
 
 
 def new_index(kind: IndexKind, n: int, dim: int) -> tuple[faiss.Index, str]:
@@ -83,11 +79,9 @@ def new_index(kind: IndexKind, n: int, dim: int) -> tuple[faiss.Index, str]:
         ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
         ivf.nprobe = max(1, nlist // 16)
         return ivf, resolved
-    refined = faiss.index_factory(dim, ivfpq_factory(n, dim), faiss.METRIC_INNER_PRODUCT)
-    refined.k_factor = IVFPQ_K_FACTOR
-    base = faiss.extract_index_ivf(refined)
-    base.nprobe = min(IVFPQ_NPROBE, base.nlist)
-    return refined, resolved
+    ivfsq = faiss.index_factory(dim, ivfsq_factory(n, dim), faiss.METRIC_INNER_PRODUCT)
+    ivfsq.nprobe = min(IVFSQ_NPROBE, faiss.extract_index_ivf(ivfsq).nlist)
+    return ivfsq, resolved
 
 
 def training_sample(vectors: np.ndarray, index: faiss.Index, seed: int = 0) -> np.ndarray:
@@ -113,14 +107,7 @@ def build_index(vectors: np.ndarray, kind: IndexKind = "auto") -> tuple[faiss.In
 
 
 def search_params(index: faiss.Index, selector: faiss.IDSelector | None) -> faiss.SearchParameters | None:
-    """Per-call parameters carrying the filter's selector down to the index that scans (the IVF under a refine)."""
-    if isinstance(index, faiss.IndexRefine):
-        base = search_params(faiss.downcast_index(index.base_index), selector)
-        if base is None:
-            return None
-        params = faiss.IndexRefineSearchParameters(k_factor=index.k_factor, base_index_params=base)
-        params.referenced_base = base  # keep the SWIG object alive as long as the parameters that point to it
-        return params
+    """Per-call parameters carrying the filter's selector into the search."""
     if selector is None:
         return None
     if isinstance(index, faiss.IndexHNSW):
