@@ -27,8 +27,8 @@ from typing import Any
 
 import faiss
 import numpy as np
-from _common import machine, peak_rss_mib, print_table, rss_mib, run_main, write_results
 
+from _common import machine, peak_rss_mib, print_table, rss_mib, run_main, write_results
 from fashionrec.config import env_default
 from fashionrec.stores.faiss_store import FaissStore, ivfsq_factory, new_index, training_sample
 
