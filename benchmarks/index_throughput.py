@@ -6,12 +6,16 @@ Times one full ``index_catalog`` run (scan + content hashes, decoding, embedding
 products, seconds, images/s, peak RSS of this process, model, image size and the machine. ``--limit N`` indexes only
 the first N products that have an image, through a temporary CSV, because the full 41k catalogue takes over half
 an hour on a 2-core machine. Prints a table, writes benchmarks/results/index_throughput.json.
+
+``--baseline`` first times the reference projects' way on the same products, in the same run: one image at a
+time, decoded then embedded by eager PyTorch (batch of 1, no decode overlap), and reports the ratio.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,6 +25,7 @@ from _common import add_common_options, check_limit, machine, peak_rss_mib, prin
 
 from fashionrec.catalog import read_catalog
 from fashionrec.config import env_default
+from fashionrec.imageio import load_image
 from fashionrec.indexing import index_catalog
 from fashionrec.modelspec import ModelSpec
 
@@ -34,6 +39,18 @@ def write_subset_csv(catalog_dir: Path, limit: int, target: Path) -> int:
         writer.writerow(["id", *catalog.columns])
         writer.writerows([item.id, *(item.metadata[c] for c in catalog.columns)] for item in items)
     return len(items)
+
+
+def naive_baseline(args: argparse.Namespace) -> dict[str, Any]:
+    """The reference way: per product, decode, preprocess, one eager PyTorch forward pass of batch 1."""
+    items = read_catalog(args.catalog).items[: args.limit or None]
+    embedder = ModelSpec(name=args.model, image_size=args.image_size).build(backend="torch")
+    start = time.perf_counter()
+    for item in items:
+        embedder.embed_arrays(embedder.preprocess(load_image(item.image_path))[None])
+    seconds = time.perf_counter() - start
+    return {"products": len(items), "seconds": round(seconds, 1), "images_per_s": round(len(items) / seconds, 1),
+            "peak_rss_mib": peak_rss_mib(), "backend": "torch (eager, batch 1)"}
 
 
 def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
@@ -59,6 +76,7 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "image_size": embedder.image_size,
         "batch_size": args.batch_size,
         "index_kind": result.index_kind,
+        "backend": getattr(embedder, "backend", "?"),
     }
 
 
@@ -68,12 +86,19 @@ def main(argv: list[str] | None) -> int:
     parser.add_argument("--model", default=env_default("FASHIONREC_MODEL"))
     parser.add_argument("--image-size", type=int, default=None, help="input side in px (default: the model's)")
     parser.add_argument("--batch-size", type=int, default=int(env_default("FASHIONREC_BATCH_SIZE")))
+    parser.add_argument("--baseline", action="store_true", help="also time the naive one-image eager PyTorch way")
     args = parser.parse_args(argv)
     check_limit(args.limit)
+    baseline = naive_baseline(args) if args.baseline else None
     with tempfile.TemporaryDirectory(prefix="fashionrec-throughput-") as tmp:
         figures = measure(args, Path(tmp))
     data = {"benchmark": "index_throughput", "catalog": str(args.catalog), "limit": args.limit,
             "machine": machine(), "note": args.note, **figures}
+    if baseline:
+        data["baseline"] = baseline
+        data["speedup"] = round(figures["images_per_s"] / baseline["images_per_s"], 1)
+        print(f"naive baseline: {baseline['images_per_s']} img/s on {baseline['products']} products; ours "
+              f"{figures['images_per_s']} img/s ({data['speedup']}x)", file=sys.stderr if args.json else sys.stdout)
     m = data["machine"]
     print_table(
         ["products", "seconds", "images/s", "peak RSS MiB", "model", "image size", "machine"],
