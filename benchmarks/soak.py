@@ -171,6 +171,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--bad-share", type=float, default=0.4, help="share of bad requests (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--name", default="soak", help="results file name; --bad-share 0 --name http_load is the "
+                        "plain HTTP load benchmark (default: %(default)s)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -234,8 +236,9 @@ def main() -> int:
           f"{summary['unexpected_status'] or 'none'}; healthy after: {healthy}")
     print(f"server RSS: {summary['rss_before_mib']} MiB after warm-up -> {summary['rss_after_mib']} MiB at the end "
           f"({summary['rss_growth_mib']:+} MiB)")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(summary, indent=1) + "\n")
+    results = RESULTS.with_name(f"{args.name}.json")
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps(summary, indent=1) + "\n")
     return 1 if server_errors or connection_errors or not healthy else 0
 
 
