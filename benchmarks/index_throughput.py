@@ -25,6 +25,7 @@ from _common import add_common_options, check_limit, machine, peak_rss_mib, prin
 
 from fashionrec.catalog import read_catalog
 from fashionrec.config import env_default
+from fashionrec.errors import FashionrecError
 from fashionrec.imageio import load_image
 from fashionrec.indexing import index_catalog
 from fashionrec.modelspec import ModelSpec
@@ -53,16 +54,16 @@ def naive_baseline(args: argparse.Namespace) -> dict[str, Any]:
             "peak_rss_mib": peak_rss_mib(), "backend": "torch (eager, batch 1)"}
 
 
-def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    """Index into ``work`` and return the measured figures."""
+def measure(args: argparse.Namespace, index_dir: Path, scratch: Path) -> dict[str, Any]:
+    """Index into ``index_dir`` (``scratch`` holds the subset CSV of ``--limit``) and return the measured figures."""
     metadata = None
     if args.limit:
-        metadata = work / "subset.csv"
+        metadata = scratch / "subset.csv"
         write_subset_csv(args.catalog, args.limit, metadata)
     spec = ModelSpec(name=args.model, image_size=args.image_size)
     embedder = spec.build()  # built before the clock starts: loading weights is not indexing throughput
     start = time.perf_counter()
-    result = index_catalog(args.catalog, work / "index", metadata=metadata, model=spec, embedder=embedder,
+    result = index_catalog(args.catalog, index_dir, metadata=metadata, model=spec, embedder=embedder,
                            batch_size=args.batch_size)
     seconds = time.perf_counter() - start
     return {
@@ -87,11 +88,16 @@ def main(argv: list[str] | None) -> int:
     parser.add_argument("--image-size", type=int, default=None, help="input side in px (default: the model's)")
     parser.add_argument("--batch-size", type=int, default=int(env_default("FASHIONREC_BATCH_SIZE")))
     parser.add_argument("--baseline", action="store_true", help="also time the naive one-image eager PyTorch way")
+    parser.add_argument("--index-dir", type=Path, default=None,
+                        help="build the index here and keep it (must not exist yet; default: a temporary folder)")
+    parser.add_argument("--name", default="index_throughput", help="results file: benchmarks/results/NAME.json")
     args = parser.parse_args(argv)
     check_limit(args.limit)
     baseline = naive_baseline(args) if args.baseline else None
+    if args.index_dir is not None and args.index_dir.exists():
+        raise FashionrecError(f"{args.index_dir} exists: a throughput run must start from an empty index")
     with tempfile.TemporaryDirectory(prefix="fashionrec-throughput-") as tmp:
-        figures = measure(args, Path(tmp))
+        figures = measure(args, args.index_dir or Path(tmp) / "index", Path(tmp))
     data = {"benchmark": "index_throughput", "catalog": str(args.catalog), "limit": args.limit,
             "machine": machine(), "note": args.note, **figures}
     if baseline:
@@ -106,7 +112,7 @@ def main(argv: list[str] | None) -> int:
           data["image_size"], f"{m['cores']} cores, {m['cpu']}"]],
         json_mode=args.json,
     )
-    write_results("index_throughput", data, echo=args.json)
+    write_results(args.name, data, echo=args.json)
     return 0
 
 

@@ -105,7 +105,7 @@ def test_torch_module_gives_the_unnormalised_features(embedder: Embedder) -> Non
 
 def test_default_model_and_sizes() -> None:
     assert available_models()[0] == DEFAULT_MODEL == "efficientnet-lite2"
-    assert set(available_models()) == {*PACKAGED, "resnet50"}
+    assert set(available_models()) == {*PACKAGED, "resnet50", "clip"}  # the last two need user weights
     lite0 = create_embedder("efficientnet-lite0")
     assert (lite0.name, lite0.dim, lite0.image_size) == ("efficientnet-lite0", 1280, 224)
     assert lite0.preprocess(_tshirt()).shape == (3, 224, 224)
