@@ -30,7 +30,7 @@ import numpy as np
 
 from _common import machine, peak_rss_mib, print_table, rss_mib, run_main, write_results
 from fashionrec.config import env_default
-from fashionrec.stores.faiss_store import FaissStore, ivfsq_factory, new_index, training_sample
+from fashionrec.stores.faiss_store import FaissStore, describe, new_index, training_sample
 
 K = 10
 CHUNK = 50_000
@@ -154,7 +154,7 @@ def main(argv: list[str] | None) -> int:
                         help="built index whose embeddings shape the synthetic data (env FASHIONREC_INDEX_DIR)")
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--dim", type=int, default=0, help="vector dimension (default: the real one)")
-    parser.add_argument("--kind", default="ivfsq", help="store index kind: auto, flat, hnsw, ivf, ivfsq")
+    parser.add_argument("--kind", default="ivfsq", help="store index kind: auto, flat, hnsw, ivf, ivfsq, pcaivfsq")
     parser.add_argument("--nprobe", default="8,16,32,64", help="IVF lists probed per query, comma-separated")
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--noise", type=float, default=0.5, help="noise scale, in standard deviations of the data")
@@ -170,7 +170,7 @@ def main(argv: list[str] | None) -> int:
     rows = sweep(index, queries, truth, [int(p) for p in args.nprobe.split(",")])
     good = [r for r in rows if r["recall_at_10"] >= 0.95]
     data = {"benchmark": "ann_scale", "n": args.n, "dim": gen.dim, "kind": kind,
-            "factory": ivfsq_factory(args.n, gen.dim) if kind == "ivfsq" else kind, "real_vectors": len(real), "noise": args.noise,
+            "factory": describe(kind, args.n, gen.dim), "real_vectors": len(real), "noise": args.noise,
             "queries": args.queries, **figures, "peak_rss_mib": peak_rss_mib(), "search": rows,
             "best_at_recall_0_95": max(good, key=lambda r: r["queries_per_s"]) if good else None,
             "machine": machine(), "note": args.note}

@@ -139,7 +139,7 @@ class RandomStore(NamedTuple):
 @st.composite
 def stores(draw: st.DrawFn) -> RandomStore:
     """A store of random unit vectors and random metadata; ``kind`` covers exact and approximate indexes."""
-    kind = draw(st.sampled_from(["flat", "hnsw", "ivf", "ivfsq"]))
+    kind = draw(st.sampled_from(["flat", "hnsw", "ivf", "ivfsq", "pcaivfsq"]))
     n = draw(st.integers(0 if kind == "flat" else 1, 1200))
     seed = draw(st.integers(0, 2**16))
     rng = np.random.default_rng(seed)

@@ -11,7 +11,8 @@ from fashionrec.cli.common import add_index_dir, add_json, add_store_options
 from fashionrec.config import env_default
 from fashionrec.embedders import available_models
 from fashionrec.indexing import index_catalog
-from fashionrec.modelspec import ModelSpec
+from fashionrec.modelspec import PRECISIONS, ModelSpec
+from fashionrec.stores.faiss_store import KINDS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,12 +24,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="backbone (env FASHIONREC_MODEL, default: %(default)s)")
     p.add_argument("--image-size", type=int, help="model input side in px (default: the model's own)")
     p.add_argument("--weights", help="weights file for the backbone (required for resnet50)")
+    p.add_argument("--precision", choices=PRECISIONS, default=env_default("FASHIONREC_PRECISION"),
+                   help="numbers the network computes with: int8 is about 2x faster on CPUs with VNNI/AMX, "
+                   "at a small cost in quality (README, Performance) (env FASHIONREC_PRECISION, default: %(default)s)")
     p.add_argument("--id-column", default="id", help="id column of the CSV (default: %(default)s)")
     p.add_argument("--image-pattern", default="images/{id}.jpg",
                    help="image path relative to CATALOG_DIR, formatted with the row (default: %(default)s)")
     p.add_argument("--columns", help="comma-separated metadata columns to keep (default: all)")
     p.add_argument("--batch-size", type=int, default=int(env_default("FASHIONREC_BATCH_SIZE")))
-    p.add_argument("--index-kind", default="auto", choices=["auto", "flat", "hnsw", "ivf"],
+    p.add_argument("--index-kind", default="auto", choices=["auto", *KINDS],
                    help="FAISS index: exact (flat) or approximate; auto picks by catalogue size")
     add_store_options(p)
     p.add_argument("--engine", choices=["local", "ray"], default=env_default("FASHIONREC_ENGINE"),
@@ -41,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    spec = ModelSpec(args.model, args.image_size, args.weights)
+    spec = ModelSpec(args.model, args.image_size, args.weights, args.precision)
     show_progress = sys.stderr.isatty() or not args.json
     publisher = None
     if args.store == "milvus":

@@ -29,31 +29,45 @@ from fashionrec.stores.base import Hit
 MAGIC = b"FASHIONREC-FAISS"
 FORMAT_VERSION = 1
 INDEX_FILE = "vectors.faiss"
-IndexKind = Literal["auto", "flat", "hnsw", "ivf", "ivfsq"]
+IndexKind = Literal["auto", "flat", "hnsw", "ivf", "ivfsq", "pcaivfsq"]
+KINDS: tuple[str, ...] = ("flat", "hnsw", "ivf", "ivfsq", "pcaivfsq")
 # "auto" by catalogue size. Exact search reads every vector per query (40k x 1280 float32 = 205 MB, ~13 ms on a
 # 2-core VM), so it is kept only where that stays under ~2 ms; HNSW then answers in < 1 ms at recall@10 ~0.99 and
 # builds in seconds; past HNSW_MAX_ITEMS its float32 vectors and build time grow too large, and IVF over 8-bit
 # scalar-quantised vectors takes over (1/4 of the memory, built in minutes at 1M). 4-bit fast-scan PQ with a
 # re-ranking copy was tried and lost: on real-shaped data its coarse codes miss a third of the true top-10 even
-# with 320 re-ranked candidates. See benchmarks/ann_scale.py.
+# with 320 re-ranked candidates. At the backbone's 1280 dimensions an IVF-SQ8 scan reads 1,280 bytes per candidate
+# and tops out near 700 q/s at recall 0.95 on 1M vectors; "pcaivfsq" scans 256-d PCA codes instead and re-ranks a
+# few candidates per result on the full-dimension SQ8 copy. See benchmarks/ann_scale.py.
 AUTO_FLAT_MAX_ITEMS = 5_000
 HNSW_MAX_ITEMS = 300_000
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 128
+# Shoppers' photos lie far from every studio shot, where a graph search stops early: on the 41k catalogue with
+# the real photos as queries, efSearch 128 found 0.93 of the exact top-10 (hit@5 0.766 vs 0.794 exact), 256
+# finds 0.97 (hit@5 0.788) in 0.78 ms, 512 0.99 in 1.5 ms. Catalogue images as queries reach 0.999 at 128.
+# Set on every load, so indexes built with an older value get it too.
+HNSW_EF_SEARCH = 256
 IVFSQ_MIN_ITEMS = 64  # fewer items cannot train IVF lists worth having; "ivfsq" falls back to exact search
 IVFSQ_NPROBE = 32
+PCA_DIM = 256  # coarse stage of "pcaivfsq": the embeddings' top principal directions
+REFINE_K_FACTOR = 4  # "pcaivfsq" re-ranks k * this many coarse candidates on the full vectors
 TRAIN_PER_LIST = 64  # k-means training points per IVF list: enough for stable centroids, bounded training time
 EXACT_CHUNK = 16_384  # vectors scored per step by exact search over a subset (bounded memory)
 
 
-def resolve_kind(kind: IndexKind, n: int) -> str:
-    """The concrete index kind for ``n`` items: "auto" by size, and "ivfsq" on too few items to train it."""
+def resolve_kind(kind: IndexKind, n: int, dim: int) -> str:
+    """The concrete index kind for ``n`` items of ``dim`` dimensions: "auto" by size (and, past HNSW, by whether a
+    PCA coarse stage pays off), and exact search on too few items to train the IVF kinds."""
     if kind == "auto":
-        return "flat" if n < AUTO_FLAT_MAX_ITEMS else "hnsw" if n < HNSW_MAX_ITEMS else "ivfsq"
-    if kind == "ivfsq" and n < IVFSQ_MIN_ITEMS:
+        if n < AUTO_FLAT_MAX_ITEMS:
+            return "flat"
+        if n < HNSW_MAX_ITEMS:
+            return "hnsw"
+        return "pcaivfsq" if dim >= 2 * PCA_DIM else "ivfsq"
+    if kind in ("ivfsq", "pcaivfsq") and n < IVFSQ_MIN_ITEMS:
         return "flat"
-    if kind not in ("flat", "hnsw", "ivf", "ivfsq"):
+    if kind not in KINDS:
         raise ValueError(f"unknown index kind {kind!r}")
     return kind
 
@@ -64,9 +78,37 @@ def ivfsq_factory(n: int, dim: int) -> str:
     return f"IVF{nlist},SQ8"
 
 
+def describe(kind: str, n: int, dim: int) -> str:
+    """An index kind in FAISS factory terms, for reports."""
+    if kind == "ivfsq":
+        return ivfsq_factory(n, dim)
+    if kind == "pcaivfsq":
+        return f"PCA{pca_dim(dim)},{ivfsq_factory(n, pca_dim(dim))} + SQ8 refine x{REFINE_K_FACTOR}"
+    return kind
+
+
+def pca_dim(dim: int) -> int:
+    """Dimensions kept by the PCA stage: ``PCA_DIM``, or a quarter of a small ``dim``."""
+    return min(PCA_DIM, max(1, dim // 4))
+
+
+def pca_ivfsq(n: int, dim: int) -> faiss.IndexRefine:
+    """IVF-SQ8 over the top ``PCA_DIM`` principal directions, re-ranked on a full-dimension SQ8 copy.
+
+    L2 throughout: PCA centres the data, which would bias inner products by each vector's dot product with the
+    mean, while it preserves L2 distances, and for unit vectors L2 ranks exactly as cosine (d^2 = 2 - 2 cos);
+    :meth:`FaissStore.search` turns the distances back into cosines."""
+    reduced = pca_dim(dim)
+    base = faiss.index_factory(dim, f"PCA{reduced},{ivfsq_factory(n, reduced)}", faiss.METRIC_L2)
+    faiss.extract_index_ivf(base).nprobe = min(IVFSQ_NPROBE, faiss.extract_index_ivf(base).nlist)
+    index = faiss.IndexRefine(base, faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_L2))
+    index.k_factor = REFINE_K_FACTOR
+    return index
+
+
 def new_index(kind: IndexKind, n: int, dim: int) -> tuple[faiss.Index, str]:
-    """An empty inner-product index of the kind suited to ``n`` items (untrained for IVF kinds)."""
-    resolved = resolve_kind(kind, n)
+    """An empty cosine (unit-vector) index of the kind suited to ``n`` items (untrained for IVF kinds)."""
+    resolved = resolve_kind(kind, n, dim)
     if resolved == "flat":
         return faiss.IndexFlatIP(dim), resolved
     if resolved == "hnsw":
@@ -79,6 +121,8 @@ def new_index(kind: IndexKind, n: int, dim: int) -> tuple[faiss.Index, str]:
         ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
         ivf.nprobe = max(1, nlist // 16)
         return ivf, resolved
+    if resolved == "pcaivfsq":
+        return pca_ivfsq(n, dim), resolved
     ivfsq = faiss.index_factory(dim, ivfsq_factory(n, dim), faiss.METRIC_INNER_PRODUCT)
     ivfsq.nprobe = min(IVFSQ_NPROBE, faiss.extract_index_ivf(ivfsq).nlist)
     return ivfsq, resolved
@@ -110,6 +154,13 @@ def search_params(index: faiss.Index, selector: faiss.IDSelector | None) -> fais
     """Per-call parameters carrying the filter's selector into the search."""
     if selector is None:
         return None
+    if isinstance(index, faiss.IndexRefine):  # the filter acts in the coarse IVF stage, below the PCA transform
+        base = faiss.downcast_index(index.base_index)
+        ivf = faiss.SearchParametersIVF(sel=selector, nprobe=faiss.extract_index_ivf(base).nprobe)
+        pre = faiss.SearchParametersPreTransform(index_params=ivf)
+        params = faiss.IndexRefineSearchParameters(k_factor=index.k_factor, base_index_params=pre)
+        params.keep_alive = (pre, ivf)  # the structs hold raw pointers to each other; SWIG would free them early
+        return params
     if isinstance(index, faiss.IndexHNSW):
         return faiss.SearchParametersHNSW(sel=selector, efSearch=index.hnsw.efSearch)
     if isinstance(index, faiss.IndexIVF):
@@ -130,6 +181,8 @@ class FaissStore:
     def __post_init__(self) -> None:
         self.dim = int(self.index.d)
         self._position = {item_id: n for n, item_id in enumerate(self.ids)}
+        if isinstance(self.index, faiss.IndexHNSW):
+            self.index.hnsw.efSearch = HNSW_EF_SEARCH
         if isinstance(self.index, faiss.IndexIVF):
             self.index.make_direct_map()  # _exact_subset reconstructs vectors by position; IVF needs this map for it
 
@@ -215,6 +268,8 @@ class FaissStore:
             bits = np.packbits(mask, bitorder="little")
             selector = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bits))
         scores, positions = self.index.search(queries, fetch, params=search_params(self.index, selector))
+        if self.index.metric_type == faiss.METRIC_L2:  # unit vectors: squared L2 distance -> cosine
+            scores = 1.0 - scores / 2.0
         del bits  # the selector points into this buffer; it was alive for the whole search
         hits = [self._hits(s, p, k, exclude) for s, p in zip(scores, positions)]
         short = [n for n, row in enumerate(hits) if len(row) < k]
