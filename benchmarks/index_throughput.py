@@ -22,13 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from _common import add_common_options, check_limit, machine, peak_rss_mib, print_table, run_main, write_results
-
 from fashionrec.catalog import read_catalog
 from fashionrec.config import env_default
 from fashionrec.errors import FashionrecError
 from fashionrec.imageio import load_image
 from fashionrec.indexing import index_catalog
-from fashionrec.modelspec import ModelSpec
+from fashionrec.modelspec import PRECISIONS, ModelSpec
 
 
 def write_subset_csv(catalog_dir: Path, limit: int, target: Path) -> int:
@@ -60,7 +59,7 @@ def measure(args: argparse.Namespace, index_dir: Path, scratch: Path) -> dict[st
     if args.limit:
         metadata = scratch / "subset.csv"
         write_subset_csv(args.catalog, args.limit, metadata)
-    spec = ModelSpec(name=args.model, image_size=args.image_size)
+    spec = ModelSpec(name=args.model, image_size=args.image_size, precision=args.precision)
     embedder = spec.build()  # built before the clock starts: loading weights is not indexing throughput
     start = time.perf_counter()
     result = index_catalog(args.catalog, index_dir, metadata=metadata, model=spec, embedder=embedder,
@@ -75,6 +74,7 @@ def measure(args: argparse.Namespace, index_dir: Path, scratch: Path) -> dict[st
         "peak_rss_mib": peak_rss_mib(),
         "model": embedder.name,
         "image_size": embedder.image_size,
+        "precision": args.precision,
         "batch_size": args.batch_size,
         "index_kind": result.index_kind,
         "backend": getattr(embedder, "backend", "?"),
@@ -86,6 +86,7 @@ def main(argv: list[str] | None) -> int:
     add_common_options(parser)
     parser.add_argument("--model", default=env_default("FASHIONREC_MODEL"))
     parser.add_argument("--image-size", type=int, default=None, help="input side in px (default: the model's)")
+    parser.add_argument("--precision", choices=PRECISIONS, default=env_default("FASHIONREC_PRECISION"))
     parser.add_argument("--batch-size", type=int, default=int(env_default("FASHIONREC_BATCH_SIZE")))
     parser.add_argument("--baseline", action="store_true", help="also time the naive one-image eager PyTorch way")
     parser.add_argument("--index-dir", type=Path, default=None,
@@ -107,9 +108,9 @@ def main(argv: list[str] | None) -> int:
               f"{figures['images_per_s']} img/s ({data['speedup']}x)", file=sys.stderr if args.json else sys.stdout)
     m = data["machine"]
     print_table(
-        ["products", "seconds", "images/s", "peak RSS MiB", "model", "image size", "machine"],
+        ["products", "seconds", "images/s", "peak RSS MiB", "model", "image size", "precision", "machine"],
         [[data["products"], data["seconds"], data["images_per_s"], data["peak_rss_mib"], data["model"],
-          data["image_size"], f"{m['cores']} cores, {m['cpu']}"]],
+          data["image_size"], data["precision"], f"{m['cores']} cores, {m['cpu']}"]],
         json_mode=args.json,
     )
     write_results(args.name, data, echo=args.json)

@@ -23,6 +23,8 @@ from typing import Any
 
 import faiss
 import numpy as np
+from tqdm import tqdm
+
 from _common import (
     add_common_options,
     check_limit,
@@ -32,8 +34,6 @@ from _common import (
     run_main,
     write_results,
 )
-from tqdm import tqdm
-
 from fashionrec.catalog import CatalogItem, read_catalog
 from fashionrec.catalog_db import open_db
 from fashionrec.embedders import resolve_image_size

@@ -17,7 +17,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from fashionrec.catalog import read_catalog
 from fashionrec.embedders import Embedder
@@ -285,7 +284,7 @@ def test_unreadable_file_during_scan_is_reported(
     tmp_path: Path, fast_embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A file that disappears or cannot be read between listing and hashing skips alone (root ignores chmod)."""
-    import fashionrec.indexing as indexing
+    from fashionrec import indexing
 
     catalog = write_catalog(tmp_path / "cat", [["id", "name"], ["1", "a"], ["2", "b"]], {"1.jpg": None, "2.jpg": None})
     real_digest = indexing.file_digest

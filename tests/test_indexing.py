@@ -23,7 +23,6 @@ from fashionrec.stores.faiss_store import INDEX_FILE, FaissStore
 from tests.conftest import DEMO_CATALOG, REPO
 
 
-
 def _ids(catalog: Path) -> list[str]:
     with (catalog / "styles.csv").open(newline="") as f:
         return [row["id"] for row in csv.DictReader(f)]
@@ -88,6 +87,21 @@ def test_model_change_reembeds_everything(demo_catalog_copy: Path, tmp_path: Pat
     index_catalog(demo_catalog_copy, index_dir, model=ModelSpec("efficientnet-lite0", 128), progress=False)
     changed = index_catalog(demo_catalog_copy, index_dir, model=ModelSpec("efficientnet-lite0", 160), progress=False)
     assert changed.embedded == 300
+
+
+def test_int8_index_serves_itself_and_a_precision_change_reembeds(demo_catalog_copy: Path, tmp_path: Path) -> None:
+    index_dir = tmp_path / "index"
+    command = [*_index_cmd(demo_catalog_copy, index_dir), "--precision", "int8", "--json"]
+    first = subprocess.run(command, capture_output=True, text=True, check=True)
+    assert '"embedded": 300' in first.stdout
+    again = subprocess.run(command, capture_output=True, text=True, check=True)
+    assert '"embedded": 0' in again.stdout  # the recorded precision is the one asked for: nothing to redo
+    with Recommender.open(index_dir) as rec:
+        assert rec.embedder.precision == "int8"
+        for item_id in _ids(demo_catalog_copy)[::30]:
+            assert rec.recommend(demo_catalog_copy / "images" / f"{item_id}.jpg", k=3)[0].id == item_id
+    back = subprocess.run(command[:-3] + ["--json"], capture_output=True, text=True, check=True)
+    assert '"embedded": 300' in back.stdout
 
 
 def _index_cmd(catalog: Path, index_dir: Path) -> list[str]:

@@ -13,7 +13,7 @@ from fashionrec.embedders.base import TorchEmbedder
 from fashionrec.embedders.onnx_embedder import ONNX_DIR, OnnxEmbedder
 from fashionrec.errors import FashionrecError
 from fashionrec.imageio import load_image
-from fashionrec.modelspec import ModelSpec
+from fashionrec.modelspec import ModelSpec, same_vectors
 from tests.conftest import DEMO_CATALOG, DEMO_QUERIES
 
 SPEC = ModelSpec("efficientnet-lite0", 96)
@@ -76,3 +76,42 @@ def test_read_only_index_dir_keeps_export_in_memory(tmp_path: Path) -> None:
     embedder = SPEC.build(cache_dir=locked, backend="onnx")
     assert isinstance(embedder, OnnxEmbedder)
     assert embedder.embed(_images()[:1]).shape == (1, 1280)
+
+
+INT8 = ModelSpec("efficientnet-lite0", 96, precision="int8")
+
+
+def test_int8_model_is_quantised_close_to_float_and_cached(tmp_path: Path) -> None:
+    float_model = SPEC.build(cache_dir=tmp_path, backend="onnx")
+    int8 = INT8.build(cache_dir=tmp_path)
+    assert isinstance(int8, OnnxEmbedder) and (int8.precision, int8.backend) == ("int8", "onnxruntime int8")
+    (int8_file,) = (tmp_path / ONNX_DIR).glob("*-int8-*.onnx")
+    assert int8_file.stat().st_size < 0.5 * next(p for p in (tmp_path / ONNX_DIR).glob("*.onnx") if p != int8_file).stat().st_size
+    images = _images()
+    reference, quantised = float_model.embed(images), int8.embed(images)
+    cosine = np.sum(reference * quantised, axis=1)
+    assert cosine.min() > 0.9 and cosine.max() < 1 - 1e-4  # close to float32, yet really another network
+    assert np.array_equal(OnnxEmbedder.load(str(int8_file)).embed(images[:2]), quantised[:2])
+    # each image is still nearest to itself among the others in int8 space
+    assert np.array_equal(np.argmax(quantised @ reference.T, axis=1), np.arange(len(images)))
+
+
+def test_int8_needs_onnx_runtime_and_is_recorded(tmp_path: Path) -> None:
+    with pytest.raises(FashionrecError, match="int8 runs in ONNX Runtime only"):
+        INT8.build(cache_dir=tmp_path, backend="torch")
+    with pytest.raises(FashionrecError, match="precision must be one of fp32, int8"):
+        ModelSpec("efficientnet-lite0", 96, precision="fp16").build(cache_dir=tmp_path)
+    recorded = INT8.to_dict()
+    assert recorded["precision"] == "int8" and ModelSpec.from_dict(recorded) == INT8
+    assert not same_vectors(recorded, SPEC.to_dict())
+    legacy = {k: v for k, v in SPEC.to_dict().items() if k != "precision"}  # written before --precision existed
+    assert same_vectors(legacy, SPEC.to_dict()) and ModelSpec.from_dict(legacy).precision == "fp32"
+
+
+def test_int8_drift_past_the_limit_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fashionrec.embedders import quantize
+
+    monkeypatch.setattr(quantize, "INT8_MIN_MEAN_COSINE", 1.0)  # no quantised network is that exact
+    with pytest.raises(FashionrecError, match="drifts too far from float32"):
+        INT8.build(cache_dir=tmp_path)
+    assert not list((tmp_path / ONNX_DIR).glob("*-int8-*.onnx"))  # a refused model is never cached

@@ -12,6 +12,7 @@ DEFAULTS: dict[str, str] = {
     "FASHIONREC_INDEX_DIR": "index",
     "FASHIONREC_MODEL": "efficientnet-lite2",
     "FASHIONREC_BACKEND": "auto",
+    "FASHIONREC_PRECISION": "fp32",
     "FASHIONREC_BATCH_SIZE": "32",
     "FASHIONREC_STORE": "faiss",
     "FASHIONREC_MILVUS_URI": "",

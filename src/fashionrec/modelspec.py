@@ -18,6 +18,7 @@ from fashionrec.embedders import DEFAULT_MODEL, create_embedder, resolve_image_s
 from fashionrec.errors import FashionrecError
 
 BACKENDS = ("auto", "onnx", "torch")
+PRECISIONS = ("fp32", "int8")  # int8: post-training quantised in ONNX Runtime (fashionrec.embedders.quantize)
 
 if TYPE_CHECKING:  # only annotations here; importing them loads PyTorch
     from fashionrec.embedders import Embedder, TorchEmbedder
@@ -35,11 +36,12 @@ def _fingerprint(path: str | None) -> str | None:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Backbone name, input size and optional weights file (absolute path) of an embedder."""
+    """Backbone name, input size, optional weights file (absolute path) and numeric precision of an embedder."""
 
     name: str = DEFAULT_MODEL
     image_size: int | None = None
     weights: str | None = None
+    precision: str = "fp32"
 
     def build(self, cache_dir: Path | None = None, backend: str | None = None) -> Embedder:
         """The embedder, run by ONNX Runtime when available (``auto``), else by PyTorch.
@@ -50,6 +52,8 @@ class ModelSpec:
         backend = backend or env_default("FASHIONREC_BACKEND")
         if backend not in BACKENDS:
             raise FashionrecError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if self.precision not in PRECISIONS:
+            raise FashionrecError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
         def build_torch() -> TorchEmbedder:
             return create_embedder(self.name, image_size=self.image_size, weights=self.weights)
@@ -60,12 +64,16 @@ class ModelSpec:
             onnxruntime_available,
         )
 
-        if backend == "torch" or (backend == "auto" and not onnxruntime_available()):
+        if self.precision == "fp32" and (backend == "torch" or (backend == "auto" and not onnxruntime_available())):
             return build_torch()
+        if backend == "torch":
+            raise FashionrecError(f"precision {self.precision} runs in ONNX Runtime only, not with backend torch")
         if not onnxruntime_available():
-            raise FashionrecError("backend onnx needs onnxruntime: pip install 'fashionrec[fast]'")
-        key = cache_key(self.name, resolve_image_size(self.name, self.image_size), _fingerprint(self.weights))
-        return onnx_embedder(key, build_torch, cache_dir)
+            raise FashionrecError(f"{'precision ' + self.precision if backend == 'auto' else 'backend onnx'} needs "
+                                  "onnxruntime: pip install 'fashionrec[fast]'")
+        size = resolve_image_size(self.name, self.image_size)
+        key = cache_key(self.name, size, _fingerprint(self.weights), self.precision)
+        return onnx_embedder(key, build_torch, cache_dir, self.precision)
 
     def to_dict(self, embedder: Embedder | None = None) -> dict[str, Any]:
         """Serialisable form; with the built embedder, the resolved input size and dimension are recorded too."""
@@ -78,10 +86,16 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
-        return cls(name=data["name"], image_size=data.get("image_size"), weights=data.get("weights"))
+        return cls(name=data["name"], image_size=data.get("image_size"), weights=data.get("weights"),
+                   precision=data.get("precision", "fp32"))
 
 
 def same_vectors(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """True when two recorded specs produce identical vectors (so existing embeddings can be kept)."""
-    keys = ("name", "image_size", "weights_fingerprint")
-    return json.dumps([a.get(k) for k in keys]) == json.dumps([b.get(k) for k in keys])
+    """True when two recorded specs produce identical vectors (so existing embeddings can be kept). A spec
+    recorded before precisions existed is float32."""
+
+    def key(spec: dict[str, Any]) -> str:
+        return json.dumps([spec.get("name"), spec.get("image_size"), spec.get("weights_fingerprint"),
+                           spec.get("precision", "fp32")])
+
+    return key(a) == key(b)

@@ -18,7 +18,6 @@ from fashionrec import __version__
 from fashionrec.errors import FashionrecError
 
 
-
 def _command_modules() -> list[str]:
     """Every ``*_cmd`` module of this package, the core ones first so ``--help`` lists them in pipeline order."""
     core = ["index_cmd", "recommend_cmd", "info_cmd"]

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 ONNX_DIR = "onnx"
 EXPORT_VERSION = 1  # bump when the export itself changes, so cached files are rebuilt
 PARITY_MIN_COSINE = 1.0 - 1e-4
+INPUT_NAME = "pixels"
 _METADATA_KEY = "fashionrec"
 
 
@@ -44,9 +45,9 @@ def onnxruntime_available() -> bool:
 class OnnxEmbedder:
     """An :class:`~fashionrec.embedders.base.Embedder` whose network runs in an ONNX Runtime session."""
 
-    backend = "onnxruntime"
-
-    def __init__(self, model: bytes | str, *, name: str, dim: int, preprocess: Preprocessor) -> None:
+    def __init__(
+        self, model: bytes | str, *, name: str, dim: int, preprocess: Preprocessor, precision: str = "fp32"
+    ) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -59,6 +60,8 @@ class OnnxEmbedder:
         self.dim = dim
         self.image_size = preprocess.image_size
         self.preprocess = preprocess
+        self.precision = precision
+        self.backend = "onnxruntime" if precision == "fp32" else f"onnxruntime {precision}"
 
     def __repr__(self) -> str:
         return f"OnnxEmbedder(name={self.name!r}, dim={self.dim}, image_size={self.image_size})"
@@ -74,7 +77,8 @@ class OnnxEmbedder:
             raise FashionrecError("the ONNX file was not exported by fashionrec (no metadata)")
         meta = json.loads(raw)
         preprocess = Preprocessor(int(meta["image_size"]), tuple(meta["mean"]), tuple(meta["std"]))
-        return cls(model, name=str(meta["name"]), dim=int(meta["dim"]), preprocess=preprocess)
+        return cls(model, name=str(meta["name"]), dim=int(meta["dim"]), preprocess=preprocess,
+                   precision=str(meta.get("precision", "fp32")))
 
     def embed_arrays(self, batch: np.ndarray) -> np.ndarray:
         """Run the network on a preprocessed batch and L2-normalise each row -> float32 (N, dim)."""
@@ -101,15 +105,39 @@ def export(embedder: TorchEmbedder) -> bytes:
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            embedder.torch_module(), (sample,), buffer, input_names=["pixels"], output_names=["features"],
-            dynamic_axes={"pixels": {0: "batch"}, "features": {0: "batch"}}, opset_version=17, dynamo=False,
+            embedder.torch_module(), (sample,), buffer, input_names=[INPUT_NAME], output_names=["features"],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, "features": {0: "batch"}}, opset_version=17, dynamo=False,
         )
-    model = onnx.load_from_string(buffer.getvalue())
     meta = {"name": embedder.name, "dim": embedder.dim, "image_size": embedder.image_size,
             "mean": list(embedder.mean), "std": list(embedder.std), "export_version": EXPORT_VERSION}
-    entry = model.metadata_props.add()
+    return with_metadata(buffer.getvalue(), meta)
+
+
+def with_metadata(model: bytes, meta: dict[str, object]) -> bytes:
+    """``model`` carrying fashionrec's metadata (what :meth:`OnnxEmbedder.load` needs besides the graph)."""
+    import onnx
+
+    proto = onnx.load_from_string(model)
+    entry = proto.metadata_props.add()
     entry.key, entry.value = _METADATA_KEY, json.dumps(meta)
-    return bytes(model.SerializeToString())
+    return bytes(proto.SerializeToString())
+
+
+def int8_model(model: bytes, reference: OnnxEmbedder) -> tuple[bytes, OnnxEmbedder]:
+    """The float export ``model`` (run by ``reference``) quantised to int8, checked on the calibration images."""
+    import onnx
+
+    from fashionrec.embedders.quantize import INT8_MIN_MEAN_COSINE, calibration_batch, quantize
+
+    pixels = calibration_batch(reference.preprocess)
+    meta = json.loads({p.key: p.value for p in onnx.load_from_string(model).metadata_props}[_METADATA_KEY])
+    data = with_metadata(quantize(model, pixels, INPUT_NAME), {**meta, "precision": "int8"})
+    quantized = OnnxEmbedder.load(data)
+    cosine = float(np.mean(np.sum(reference.embed_arrays(pixels) * quantized.embed_arrays(pixels), axis=1)))
+    if cosine < INT8_MIN_MEAN_COSINE:
+        raise FashionrecError(f"int8 quantisation of {reference.name} drifts too far from float32 (mean cosine "
+                              f"{cosine:.3f} < {INT8_MIN_MEAN_COSINE} on the calibration images); use --precision fp32")
+    return data, quantized
 
 
 def parity(reference: TorchEmbedder, candidate: OnnxEmbedder) -> float:
@@ -120,14 +148,20 @@ def parity(reference: TorchEmbedder, candidate: OnnxEmbedder) -> float:
     return float(np.min(np.sum(reference.embed_arrays(batch) * candidate.embed_arrays(batch), axis=1)))
 
 
-def cache_key(name: str, image_size: int, weights_fingerprint: str | None) -> str:
+def cache_key(name: str, image_size: int, weights_fingerprint: str | None, precision: str = "fp32") -> str:
     """File stem of a cached export: readable, and different whenever the vectors would differ."""
-    detail = json.dumps([name, image_size, weights_fingerprint, EXPORT_VERSION])
-    return f"{name}-{image_size}-{hashlib.blake2b(detail.encode(), digest_size=6).hexdigest()}"
+    detail = json.dumps([name, image_size, weights_fingerprint, EXPORT_VERSION, precision])
+    if precision == "fp32":  # the key of float exports predates --precision; kept so their caches stay valid
+        detail = json.dumps([name, image_size, weights_fingerprint, EXPORT_VERSION])
+    suffix = "" if precision == "fp32" else f"-{precision}"
+    return f"{name}-{image_size}{suffix}-{hashlib.blake2b(detail.encode(), digest_size=6).hexdigest()}"
 
 
-def onnx_embedder(key: str, build_torch: Callable[[], TorchEmbedder], cache_dir: Path | None) -> OnnxEmbedder:
-    """The cached export ``cache_dir/onnx/<key>.onnx`` if it loads, else a fresh, parity-checked export.
+def onnx_embedder(
+    key: str, build_torch: Callable[[], TorchEmbedder], cache_dir: Path | None, precision: str = "fp32"
+) -> OnnxEmbedder:
+    """The cached export ``cache_dir/onnx/<key>.onnx`` if it loads, else a fresh, parity-checked export
+    (quantised to int8 after the float parity check when ``precision`` says so).
 
     A damaged cache file is replaced; a read-only index directory just means the export stays in memory.
     """
@@ -143,6 +177,8 @@ def onnx_embedder(key: str, build_torch: Callable[[], TorchEmbedder], cache_dir:
     cosine = parity(reference, embedder)
     if cosine < PARITY_MIN_COSINE:
         raise FashionrecError(f"ONNX export of {reference.name} disagrees with PyTorch (cosine {cosine:.6f})")
+    if precision == "int8":
+        data, embedder = int8_model(data, embedder)
     if path is not None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
