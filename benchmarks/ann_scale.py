@@ -1,7 +1,7 @@
 """Vector search at catalogue scale: 1M synthetic vectors shaped like real embeddings, ANN vs exact search.
 
     nice -n 5 .venv/bin/python benchmarks/ann_scale.py --base-index INDEX_DIR [--n 1000000] [--dim 1280|256]
-        [--kind ivfsq] [--nprobe 16,32,64] [--queries 1000]
+        [--kind ivfsq|pcaivfsq] [--nprobe 16,32,64] [--k-factor 2,4,8] [--queries 1000]
 
 Synthetic but not i.i.d.: every vector is a real product embedding from ``--base-index`` (picked at random) plus
 noise drawn from the real embeddings' own covariance (their top principal directions, scaled by ``--noise``),
@@ -130,20 +130,26 @@ def build(gen: Generator, args: argparse.Namespace, queries: np.ndarray) -> tupl
     return index, kind, figures, best[1]
 
 
-def sweep(index: faiss.Index, queries: np.ndarray, truth: np.ndarray, nprobes: list[int]) -> list[dict[str, Any]]:
-    """Single-threaded batch search per setting: queries/s and recall@10 (share of the exact top-10 found)."""
+def sweep(index: faiss.Index, queries: np.ndarray, truth: np.ndarray, nprobes: list[int],
+          k_factors: list[int]) -> list[dict[str, Any]]:
+    """Single-threaded batch search per setting: queries/s and recall@10 (share of the exact top-10 found).
+    ``k_factors`` (candidates re-ranked per result) apply to the kinds with a re-ranking stage."""
     faiss.omp_set_num_threads(1)
     ivf = faiss.try_extract_index_ivf(index)
+    refine = isinstance(index, faiss.IndexRefine)
     rows = []
-    for nprobe in nprobes if ivf is not None else [0]:
+    settings = [(p, f) for p in (nprobes if ivf is not None else [0]) for f in (k_factors if refine else [0])]
+    for nprobe, k_factor in settings:
         if ivf is not None:
             ivf.nprobe = nprobe
+        if refine:
+            index.k_factor = k_factor
         index.search(queries[:50], K)  # warm caches
         start = time.perf_counter()
         _, found = index.search(queries, K)
         seconds = time.perf_counter() - start
         recall = np.mean([len(set(f) & set(t)) / K for f, t in zip(found, truth)])
-        rows.append({"nprobe": nprobe or None, "queries_per_s": round(len(queries) / seconds),
+        rows.append({"nprobe": nprobe or None, "k_factor": k_factor or None, "queries_per_s": round(len(queries) / seconds),
                      "ms_per_query": round(1000 * seconds / len(queries), 3), "recall_at_10": round(float(recall), 4)})
     return rows
 
@@ -156,6 +162,7 @@ def main(argv: list[str] | None) -> int:
     parser.add_argument("--dim", type=int, default=0, help="vector dimension (default: the real one)")
     parser.add_argument("--kind", default="ivfsq", help="store index kind: auto, flat, hnsw, ivf, ivfsq, pcaivfsq")
     parser.add_argument("--nprobe", default="8,16,32,64", help="IVF lists probed per query, comma-separated")
+    parser.add_argument("--k-factor", default="4", help="re-ranked candidates per result (pcaivfsq), comma-separated")
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--noise", type=float, default=0.5, help="noise scale, in standard deviations of the data")
     parser.add_argument("--seed", type=int, default=0)
@@ -167,19 +174,20 @@ def main(argv: list[str] | None) -> int:
     gen = Generator.from_vectors(real, args.dim or real.shape[1], args.noise)
     queries = gen.draw(args.queries, seed=10**9 + args.seed)
     index, kind, figures, truth = build(gen, args, queries)
-    rows = sweep(index, queries, truth, [int(p) for p in args.nprobe.split(",")])
+    rows = sweep(index, queries, truth, [int(p) for p in args.nprobe.split(",")],
+                 [int(f) for f in args.k_factor.split(",")])
     good = [r for r in rows if r["recall_at_10"] >= 0.95]
     data = {"benchmark": "ann_scale", "n": args.n, "dim": gen.dim, "kind": kind,
             "factory": describe(kind, args.n, gen.dim), "real_vectors": len(real), "noise": args.noise,
             "queries": args.queries, **figures, "peak_rss_mib": peak_rss_mib(), "search": rows,
             "best_at_recall_0_95": max(good, key=lambda r: r["queries_per_s"]) if good else None,
             "machine": machine(), "note": args.note}
-    print_table(["nprobe", "queries/s (1 thread)", "ms/query", "recall@10"],
-                [[r["nprobe"], r["queries_per_s"], r["ms_per_query"], r["recall_at_10"]] for r in rows],
+    print_table(["nprobe", "k_factor", "queries/s (1 thread)", "ms/query", "recall@10"],
+                [[r["nprobe"], r["k_factor"], r["queries_per_s"], r["ms_per_query"], r["recall_at_10"]] for r in rows],
                 json_mode=args.json)
     print(f"{args.n:,} x {gen.dim} ({kind}): build {figures['build_s']} s (train {figures['train_s']} s), index "
           f"{figures['index_mib']} MiB (float32 would be {figures['float32_mib']} MiB), peak RSS {data['peak_rss_mib']} MiB")
-    write_results(f"ann_scale_{gen.dim}", data, echo=args.json)
+    write_results(f"ann_scale_{gen.dim}" + ("" if kind == "ivfsq" else f"_{kind}"), data, echo=args.json)
     return 0
 
 
