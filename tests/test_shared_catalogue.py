@@ -96,7 +96,7 @@ def test_filters_hold_and_still_return_k(subset: tuple[Path, list[str]], subset_
     catalog, ids = subset
     with Recommender.open(subset_index) as rec:
         women = [i for i in ids if rec.item(i).metadata["gender"] == "Women"]
-        query = catalog / "images" / f"{[i for i in ids if i not in women][0]}.jpg"  # a man's or unisex product
+        query = catalog / "images" / f"{next(i for i in ids if i not in women)}.jpg"  # a man's or unisex product
         results = rec.recommend(query, k=10, filters={"gender": ["Women"]})
         assert len(results) == 10 and all(r.metadata["gender"] == "Women" for r in results)
         types = {"Tshirts", "Shirts"}

@@ -96,7 +96,6 @@ class OnnxEmbedder:
 
 def export(embedder: TorchEmbedder) -> bytes:
     """The embedder's backbone as ONNX bytes (dynamic batch), with its preprocessing in the metadata."""
-    import onnx
     import torch
 
     sample = torch.zeros(1, 3, embedder.image_size, embedder.image_size)
