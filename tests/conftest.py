@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -51,3 +56,24 @@ def demo_text_index(demo_index: Path, tmp_path_factory: pytest.TempPathFactory) 
                  "--hidden", "256", "--no-captions", "--seed", "0", "--json"])
     assert code == 0
     return index_dir
+
+
+def embedded_count(index_dir: Path) -> int:
+    """Products with a stored vector, read straight from SQLite (0 while the database does not exist yet)."""
+    try:
+        with sqlite3.connect(index_dir / "catalog.sqlite", timeout=5) as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM items WHERE vector IS NOT NULL").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+def kill_index_run(command: Sequence[str], index_dir: Path, env: Mapping[str, str], after: int,
+                   timeout_s: float = 180) -> int:
+    """Start an ``index`` command, SIGKILL it once ``after`` vectors are committed; return how many there are."""
+    proc = subprocess.Popen(list(command), env=dict(env), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout_s
+    while embedded_count(index_dir) < after and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return embedded_count(index_dir)

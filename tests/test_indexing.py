@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import csv
 import os
-import signal
-import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +17,7 @@ from fashionrec.errors import IndexFormatError
 from fashionrec.indexing import index_catalog
 from fashionrec.recommend import Recommender
 from fashionrec.stores.faiss_store import INDEX_FILE, FaissStore
-from tests.conftest import DEMO_CATALOG, REPO
+from tests.conftest import DEMO_CATALOG, REPO, kill_index_run
 
 
 def _ids(catalog: Path) -> list[str]:
@@ -109,28 +106,13 @@ def _index_cmd(catalog: Path, index_dir: Path) -> list[str]:
             "--model", "efficientnet-lite0", "--image-size", "128", "--batch-size", "16"]
 
 
-def _embedded(index_dir: Path) -> int:
-    try:
-        with sqlite3.connect(index_dir / "catalog.sqlite", timeout=5) as conn:
-            return int(conn.execute("SELECT COUNT(*) FROM items WHERE vector IS NOT NULL").fetchone()[0])
-    except sqlite3.Error:
-        return 0
-
-
 def test_killed_run_resumes_to_the_same_index(demo_catalog_copy: Path, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     reference = tmp_path / "reference"
     subprocess.run(_index_cmd(demo_catalog_copy, reference), check=True, env=env, capture_output=True)
 
     index_dir = tmp_path / "killed"
-    proc = subprocess.Popen(_index_cmd(demo_catalog_copy, index_dir), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while _embedded(index_dir) < 48 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done_before = _embedded(index_dir)
+    done_before = kill_index_run(_index_cmd(demo_catalog_copy, index_dir), index_dir, env, after=48)
     assert 0 < done_before < 300, "the run should have been killed part-way"
     assert not (index_dir / INDEX_FILE).exists()
 

@@ -9,11 +9,8 @@ import json
 import os
 import random
 import shutil
-import signal
-import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +21,7 @@ from fashionrec.indexing import index_catalog
 from fashionrec.modelspec import ModelSpec
 from fashionrec.recommend import Recommender
 from fashionrec.stores.faiss_store import INDEX_FILE, FaissStore
-from tests.conftest import REPO
+from tests.conftest import REPO, kill_index_run
 
 pytestmark = pytest.mark.shared_data
 
@@ -127,26 +124,11 @@ def _index_cmd(catalog: Path, index_dir: Path) -> list[str]:
             SPEC.name, "--image-size", str(SPEC.image_size), "--batch-size", "16", "--json"]
 
 
-def _embedded(index_dir: Path) -> int:
-    try:
-        with sqlite3.connect(index_dir / "catalog.sqlite", timeout=5) as conn:
-            return int(conn.execute("SELECT COUNT(*) FROM items WHERE vector IS NOT NULL").fetchone()[0])
-    except sqlite3.Error:
-        return 0
-
-
 def test_killed_run_resumes_to_the_uninterrupted_index(subset: tuple[Path, list[str]], subset_index: Path,
                                                        tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     index_dir = tmp_path / "killed"
-    proc = subprocess.Popen(_index_cmd(subset[0], index_dir), env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 180
-    while _embedded(index_dir) < 64 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done = _embedded(index_dir)
+    done = kill_index_run(_index_cmd(subset[0], index_dir), index_dir, env, after=64)
     assert 0 < done < PRODUCTS, "the run should have been killed part-way"
     resumed = subprocess.run(_index_cmd(subset[0], index_dir), check=True, env=env, capture_output=True, text=True)
     assert json.loads(resumed.stdout)["embedded"] == PRODUCTS - done  # finished batches are not redone
