@@ -27,7 +27,7 @@ from fashionrec.evaluate import ranking_metrics
 from fashionrec.head import HEAD_FILE, Head
 from fashionrec.indexing import index_catalog
 from fashionrec.recommend import Recommender
-from fashionrec.train import TrainConfig, train_index
+from fashionrec.train import AUGMENT_DIR, TrainConfig, train_index
 from tests.conftest import DEMO_QUERIES
 from tests.test_hardening_catalog import CLI_ENV
 from tests.test_kill_safety import FAST_MODEL, small_catalog  # noqa: F401
@@ -243,6 +243,41 @@ def test_train_killed_at_random_points_leaves_a_usable_index(trained_index: Path
     with Recommender.open(index_dir) as rec:
         assert rec.store.model["head"] == json.loads(finished.stdout)["head_fingerprint"]
     assert (index_dir / HEAD_FILE).is_file()
+
+
+def test_photo_like_views_are_cached_resumed_and_pruned(base_index: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    config = TrainConfig(**{**SMALL.__dict__, "augment_views": 2})
+    clean = tmp_path / "clean"
+    shutil.copytree(base_index, clean)
+    first = train_index(clean, config, progress=False)
+    assert len(list((clean / AUGMENT_DIR).glob("view*.npz"))) == 2  # one chunk per view at this size
+    assert Head.load(clean).meta["augmented_views"] == 2 * first.trained_on
+
+    killed = tmp_path / "killed"
+    shutil.copytree(base_index, killed)
+    command = [*_train_cmd(killed, 3), "--augment-views", "2"]
+    proc = subprocess.Popen(command, env=CLI_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list((killed / AUGMENT_DIR).glob("view0-*.npz")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.kill()  # most likely while the second view is being embedded
+    proc.wait()
+    subprocess.run(command, env=CLI_ENV, capture_output=True, text=True, timeout=180, check=True)
+    files = sorted(p.name for p in (clean / AUGMENT_DIR).glob("*.npz"))
+    assert sorted(p.name for p in (killed / AUGMENT_DIR).glob("*.npz")) == files  # resumed to the same views
+    for name in files:
+        with np.load(clean / AUGMENT_DIR / name) as a, np.load(killed / AUGMENT_DIR / name) as b:
+            assert np.array_equal(a["rows"], b["rows"])
+            np.testing.assert_allclose(a["features"], b["features"], atol=1e-5)
+
+    def no_model(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a cached view was embedded again")
+
+    monkeypatch.setattr("fashionrec.modelspec.ModelSpec.build", no_model)
+    assert train_index(clean, config, progress=False).head_fingerprint == first.head_fingerprint
+    train_index(clean, TrainConfig(**{**SMALL.__dict__, "augment_views": 0}), progress=False)
+    assert not list((clean / AUGMENT_DIR).glob("*.npz"))  # views no training uses any more are removed
 
 
 def test_milvus_publishes_head_space_vectors(trained_index: Path, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
 from fashionrec.catalog import Catalog, CatalogReport, file_digest, read_catalog
@@ -63,10 +64,14 @@ class IndexResult:
         }
 
 
-def _prepare(embedder: Embedder, path: str) -> np.ndarray | str:
+Transform = Callable[[str, Image.Image], Image.Image]  # (item id, decoded image) -> the image to embed
+
+
+def _prepare(embedder: Embedder, item_id: str, path: str, transform: Transform | None) -> np.ndarray | str:
     """Decode and preprocess one image; the error message instead of raising, so one bad file skips alone."""
     try:
-        return embedder.preprocess(load_image(path))
+        image = load_image(path)
+        return embedder.preprocess(image if transform is None else transform(item_id, image))
     except FashionrecError as exc:
         return str(exc)
     except OSError as exc:
@@ -77,9 +82,11 @@ EmbeddedBatch = tuple[list[str], np.ndarray, list[tuple[str, str]]]  # ids, vect
 
 
 def embed_batches(
-    embedder: Embedder, items: Sequence[tuple[str, str]], batch_size: int, workers: int | None = None
+    embedder: Embedder, items: Sequence[tuple[str, str]], batch_size: int, workers: int | None = None,
+    transform: Transform | None = None,
 ) -> Iterator[EmbeddedBatch]:
-    """Yield (ids, vectors, failures) per batch of (id, path) items.
+    """Yield (ids, vectors, failures) per batch of (id, path) items; ``transform`` changes each decoded image
+    first (``fashionrec train`` embeds photo-like views this way).
 
     Images of the next batch are decoded by a thread pool while the model runs on the current one (PIL and
     the model both release the GIL), so decoding is hidden behind inference.
@@ -89,7 +96,7 @@ def embed_batches(
     with ThreadPoolExecutor(max_workers=workers) as pool:
 
         def submit(batch: Sequence[tuple[str, str]]) -> list[Future[np.ndarray | str]]:
-            return [pool.submit(_prepare, embedder, path) for _, path in batch]
+            return [pool.submit(_prepare, embedder, item_id, path, transform) for item_id, path in batch]
 
         pending = submit(batches[0]) if batches else []
         for n, batch in enumerate(batches):

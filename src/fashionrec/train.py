@@ -7,29 +7,45 @@ whose class weights act as proxies, so same-type products gather around one dire
 cosine search needs), plus the same loss on auxiliary columns (subCategory, baseColour, gender) with a smaller
 weight. The numbers behind these choices are in the README ("Recommendation quality").
 
-Split by product: ``holdout`` of the products never take part in training; their ids are stored in the head so
-``fashionrec evaluate`` can query with them against the rest. Deterministic for a given ``seed``.
+Photo-like views (``augment_views``, default 1): the head also learns from each training product's image
+re-embedded on a random background, tilted, cropped and relit (:mod:`fashionrec.augment`), because the head
+trained on studio shots alone made real photos worse. Their features are cached in ``INDEX_DIR/augment/``, chunk
+by chunk, so a killed ``train`` resumes and a rerun on the same products, model and seed embeds nothing.
+
+Split by product: ``holdout`` of the products never take part in training (nor are they augmented); their ids
+are stored in the head so ``fashionrec evaluate`` can query with them against the rest. Deterministic for a
+given ``seed``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
+from fashionrec.atomic import write_atomically
+from fashionrec.augment import photo_like
 from fashionrec.catalog_db import CatalogDB
 from fashionrec.errors import FashionrecError
 from fashionrec.head import Head
-from fashionrec.indexing import publish_faiss
+from fashionrec.indexing import embed_batches, publish_faiss
+from fashionrec.modelspec import ModelSpec
 from fashionrec.stores.faiss_store import IndexKind
 
 MAIN_LABEL = "articleType"
 AUX_LABELS = ("subCategory", "baseColour", "gender")
+AUGMENT_DIR = "augment"
+AUGMENT_CHUNK = 2048  # products per cached file: what a kill can lose
+AUGMENT_VERSION = 1  # bump when fashionrec.augment changes, so cached views are remade
 
 
 @dataclass(frozen=True)
@@ -49,6 +65,7 @@ class TrainConfig:
     holdout: float = 0.1
     seed: int = 0
     backbone_weight: float = 1.33  # the backbone features kept beside the MLP output (see fashionrec.head.Head)
+    augment_views: int = 1  # photo-like views per training product (0 = studio shots only)
 
     def check(self) -> None:
         if not 0 <= self.holdout < 0.9:
@@ -56,6 +73,8 @@ class TrainConfig:
         for name in ("epochs", "hidden", "dim", "batch_size"):
             if getattr(self, name) < 1:
                 raise FashionrecError(f"--{name.replace('_', '-')} must be at least 1")
+        if not 0 <= self.augment_views <= 16:
+            raise FashionrecError(f"--augment-views must be between 0 and 16, got {self.augment_views}")
         if self.lr <= 0 or self.temperature <= 0 or self.aux_weight < 0 or self.backbone_weight < 0:
             raise FashionrecError("--lr and --temperature must be positive, --aux-weight and --backbone-weight not "
                                   "negative")
@@ -94,6 +113,84 @@ def encode_labels(values: Sequence[str]) -> tuple[np.ndarray, list[str]]:
     vocab = sorted({v for v in values if v})
     index = {v: n for n, v in enumerate(vocab)}
     return np.array([index.get(v, -1) for v in values], dtype=np.int64), vocab
+
+
+def _view_seed(seed: int, view: int, item_id: str) -> int:
+    """A stable seed per (training seed, view, product): Python's ``hash`` of a str changes between runs."""
+    return int.from_bytes(hashlib.blake2b(f"{seed}/{view}/{item_id}".encode(), digest_size=8).digest(), "little")
+
+
+def augmented_features(
+    db: CatalogDB, index_dir: Path, model: dict[str, Any], ids: Sequence[str], views: int, seed: int,
+    progress: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Backbone features of ``views`` photo-like views of each product in ``ids``, and for each row the position
+    in ``ids`` of its product (a product whose image cannot be read any more has no rows).
+
+    Cached per chunk of ``AUGMENT_CHUNK`` products in ``INDEX_DIR/augment/``, under a name that hashes the model,
+    the seed, the view and every (id, image digest) of the chunk, written atomically: a killed run keeps its
+    finished chunks, a changed image or model remakes only what it touches, and stale files are removed."""
+    folder = index_dir / AUGMENT_DIR
+    digests = {item_id: digest for item_id, digest, _ in db.embedded_digests()}
+    paths = {item_id: item.image_path for item_id, item in db.get_many(list(ids)).items()}
+    identity = json.dumps([model.get(k) for k in ("name", "image_size", "weights_fingerprint", "precision")])
+    wanted: dict[Path, tuple[int, range]] = {}
+    for view in range(views):
+        for start in range(0, len(ids), AUGMENT_CHUNK):
+            chunk = range(start, min(start + AUGMENT_CHUNK, len(ids)))
+            key = json.dumps([identity, AUGMENT_VERSION, seed, view, [(ids[n], digests.get(ids[n])) for n in chunk]])
+            name = f"view{view}-{start // AUGMENT_CHUNK:05d}-{hashlib.blake2b(key.encode(), digest_size=8).hexdigest()}"
+            wanted[folder / f"{name}.npz"] = (view, chunk)
+    features, rows = [], []
+    embedder = None  # built only when something is not cached yet
+    with tqdm(total=views * len(ids), desc="embedding photo-like views", unit="img", disable=not progress) as bar:
+        for path, (view, chunk) in wanted.items():
+            cached = _load_chunk(path, int(model["dim"]))
+            if cached is None:
+                if embedder is None:
+                    embedder = ModelSpec.from_dict(model).build(cache_dir=index_dir)
+                    folder.mkdir(exist_ok=True)
+                cached = _embed_chunk(embedder, [(str(n), paths[ids[n]]) for n in chunk], ids, view, seed, bar)
+                buffer = io.BytesIO()
+                np.savez(buffer, rows=cached[1], features=cached[0])
+                write_atomically(path, buffer.getvalue())
+            else:
+                bar.update(len(chunk))
+            features.append(cached[0])
+            rows.append(cached[1])
+    if folder.is_dir():
+        for stale in set(folder.glob("*.npz")) - set(wanted):
+            stale.unlink(missing_ok=True)
+    if not features:
+        return np.zeros((0, int(model["dim"])), np.float32), np.zeros(0, np.int64)
+    return np.vstack(features), np.concatenate(rows)
+
+
+def _embed_chunk(embedder: Any, items: list[tuple[str, str]], ids: Sequence[str], view: int, seed: int,
+                 bar: tqdm) -> tuple[np.ndarray, np.ndarray]:
+    """Embed one chunk's views; ``items`` are (position in ``ids`` as str, image path)."""
+
+    def transform(position: str, image: Image.Image) -> Image.Image:
+        return photo_like(image, np.random.default_rng(_view_seed(seed, view, ids[int(position)])))
+
+    features, rows = [], []
+    for done, vectors, failures in embed_batches(embedder, items, 32, transform=transform):
+        features.append(vectors)
+        rows.append(np.array([int(p) for p in done], dtype=np.int64))
+        bar.update(len(done) + len(failures))
+    return np.vstack(features).astype(np.float32), np.concatenate(rows)
+
+
+def _load_chunk(path: Path, dim: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """A cached chunk, or None when it is missing or unusable (then it is simply remade)."""
+    try:
+        with np.load(path) as data:
+            features, rows = data["features"], data["rows"]
+    except (OSError, ValueError, KeyError, EOFError):
+        return None
+    if features.ndim != 2 or features.shape[1] != dim or len(rows) != len(features):
+        return None
+    return features.astype(np.float32), rows.astype(np.int64)
 
 
 def fit_head(
@@ -177,7 +274,11 @@ def train_index(
         for name in names:
             codes, vocab[name] = encode_labels([items[i].metadata.get(name, "") for i in ids])
             labels[name] = codes[~held]
-        weights, history = fit_head(features[~held], labels, config, progress)
+        train_ids = [i for i, h in zip(ids, held) if not h]
+        views, rows = augmented_features(db, path, model, train_ids, config.augment_views, config.seed, progress)
+        weights, history = fit_head(np.vstack([features[~held], views]),
+                                    {name: np.concatenate([codes, codes[rows]]) for name, codes in labels.items()},
+                                    config, progress)
         head = Head(
             weights,
             {
@@ -186,6 +287,7 @@ def train_index(
                 "backbone_weight": config.backbone_weight,
                 "labels": {name: len(v) for name, v in vocab.items()},
                 "trained_on": int((~held).sum()),
+                "augmented_views": len(rows),
                 "holdout_ids": [i for i, h in zip(ids, held) if h],
             },
         )

@@ -7,6 +7,7 @@ import json
 from dataclasses import asdict
 
 from fashionrec.cli.common import add_index_dir, add_json
+from fashionrec.stores.faiss_store import KINDS
 from fashionrec.train import TrainConfig, train_index
 
 DEFAULTS = TrainConfig()
@@ -28,7 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backbone-weight", type=float, default=DEFAULTS.backbone_weight,
                    help="weight of the raw backbone features kept beside the head's output; 0 = head output only "
                    "(default: %(default)s, the best measured for real photos)")
-    p.add_argument("--index-kind", default="auto", choices=["auto", "flat", "hnsw", "ivf", "ivfpq"],
+    p.add_argument("--augment-views", type=int, default=DEFAULTS.augment_views,
+                   help="photo-like views (new background, tilt, crop, light) of each training product to learn from "
+                   "as well; each view embeds the catalogue once more, cached in INDEX_DIR/augment (default: "
+                   "%(default)s; 0 = studio shots only)")
+    p.add_argument("--index-kind", default="auto", choices=["auto", *KINDS],
                    help="FAISS index kind of the re-published index (default: %(default)s)")
     p.set_defaults(func=run)
 
@@ -36,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     config = TrainConfig(epochs=args.epochs, seed=args.seed, holdout=args.holdout, dim=args.dim, hidden=args.hidden,
                          lr=args.lr, aux_weight=args.aux_weight,
-                         backbone_weight=args.backbone_weight)
+                         backbone_weight=args.backbone_weight, augment_views=args.augment_views)
     result = train_index(args.index_dir, config, index_kind=args.index_kind, progress=not args.json)
     print(json.dumps(asdict(result)) if args.json else result.summary())
     return 0
