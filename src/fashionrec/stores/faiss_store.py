@@ -52,6 +52,7 @@ IVFSQ_MIN_ITEMS = 64  # fewer items cannot train IVF lists worth having; "ivfsq"
 IVFSQ_NPROBE = 32
 PCA_DIM = 256  # coarse stage of "pcaivfsq": the embeddings' top principal directions
 REFINE_K_FACTOR = 4  # "pcaivfsq" re-ranks k * this many coarse candidates on the full vectors
+PCA_IVF_NPROBE = 16  # "pcaivfsq" at 1M x 1280: nprobe 16 / k_factor 4 -> recall@10 0.981 at 1,277 q/s (1 thread)
 TRAIN_PER_LIST = 64  # k-means training points per IVF list: enough for stable centroids, bounded training time
 EXACT_CHUNK = 16_384  # vectors scored per step by exact search over a subset (bounded memory)
 
@@ -100,7 +101,7 @@ def pca_ivfsq(n: int, dim: int) -> faiss.IndexRefine:
     :meth:`FaissStore.search` turns the distances back into cosines."""
     reduced = pca_dim(dim)
     base = faiss.index_factory(dim, f"PCA{reduced},{ivfsq_factory(n, reduced)}", faiss.METRIC_L2)
-    faiss.extract_index_ivf(base).nprobe = min(IVFSQ_NPROBE, faiss.extract_index_ivf(base).nlist)
+    faiss.extract_index_ivf(base).nprobe = min(PCA_IVF_NPROBE, faiss.extract_index_ivf(base).nlist)
     index = faiss.IndexRefine(base, faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_L2))
     index.k_factor = REFINE_K_FACTOR
     return index
