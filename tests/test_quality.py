@@ -252,7 +252,8 @@ def test_photo_like_views_are_cached_resumed_and_pruned(base_index: Path, tmp_pa
     shutil.copytree(base_index, clean)
     first = train_index(clean, config, progress=False)
     assert len(list((clean / AUGMENT_DIR).glob("view*.npz"))) == 2  # one chunk per view at this size
-    assert Head.load(clean).meta["augmented_views"] == 2 * first.trained_on
+    assert Head.load(clean).meta["augmented_views"] == first.views == 2 * first.trained_on
+    assert first.views_unreadable == 0 and f"+ {first.views} photo-like views" in first.summary()
 
     killed = tmp_path / "killed"
     shutil.copytree(base_index, killed)
@@ -278,6 +279,21 @@ def test_photo_like_views_are_cached_resumed_and_pruned(base_index: Path, tmp_pa
     assert train_index(clean, config, progress=False).head_fingerprint == first.head_fingerprint
     train_index(clean, TrainConfig(**{**SMALL.__dict__, "augment_views": 0}), progress=False)
     assert not list((clean / AUGMENT_DIR).glob("*.npz"))  # views no training uses any more are removed
+
+
+def test_views_of_images_gone_since_indexing_are_counted_not_fatal(small_catalog: Path, tmp_path: Path) -> None:
+    catalog = tmp_path / "catalog"
+    shutil.copytree(small_catalog, catalog)
+    index_dir = tmp_path / "index"
+    index_catalog(catalog, index_dir, model=FAST_MODEL, progress=False)
+    gone = sorted((catalog / "images").glob("*.jpg"))[:10]
+    for path in gone:
+        path.unlink()
+    result = train_index(index_dir, SMALL, progress=False)
+    held = set(Head.load(index_dir).holdout_ids)
+    lost = sum(p.stem not in held for p in gone)
+    assert lost and (result.views, result.views_unreadable) == (result.trained_on - lost, lost)
+    assert f"{lost} images unreadable" in result.summary()
 
 
 def test_milvus_publishes_head_space_vectors(trained_index: Path, tmp_path: Path) -> None:

@@ -91,12 +91,15 @@ class TrainResult:
     head_fingerprint: str
     index_kind: str
     history: list[float] = field(default_factory=list)
+    views: int = 0  # photo-like views trained on
+    views_unreadable: int = 0  # views asked for whose image could not be read any more (moved or deleted)
 
     def summary(self) -> str:
+        unreadable = f", {self.views_unreadable} images unreadable" if self.views_unreadable else ""
         return (
-            f"trained a head on {self.trained_on} products ({self.classes} articleTypes, {self.held_out} held out), "
-            f"final loss {self.final_loss:.3f}; re-published the index ({self.index_kind}) with head "
-            f"{self.head_fingerprint}"
+            f"trained a head on {self.trained_on} products + {self.views} photo-like views ({self.classes} "
+            f"articleTypes, {self.held_out} held out{unreadable}), final loss {self.final_loss:.3f}; re-published the "
+            f"index ({self.index_kind}) with head {self.head_fingerprint}"
         )
 
 
@@ -296,6 +299,7 @@ def train_index(
         return TrainResult(
             trained_on=int((~held).sum()), held_out=int(held.sum()), classes=len(vocab[MAIN_LABEL]),
             final_loss=history[-1], head_fingerprint=head.fingerprint, index_kind=store.kind, history=history,
+            views=len(rows), views_unreadable=config.augment_views * len(train_ids) - len(rows),
         )
     finally:
         db.close()
