@@ -90,12 +90,13 @@ class ModelSpec:
                    precision=data.get("precision", "fp32"))
 
 
+def vector_identity(spec: dict[str, Any]) -> str:
+    """What decides a recorded spec's vectors, as a string: name, input size, weights and precision (a spec
+    recorded before precisions existed is float32). Equal identities mean identical vectors."""
+    return json.dumps([spec.get("name"), spec.get("image_size"), spec.get("weights_fingerprint"),
+                       spec.get("precision", "fp32")])
+
+
 def same_vectors(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """True when two recorded specs produce identical vectors (so existing embeddings can be kept). A spec
-    recorded before precisions existed is float32."""
-
-    def key(spec: dict[str, Any]) -> str:
-        return json.dumps([spec.get("name"), spec.get("image_size"), spec.get("weights_fingerprint"),
-                           spec.get("precision", "fp32")])
-
-    return key(a) == key(b)
+    """True when two recorded specs produce identical vectors (so existing embeddings can be kept)."""
+    return vector_identity(a) == vector_identity(b)

@@ -26,7 +26,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -38,8 +38,11 @@ from fashionrec.catalog_db import CatalogDB
 from fashionrec.errors import FashionrecError
 from fashionrec.head import Head
 from fashionrec.indexing import embed_batches, publish_faiss
-from fashionrec.modelspec import ModelSpec
+from fashionrec.modelspec import ModelSpec, vector_identity
 from fashionrec.stores.faiss_store import IndexKind
+
+if TYPE_CHECKING:  # only an annotation here; importing it loads PyTorch
+    from fashionrec.embedders import Embedder
 
 MAIN_LABEL = "articleType"
 AUX_LABELS = ("subCategory", "baseColour", "gender")
@@ -124,36 +127,36 @@ def _view_seed(seed: int, view: int, item_id: str) -> int:
 
 
 def augmented_features(
-    db: CatalogDB, index_dir: Path, model: dict[str, Any], ids: Sequence[str], views: int, seed: int,
+    db: CatalogDB, index_dir: Path, model: dict[str, Any], items: Sequence[tuple[str, str]], views: int, seed: int,
     progress: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Backbone features of ``views`` photo-like views of each product in ``ids``, and for each row the position
-    in ``ids`` of its product (a product whose image cannot be read any more has no rows).
+    """Backbone features of ``views`` photo-like views of each (id, image path) in ``items``, and for each row the
+    position in ``items`` of its product (a product whose image cannot be read any more has no rows).
 
     Cached per chunk of ``AUGMENT_CHUNK`` products in ``INDEX_DIR/augment/``, under a name that hashes the model,
     the seed, the view and every (id, image digest) of the chunk, written atomically: a killed run keeps its
     finished chunks, a changed image or model remakes only what it touches, and stale files are removed."""
     folder = index_dir / AUGMENT_DIR
     digests = {item_id: digest for item_id, digest, _ in db.embedded_digests()}
-    paths = {item_id: item.image_path for item_id, item in db.get_many(list(ids)).items()}
-    identity = json.dumps([model.get(k) for k in ("name", "image_size", "weights_fingerprint", "precision")])
+    identity = vector_identity(model)
     wanted: dict[Path, tuple[int, range]] = {}
     for view in range(views):
-        for start in range(0, len(ids), AUGMENT_CHUNK):
-            chunk = range(start, min(start + AUGMENT_CHUNK, len(ids)))
-            key = json.dumps([identity, AUGMENT_VERSION, seed, view, [(ids[n], digests.get(ids[n])) for n in chunk]])
+        for start in range(0, len(items), AUGMENT_CHUNK):
+            chunk = range(start, min(start + AUGMENT_CHUNK, len(items)))
+            key = json.dumps([identity, AUGMENT_VERSION, seed, view, [(items[n][0], digests.get(items[n][0]))
+                                                                       for n in chunk]])
             name = f"view{view}-{start // AUGMENT_CHUNK:05d}-{hashlib.blake2b(key.encode(), digest_size=8).hexdigest()}"
             wanted[folder / f"{name}.npz"] = (view, chunk)
     features, rows = [], []
     embedder = None  # built only when something is not cached yet
-    with tqdm(total=views * len(ids), desc="embedding photo-like views", unit="img", disable=not progress) as bar:
+    with tqdm(total=views * len(items), desc="embedding photo-like views", unit="img", disable=not progress) as bar:
         for path, (view, chunk) in wanted.items():
             cached = _load_chunk(path, int(model["dim"]))
             if cached is None:
                 if embedder is None:
                     embedder = ModelSpec.from_dict(model).build(cache_dir=index_dir)
                     folder.mkdir(exist_ok=True)
-                cached = _embed_chunk(embedder, [(str(n), paths[ids[n]]) for n in chunk], ids, view, seed, bar)
+                cached = _embed_chunk(embedder, items, chunk, view, seed, bar)
                 buffer = io.BytesIO()
                 np.savez(buffer, rows=cached[1], features=cached[0])
                 write_atomically(path, buffer.getvalue())
@@ -169,17 +172,18 @@ def augmented_features(
     return np.vstack(features), np.concatenate(rows)
 
 
-def _embed_chunk(embedder: Any, items: list[tuple[str, str]], ids: Sequence[str], view: int, seed: int,
+def _embed_chunk(embedder: Embedder, items: Sequence[tuple[str, str]], chunk: range, view: int, seed: int,
                  bar: tqdm) -> tuple[np.ndarray, np.ndarray]:
-    """Embed one chunk's views; ``items`` are (position in ``ids`` as str, image path)."""
+    """Embed the views of ``items[chunk]``; rows are positions in ``items``."""
 
-    def transform(position: str, image: Image.Image) -> Image.Image:
-        return photo_like(image, np.random.default_rng(_view_seed(seed, view, ids[int(position)])))
+    def transform(item_id: str, image: Image.Image) -> Image.Image:
+        return photo_like(image, np.random.default_rng(_view_seed(seed, view, item_id)))
 
+    position = {items[n][0]: n for n in chunk}
     features, rows = [], []
-    for done, vectors, failures in embed_batches(embedder, items, 32, transform=transform):
+    for done, vectors, failures in embed_batches(embedder, [items[n] for n in chunk], 32, transform=transform):
         features.append(vectors)
-        rows.append(np.array([int(p) for p in done], dtype=np.int64))
+        rows.append(np.array([position[i] for i in done], dtype=np.int64))
         bar.update(len(done) + len(failures))
     return np.vstack(features).astype(np.float32), np.concatenate(rows)
 
@@ -277,8 +281,8 @@ def train_index(
         for name in names:
             codes, vocab[name] = encode_labels([items[i].metadata.get(name, "") for i in ids])
             labels[name] = codes[~held]
-        train_ids = [i for i, h in zip(ids, held) if not h]
-        views, rows = augmented_features(db, path, model, train_ids, config.augment_views, config.seed, progress)
+        train_items = [(i, items[i].image_path) for i, h in zip(ids, held) if not h]
+        views, rows = augmented_features(db, path, model, train_items, config.augment_views, config.seed, progress)
         weights, history = fit_head(np.vstack([features[~held], views]),
                                     {name: np.concatenate([codes, codes[rows]]) for name, codes in labels.items()},
                                     config, progress)
@@ -299,7 +303,7 @@ def train_index(
         return TrainResult(
             trained_on=int((~held).sum()), held_out=int(held.sum()), classes=len(vocab[MAIN_LABEL]),
             final_loss=history[-1], head_fingerprint=head.fingerprint, index_kind=store.kind, history=history,
-            views=len(rows), views_unreadable=config.augment_views * len(train_ids) - len(rows),
+            views=len(rows), views_unreadable=config.augment_views * len(train_items) - len(rows),
         )
     finally:
         db.close()

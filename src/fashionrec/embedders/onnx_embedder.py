@@ -46,7 +46,8 @@ class OnnxEmbedder:
     """An :class:`~fashionrec.embedders.base.Embedder` whose network runs in an ONNX Runtime session."""
 
     def __init__(
-        self, model: bytes | str, *, name: str, dim: int, preprocess: Preprocessor, precision: str = "fp32"
+        self, model: bytes | str, *, name: str, dim: int, preprocess: Preprocessor, precision: str = "fp32",
+        meta: dict[str, object] | None = None,
     ) -> None:
         import onnxruntime as ort
 
@@ -61,6 +62,7 @@ class OnnxEmbedder:
         self.image_size = preprocess.image_size
         self.preprocess = preprocess
         self.precision = precision
+        self.meta = meta or {}  # the file's fashionrec metadata, as read by load()
         self.backend = "onnxruntime" if precision == "fp32" else f"onnxruntime {precision}"
 
     def __repr__(self) -> str:
@@ -78,7 +80,7 @@ class OnnxEmbedder:
         meta = json.loads(raw)
         preprocess = Preprocessor(int(meta["image_size"]), tuple(meta["mean"]), tuple(meta["std"]))
         return cls(model, name=str(meta["name"]), dim=int(meta["dim"]), preprocess=preprocess,
-                   precision=str(meta.get("precision", "fp32")))
+                   precision=str(meta.get("precision", "fp32")), meta=meta)
 
     def embed_arrays(self, batch: np.ndarray) -> np.ndarray:
         """Run the network on a preprocessed batch and L2-normalise each row -> float32 (N, dim)."""
@@ -124,13 +126,10 @@ def with_metadata(model: bytes, meta: dict[str, object]) -> bytes:
 
 def int8_model(model: bytes, reference: OnnxEmbedder) -> tuple[bytes, OnnxEmbedder]:
     """The float export ``model`` (run by ``reference``) quantised to int8, checked on the calibration images."""
-    import onnx
-
     from fashionrec.embedders.quantize import INT8_MIN_MEAN_COSINE, calibration_batch, quantize
 
     pixels = calibration_batch(reference.preprocess)
-    meta = json.loads({p.key: p.value for p in onnx.load_from_string(model).metadata_props}[_METADATA_KEY])
-    data = with_metadata(quantize(model, pixels, INPUT_NAME), {**meta, "precision": "int8"})
+    data = with_metadata(quantize(model, pixels, INPUT_NAME), {**reference.meta, "precision": "int8"})
     quantized = OnnxEmbedder.load(data)
     cosine = float(np.mean(np.sum(reference.embed_arrays(pixels) * quantized.embed_arrays(pixels), axis=1)))
     if cosine < INT8_MIN_MEAN_COSINE:
@@ -149,10 +148,10 @@ def parity(reference: TorchEmbedder, candidate: OnnxEmbedder) -> float:
 
 def cache_key(name: str, image_size: int, weights_fingerprint: str | None, precision: str = "fp32") -> str:
     """File stem of a cached export: readable, and different whenever the vectors would differ."""
-    detail = json.dumps([name, image_size, weights_fingerprint, EXPORT_VERSION, precision])
-    if precision == "fp32":  # the key of float exports predates --precision; kept so their caches stay valid
-        detail = json.dumps([name, image_size, weights_fingerprint, EXPORT_VERSION])
-    suffix = "" if precision == "fp32" else f"-{precision}"
+    # Float exports keep the key they had before --precision existed, so their caches stay valid.
+    extra = [] if precision == "fp32" else [precision]
+    detail = json.dumps([name, image_size, weights_fingerprint, EXPORT_VERSION, *extra])
+    suffix = "".join(f"-{p}" for p in extra)
     return f"{name}-{image_size}{suffix}-{hashlib.blake2b(detail.encode(), digest_size=6).hexdigest()}"
 
 

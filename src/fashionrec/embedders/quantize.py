@@ -49,9 +49,9 @@ class _Batches:
 
 
 @contextmanager
-def _quiet(name: str) -> Iterator[None]:
+def _quiet() -> Iterator[None]:
     """onnxruntime.quantization logs advice through the root logger; a user sees nothing of it."""
-    logger = logging.getLogger(name)
+    logger = logging.getLogger()
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:
@@ -69,7 +69,7 @@ def quantize(model: bytes, pixels: np.ndarray, input_name: str) -> bytes:
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    with tempfile.TemporaryDirectory(prefix="fashionrec-int8-") as tmp, _quiet(""):
+    with tempfile.TemporaryDirectory(prefix="fashionrec-int8-") as tmp, _quiet():
         source, prepared, target = (Path(tmp) / n for n in ("float.onnx", "prepared.onnx", "int8.onnx"))
         source.write_bytes(model)
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
