@@ -25,8 +25,9 @@ from fashionrec.cli import main
 from fashionrec.errors import FashionrecError, IndexFormatError
 from fashionrec.evaluate import ranking_metrics
 from fashionrec.head import HEAD_FILE, Head
+from fashionrec.hybrid import CONSENSUS_TEMPERATURE, consensus_shares, rerank
 from fashionrec.indexing import index_catalog
-from fashionrec.recommend import Recommender
+from fashionrec.recommend import MAX_K, Recommender, Result
 from fashionrec.train import AUGMENT_DIR, TrainConfig, train_index
 from tests.conftest import DEMO_QUERIES
 from tests.test_hardening_catalog import CLI_ENV
@@ -149,6 +150,49 @@ def test_hybrid_moves_preferred_products_up_and_weight_zero_is_image_only(traine
             rec.similar(item_id, prefer={"nope": "x"})
 
 
+def test_hybrid_reranks_even_when_k_is_the_whole_pool(trained_index: Path) -> None:
+    """k = MAX_K makes the pool no larger than k; the preferences must still re-rank it."""
+    with Recommender.open(trained_index) as rec:
+        rec.hybrid_weight = 5
+        item_id = rec.store.ids[5]
+        colour = rec.similar(item_id, k=10)[-1].metadata["baseColour"]
+        ranked = rec.similar(item_id, k=MAX_K, prefer={"baseColour": colour})
+        agreeing = [r.metadata["baseColour"] == colour for r in ranked]
+        assert len(agreeing) == len(rec) - 1 and agreeing == sorted(agreeing, reverse=True)
+
+
+def test_consensus_shares_and_rerank_by_hand() -> None:
+    def result(item_id: str, score: float, kind: str) -> Result:
+        return Result(item_id, score, {"articleType": kind} if kind else {})
+
+    pool = [result("a1", 0.90, "A"), result("b1", 0.89, "B"), result("b2", 0.88, "B"), result("x", 0.875, ""),
+            result("b3", 0.87, "B"), result("a2", 0.50, "A")]
+    shares = consensus_shares(pool, "articleType")
+    vote_b = sum(np.exp((s - 0.90) / CONSENSUS_TEMPERATURE) for s in (0.89, 0.88, 0.87))
+    vote_a = 1 + np.exp(-0.40 / CONSENSUS_TEMPERATURE)
+    assert shares == pytest.approx({"A": vote_a / (vote_a + vote_b), "B": vote_b / (vote_a + vote_b)})
+    assert [r.id for r in rerank(pool, 6, consensus=0.0)] == [r.id for r in pool]
+    top = rerank(pool, 4, consensus=1.0)
+    assert [r.id for r in top] == ["b1", "b2", "b3", "a1"]  # the majority kind first, in image order
+    assert top[0].score == pytest.approx(0.89 + shares["B"])
+    assert [r.id for r in rerank(pool, 2, consensus=1.0, column="nope")] == ["a1", "b1"]  # no votes: image order
+
+
+def test_consensus_puts_the_neighbours_kind_first_and_zero_is_image_only(trained_index: Path) -> None:
+    with Recommender.open(trained_index) as rec:
+        item_id = rec.store.ids[7]
+        plain = rec.similar(item_id, k=len(rec) - 1)
+        shares = consensus_shares(plain, "articleType")
+        winner = max(shares, key=shares.__getitem__)
+        assert 0 < shares[winner] < 1  # the vote is not unanimous, so there is something to re-rank
+        rec.consensus_weight = 10
+        voted = rec.similar(item_id, k=20)
+        of_winner = [r.id for r in plain if r.metadata["articleType"] == winner]
+        assert [r.id for r in voted[: len(of_winner)]] == of_winner[:20]  # the voted kind first, in image order
+        rec.consensus_weight = 0
+        assert [r.id for r in rec.similar(item_id, k=20)] == [r.id for r in plain[:20]]
+
+
 def test_api_prefer_parameter(trained_index: Path) -> None:
     with Recommender.open(trained_index) as rec:
         client = TestClient(create_app(rec, settings=ApiSettings()))
@@ -161,6 +205,25 @@ def test_api_prefer_parameter(trained_index: Path) -> None:
         answer = client.post("/api/recommend", params={"k": 3, "prefer": "gender=Women"},
                              files={"file": ("p.jpg", photo, "image/jpeg")})
         assert answer.status_code == 200 and len(answer.json()["results"]) == 3
+
+
+def test_api_consensus_parameter(trained_index: Path) -> None:
+    with Recommender.open(trained_index) as rec:
+        client = TestClient(create_app(rec, settings=ApiSettings()))
+        item_id = rec.store.ids[7]
+        answer = client.get(f"/api/items/{item_id}/similar", params={"k": 10, "consensus": 10})
+        assert answer.status_code == 200
+        assert [r["id"] for r in answer.json()["results"]] == [r.id for r in rec.similar(item_id, 10, consensus=10)]
+        assert client.get(f"/api/items/{item_id}/similar", params={"consensus": 11}).status_code == 422
+        photo = min(DEMO_QUERIES.glob("*.jpg")).read_bytes()
+        answer = client.post("/api/recommend", params={"k": 10, "consensus": 10},
+                             files={"file": ("p.jpg", photo, "image/jpeg")})
+        kinds = [r["metadata"]["articleType"] for r in answer.json()["results"]]
+        assert answer.status_code == 200 and kinds == sorted(kinds, key=lambda t: t != kinds[0])
+        rec.consensus_column = "nope"
+        answer = client.get(f"/api/items/{item_id}/similar", params={"consensus": 0.5})
+        assert answer.status_code == 400 and "consensus column 'nope'" in answer.json()["error"]
+        assert client.get(f"/api/items/{item_id}/similar").status_code == 200  # off: the column is not needed
 
 
 def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -327,3 +390,28 @@ def test_cli_recommend_prefer(trained_index: Path, capsys: pytest.CaptureFixture
     assert code == 2 and "bad preference" in err
     code, _, err = cli(capsys, *args, "--hybrid-weight", "-1")
     assert code == 2 and "hybrid weight must be between 0 and 10" in err
+
+
+def test_cli_consensus_options(trained_index: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    photo = str(min(DEMO_QUERIES.glob("*.jpg")))
+    args = ["recommend", photo, "--index-dir", str(trained_index), "-k", "10", "--json"]
+    code, out, err = cli(capsys, *args, "--consensus", "10")
+    assert code == 0, err
+    results = json.loads(out)["results"]
+    kinds = [r["articleType"] for r in results]
+    assert kinds == sorted(kinds, key=lambda t: t != kinds[0])  # the voted kind first
+    with Recommender.open(trained_index) as rec:
+        rec.consensus_weight = 10
+        assert [r["id"] for r in results] == [r.id for r in rec.recommend(photo, k=10)]
+    code, _, err = cli(capsys, *args, "--consensus", "0.5", "--consensus-column", "nope")
+    assert code == 2 and err.count("\n") == 1 and "consensus column 'nope' is not in the index" in err
+    with pytest.raises(SystemExit) as exited:
+        cli(capsys, *args, "--consensus", "x")
+    assert exited.value.code == 2 and "invalid float value" in capsys.readouterr().err
+    code, _, err = cli(capsys, *args, "--consensus", "11")
+    assert code == 2 and "consensus weight must be between 0 and 10" in err
+    code, out, err = cli(capsys, "evaluate", "--index-dir", str(trained_index), "--consensus", "0.5", "--json")
+    assert code == 0, err
+    runs = json.loads(out)["runs"]
+    assert set(runs) == {"consensus (articleType, w=0.5)", "image-only"}
+    assert all(run["queries"] == 24 and run["searched"] == 96 for run in runs.values())

@@ -80,6 +80,7 @@ def searchable_subset(rec: Recommender, keep: set[str] | None, head: Head | None
         rec.columns, [items[i].metadata for i in kept]))
     subset = Recommender(rec.index_dir, rec.db, store, rec.embedder, head)
     subset.hybrid_weight = rec.hybrid_weight
+    subset.consensus_weight, subset.consensus_column = rec.consensus_weight, rec.consensus_column
     return subset
 
 

@@ -23,10 +23,18 @@ import numpy as np
 from PIL import Image
 
 from fashionrec.catalog_db import CatalogDB, StoredItem
+from fashionrec.config import env_default
 from fashionrec.errors import FashionrecError, IndexFormatError
 from fashionrec.filters import Filters, MetadataColumns, normalise_filters
 from fashionrec.head import Head, fingerprint_of, load_head
-from fashionrec.hybrid import check_preferences, default_weight, pool_size, rerank
+from fashionrec.hybrid import (
+    check_consensus_column,
+    check_preferences,
+    default_consensus,
+    default_weight,
+    pool_size,
+    rerank,
+)
 from fashionrec.imageio import load_image
 from fashionrec.modelspec import ModelSpec, same_vectors
 from fashionrec.stores.base import Hit, VectorStore
@@ -71,6 +79,8 @@ class Recommender:
         self.head = head
         self.columns = db.columns
         self.hybrid_weight = default_weight()
+        self.consensus_weight = default_consensus()
+        self.consensus_column = env_default("FASHIONREC_CONSENSUS_COLUMN")
 
     @classmethod
     def open(
@@ -131,32 +141,42 @@ class Recommender:
 
     def recommend(
         self, image: ImageSource, k: int = 5, filters: Mapping[str, Iterable[str]] | None = None,
-        prefer: Mapping[str, str] | None = None,
+        prefer: Mapping[str, str] | None = None, consensus: float | None = None,
     ) -> list[Result]:
         """Top-k catalogue products visually similar to ``image``, restricted by ``filters``; products agreeing
-        with the soft preferences ``prefer`` (e.g. ``{"baseColour": "Blue"}``) move up (see fashionrec.hybrid)."""
-        return self.recommend_vectors(self.embed([image]), k, filters, prefer=prefer)[0]
+        with the soft preferences ``prefer`` (e.g. ``{"baseColour": "Blue"}``) move up, and with ``consensus``
+        (default: ``self.consensus_weight``) those of the kind the nearest products agree on (see
+        fashionrec.hybrid)."""
+        return self.recommend_vectors(self.embed([image]), k, filters, prefer=prefer, consensus=consensus)[0]
 
     def recommend_vectors(
         self, vectors: np.ndarray, k: int = 5, filters: Mapping[str, Iterable[str]] | None = None,
-        exclude: set[str] | None = None, prefer: Mapping[str, str] | None = None,
+        exclude: set[str] | None = None, prefer: Mapping[str, str] | None = None, consensus: float | None = None,
     ) -> list[list[Result]]:
         """Search with precomputed query vectors (used by evaluation and batch queries)."""
         prefer = check_preferences(prefer, self.columns)
-        fetch = min(pool_size(check_k(k)), MAX_K) if prefer and self.hybrid_weight else check_k(k)
+        consensus = self.consensus_weight if consensus is None else consensus
+        if consensus:
+            check_consensus_column(self.consensus_column, self.columns)
+        reranked = bool(prefer and self.hybrid_weight) or bool(consensus)
+        fetch = min(pool_size(check_k(k)), MAX_K) if reranked else check_k(k)
         hits = self.store.search(vectors, fetch, self._filters(filters), exclude)
         results = [self._results(row) for row in hits]
-        return [rerank(row, prefer, self.hybrid_weight, k) for row in results] if fetch > k else results
+        if not reranked:
+            return results
+        return [rerank(row, k, prefer=prefer, weight=self.hybrid_weight, consensus=consensus,
+                       column=self.consensus_column) for row in results]
 
     def similar(
         self, item_id: str, k: int = 5, filters: Mapping[str, Iterable[str]] | None = None,
-        prefer: Mapping[str, str] | None = None,
+        prefer: Mapping[str, str] | None = None, consensus: float | None = None,
     ) -> list[Result]:
         """Products similar to a catalogue product, never including the product itself."""
         vector = self.db.vector(item_id)
         if vector is None:
             raise FashionrecError(f"unknown item id {item_id!r}")
-        return self.recommend_vectors(self.project(vector[None, :]), k, filters, exclude={item_id}, prefer=prefer)[0]
+        return self.recommend_vectors(self.project(vector[None, :]), k, filters, exclude={item_id}, prefer=prefer,
+                                      consensus=consensus)[0]
 
     def item(self, item_id: str) -> StoredItem | None:
         return self.db.get(item_id)

@@ -35,3 +35,16 @@ PreferSpecs = Annotated[
         examples=["baseColour=Blue"],
     ),
 ]
+
+Consensus = Annotated[
+    float | None,
+    Query(
+        ge=0, le=10,
+        description=(
+            "Weight of the nearest products' vote on the query's articleType (0 = off; default: the server's "
+            "`--consensus`, off unless set). More results of the kind the query most likely is, less variety: 0.5 "
+            "raised held-out P@5 from 0.82 to 0.87 and lowered hit@5 from 0.95 to 0.88 (README)."
+        ),
+        examples=[0.5],
+    ),
+]

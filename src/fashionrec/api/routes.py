@@ -9,7 +9,7 @@ from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
 from fashionrec.api.models import ErrorOut, FacetsOut, HealthOut, ItemOut, RecommendOut, SimilarOut, TrendsOut
-from fashionrec.api.params import FilterSpecs, K, PreferSpecs
+from fashionrec.api.params import Consensus, FilterSpecs, K, PreferSpecs
 from fashionrec.api.service import RecommenderService, get_service
 from fashionrec.api.uploads import UPLOAD_OPENAPI, read_upload
 
@@ -31,15 +31,17 @@ router = APIRouter(responses=ERRORS)
     summary="Products similar to an uploaded photo",
 )
 async def recommend(
-    request: Request, service: Service, filters: FilterSpecs = [], k: K = 5, prefer: PreferSpecs = []
+    request: Request, service: Service, filters: FilterSpecs = [], k: K = 5, prefer: PreferSpecs = [],
+    consensus: Consensus = None,
 ) -> RecommendOut:
     """Upload a photo as multipart field `file`; get the k most similar catalogue products, best first.
 
     The upload is held in memory only, never written to disk; its file name and content type are ignored.
     """
     parsed, preferences = service.parse_filters(filters), service.parse_preferences(prefer)
+    service.check_consensus(consensus)
     data = await read_upload(request, service.settings.max_upload_bytes)
-    return await run_in_threadpool(service.recommend_upload, data, k, parsed, preferences)
+    return await run_in_threadpool(service.recommend_upload, data, k, parsed, preferences, consensus)
 
 
 @router.get("/api/items/{item_id}", response_model=ItemOut, summary="One catalogue product")
@@ -49,10 +51,12 @@ def item(item_id: str, service: Service) -> ItemOut:
 
 @router.get("/api/items/{item_id}/similar", response_model=SimilarOut, summary="More like this product")
 def similar(
-    item_id: str, service: Service, filters: FilterSpecs = [], k: K = 5, prefer: PreferSpecs = []
+    item_id: str, service: Service, filters: FilterSpecs = [], k: K = 5, prefer: PreferSpecs = [],
+    consensus: Consensus = None,
 ) -> SimilarOut:
     """The k products most similar to catalogue product `item_id`, never including it."""
-    return service.similar(item_id, k, service.parse_filters(filters), service.parse_preferences(prefer))
+    service.check_consensus(consensus)
+    return service.similar(item_id, k, service.parse_filters(filters), service.parse_preferences(prefer), consensus)
 
 
 @router.get("/api/facets", response_model=FacetsOut, summary="Filterable columns with their values and counts")

@@ -34,7 +34,7 @@ from fashionrec.api.settings import ApiSettings
 from fashionrec.api.uploads import decode_upload
 from fashionrec.catalog_db import StoredItem
 from fashionrec.filters import Filters, parse_filters
-from fashionrec.hybrid import Preferences, parse_preferences
+from fashionrec.hybrid import Preferences, check_consensus_column, parse_preferences
 from fashionrec.recommend import Recommender
 from fashionrec.trends import compute_trends, count_values
 
@@ -68,7 +68,14 @@ class RecommenderService:
         """``["baseColour=Blue"]`` -> soft preferences (hybrid ranking), checked against the index's columns (400)."""
         return parse_preferences(specs, self.recommender.columns)
 
-    def recommend_upload(self, data: bytes, k: int, filters: Filters, prefer: Preferences | None = None) -> RecommendOut:
+    def check_consensus(self, weight: float | None) -> None:
+        """A consensus vote needs its column in the index (400 otherwise)."""
+        if weight:
+            check_consensus_column(self.recommender.consensus_column, self.recommender.columns)
+
+    def recommend_upload(
+        self, data: bytes, k: int, filters: Filters, prefer: Preferences | None = None, consensus: float | None = None
+    ) -> RecommendOut:
         """Products similar to the photo in ``data`` (blocking: decode and inference)."""
         upload = decode_upload(data, self.settings.max_pixels)
         embedder = self.recommender.embedder
@@ -76,15 +83,17 @@ class RecommenderService:
         with self._model_lock:
             vectors = self.recommender.project(embedder.embed_arrays(batch))
         with self._db_lock:
-            results = self.recommender.recommend_vectors(vectors, k, filters, prefer=prefer)[0]
+            results = self.recommender.recommend_vectors(vectors, k, filters, prefer=prefer, consensus=consensus)[0]
         query = QueryImageOut(format=upload.format, width=upload.width, height=upload.height)
         return RecommendOut(k=k, filters=_listed(filters), results=results_out(results), query=query)
 
-    def similar(self, item_id: str, k: int, filters: Filters, prefer: Preferences | None = None) -> SimilarOut:
+    def similar(
+        self, item_id: str, k: int, filters: Filters, prefer: Preferences | None = None, consensus: float | None = None
+    ) -> SimilarOut:
         """"More like this": products similar to catalogue product ``item_id``, excluding it."""
         with self._db_lock:
             item = self._item(item_id)
-            results = self.recommender.similar(item_id, k, filters, prefer=prefer)
+            results = self.recommender.similar(item_id, k, filters, prefer=prefer, consensus=consensus)
         return SimilarOut(k=k, filters=_listed(filters), results=results_out(results), item=item_out(item))
 
     def item(self, item_id: str) -> ItemOut:

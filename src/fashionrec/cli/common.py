@@ -46,6 +46,34 @@ def add_store_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_ranking_options(parser: argparse.ArgumentParser) -> None:
+    """How the image-similarity candidates are re-ranked by metadata (see fashionrec.hybrid)."""
+    parser.add_argument("--hybrid-weight", type=float, default=None,
+                        help="weight of the --prefer preferences against image similarity "
+                        f"(env FASHIONREC_HYBRID_WEIGHT, default: {env_default('FASHIONREC_HYBRID_WEIGHT')})")
+    parser.add_argument("--consensus", type=float, default=None, metavar="WEIGHT",
+                        help="weight of the nearest neighbours' vote on the query's articleType: more results of "
+                        "the kind the query most likely is, less variety; 0.5 measured best, 0 is off "
+                        f"(env FASHIONREC_CONSENSUS_WEIGHT, default: {env_default('FASHIONREC_CONSENSUS_WEIGHT')})")
+    parser.add_argument("--consensus-column", default=None, metavar="COLUMN",
+                        help="the column the neighbours vote on "
+                        f"(env FASHIONREC_CONSENSUS_COLUMN, default: {env_default('FASHIONREC_CONSENSUS_COLUMN')})")
+
+
+def apply_ranking_options(args: argparse.Namespace, rec: Recommender) -> None:
+    """Set the parsed ranking options on ``rec`` (flags over environment), checked: a bad one is a clear error."""
+    from fashionrec.hybrid import check_consensus_column, parse_weight
+
+    if args.hybrid_weight is not None:
+        rec.hybrid_weight = parse_weight(args.hybrid_weight)
+    if args.consensus is not None:
+        rec.consensus_weight = parse_weight(args.consensus, "consensus weight")
+    if args.consensus_column is not None:
+        rec.consensus_column = args.consensus_column
+    if rec.consensus_weight:
+        check_consensus_column(rec.consensus_column, rec.columns)
+
+
 def open_recommender(args: argparse.Namespace) -> Recommender:
     """Open the recommender the parsed options describe (index dir, and the store when another one is chosen)."""
     from fashionrec.recommend import Recommender

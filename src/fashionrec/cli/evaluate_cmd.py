@@ -8,10 +8,9 @@ import random
 from pathlib import Path
 from typing import Any
 
-from fashionrec.cli.common import add_index_dir, add_json
+from fashionrec.cli.common import add_index_dir, add_json, add_ranking_options, apply_ranking_options
 from fashionrec.errors import FashionrecError
 from fashionrec.evaluate import catalogue_queries, evaluate, load_mapping, photo_queries, searchable_subset
-from fashionrec.hybrid import parse_weight
 from fashionrec.recommend import Recommender
 
 COLUMNS = ("P@1", "P@5", "P@10", "mAP@10", "nDCG@10", "hit@5")
@@ -32,8 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hybrid", metavar="COL1,COL2", default="",
                    help="also rank with the query's own values of these columns as soft preferences "
                    "(catalogue queries), and compare with image-only")
-    p.add_argument("--hybrid-weight", type=float, default=None,
-                   help="weight of metadata agreement (env FASHIONREC_HYBRID_WEIGHT)")
+    add_ranking_options(p)
     p.add_argument("--report", type=Path, metavar="DIR", help="write report.md, result.json and PNG plots into DIR")
     p.set_defaults(func=run)
 
@@ -61,10 +59,14 @@ def _queries(args: argparse.Namespace, rec: Recommender) -> tuple[str, Recommend
 
 def run(args: argparse.Namespace) -> int:
     with Recommender.open(args.index_dir) as rec:
-        if args.hybrid_weight is not None:
-            rec.hybrid_weight = parse_weight(args.hybrid_weight)
+        apply_ranking_options(args, rec)
         protocol, searched, queries = _queries(args, rec)
-        runs = {"image-only": evaluate(searched, queries, progress=not args.json)}
+        runs = {}
+        if searched.consensus_weight:
+            runs[f"consensus ({searched.consensus_column}, w={searched.consensus_weight})"] = evaluate(
+                searched, queries, progress=not args.json)
+            searched.consensus_weight = 0.0
+        runs["image-only"] = evaluate(searched, queries, progress=not args.json)
         prefer = [c.strip() for c in args.hybrid.split(",") if c.strip()]
         if prefer:
             runs[f"hybrid ({'+'.join(prefer)}, w={searched.hybrid_weight})"] = evaluate(

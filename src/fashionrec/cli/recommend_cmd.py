@@ -6,10 +6,18 @@ import argparse
 import json
 import sys
 
-from fashionrec.cli.common import add_filters, add_index_dir, add_json, add_store_options, open_recommender
+from fashionrec.cli.common import (
+    add_filters,
+    add_index_dir,
+    add_json,
+    add_ranking_options,
+    add_store_options,
+    apply_ranking_options,
+    open_recommender,
+)
 from fashionrec.errors import FashionrecError
 from fashionrec.filters import parse_filters
-from fashionrec.hybrid import parse_preferences, parse_weight
+from fashionrec.hybrid import parse_preferences
 from fashionrec.recommend import Result
 
 
@@ -22,8 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_filters(p)
     p.add_argument("--prefer", action="append", default=[], metavar="KEY=VALUE",
                    help="soft preference: agreeing products move up, others stay (hybrid ranking); repeatable")
-    p.add_argument("--hybrid-weight", type=float, default=None,
-                   help="weight of the preferences against image similarity (env FASHIONREC_HYBRID_WEIGHT)")
+    add_ranking_options(p)
     add_json(p)
     p.add_argument("--sheet", metavar="PNG", help="also save a contact sheet (query + results) per photo; "
                    "with several photos, PNG gets a -N suffix")
@@ -44,8 +51,7 @@ def run(args: argparse.Namespace) -> int:
     with open_recommender(args) as rec:
         filters = parse_filters(args.filter, rec.columns)
         prefer = parse_preferences(args.prefer, rec.columns)
-        if args.hybrid_weight is not None:
-            rec.hybrid_weight = parse_weight(args.hybrid_weight)
+        apply_ranking_options(args, rec)
         for n, image in enumerate(args.images):
             try:
                 results = rec.recommend(image, k=args.k, filters=filters, prefer=prefer)

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fashionrec.cli.common import add_index_dir, add_store_options, open_recommender
+from fashionrec.cli.common import (
+    add_index_dir,
+    add_ranking_options,
+    add_store_options,
+    apply_ranking_options,
+    open_recommender,
+)
 from fashionrec.config import env_default
 from fashionrec.errors import FashionrecError
 
@@ -23,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-pixels", type=int, default=int(env_default("FASHIONREC_MAX_PIXELS")),
                    help="largest accepted image in pixels, width x height (env FASHIONREC_MAX_PIXELS, "
                         "default: %(default)s)")
+    add_ranking_options(p)
     p.add_argument("--cors-origin", action="append", metavar="ORIGIN",
                    help="web origin allowed to call the API from a browser, e.g. https://shop.example; repeat for "
                         "several (env FASHIONREC_CORS_ORIGINS, comma-separated; default: none)")
@@ -42,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         max_upload_bytes=int(args.max_upload_mb * MIB), max_pixels=args.max_pixels, cors_origins=tuple(origins)
     )
     with open_recommender(args) as rec:
+        apply_ranking_options(args, rec)
         app = create_app(rec, settings=settings)
         print(f"fashionrec: serving {len(rec)} products on http://{args.host}:{args.port}/ "
               f"(API docs at /docs); Ctrl-C stops", file=sys.stderr)
