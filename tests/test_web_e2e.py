@@ -142,6 +142,20 @@ def test_upload_filter_more_like_this_and_trends(page: object, server: str, tmp_
     expected = httpx.get(f"{server}/api/items/{chosen}/similar", params={"k": K, "filter": "gender=Men"}).json()
     assert card_ids(page) == [r["id"] for r in expected["results"]]
 
+    # "Same kind first": the same query re-runs with the neighbours' vote, as the API answers it.
+    plain = card_ids(page)
+    voted = httpx.get(f"{server}/api/items/{chosen}/similar",
+                      params={"k": K, "filter": "gender=Men", "consensus": 0.5}).json()
+    with page.expect_response(lambda r: "/similar?" in r.url and "consensus=0.5" in r.url):
+        page.get_by_test_id("consensus").check()
+    expect(page.get_by_test_id("results")).not_to_have_attribute("aria-busy", "true")
+    assert card_ids(page) == [r["id"] for r in voted["results"]]
+    assert voted["results"][0]["score"] > expected["results"][0]["score"]  # the vote was added to the scores
+    with page.expect_response(lambda r: "/similar?" in r.url and "consensus" not in r.url):
+        page.get_by_test_id("consensus").uncheck()
+    expect(page.get_by_test_id("results")).not_to_have_attribute("aria-busy", "true")
+    assert card_ids(page) == plain
+
     # Back to the photo's results.
     page.get_by_test_id("back-to-photo").click()
     expect(page.get_by_test_id("similar-to")).to_be_hidden()

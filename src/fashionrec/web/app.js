@@ -81,11 +81,15 @@ function currentFilters() {
   return specs;
 }
 
+// Weight of the neighbours' articleType vote when "Same kind first" is on (README, "Neighbour consensus").
+const CONSENSUS_WEIGHT = 0.5;
+
 function queryString(extra = {}) {
   const params = new URLSearchParams();
   for (const [key, value] of Object.entries(extra)) params.set(key, value);
   const k = Math.max(1, Math.min(100, parseInt($("k-input").value, 10) || 12));
   params.set("k", String(k));
+  if (state.mode !== "text" && $("consensus-input").checked) params.set("consensus", String(CONSENSUS_WEIGHT));
   for (const spec of currentFilters()) params.append("filter", spec);
   return params.toString();
 }
@@ -343,6 +347,7 @@ function setUpInput() {
     queryPhoto(item.getAsFile());
   });
   $("k-input").addEventListener("change", run);
+  $("consensus-input").addEventListener("change", run);
   $("clear-filters").addEventListener("click", () => {
     for (const select of document.querySelectorAll("#filter-fields select")) select.value = "";
     run();
