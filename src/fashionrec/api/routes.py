@@ -39,7 +39,6 @@ async def recommend(
     The upload is held in memory only, never written to disk; its file name and content type are ignored.
     """
     parsed, preferences = service.parse_filters(filters), service.parse_preferences(prefer)
-    service.check_consensus(consensus)
     data = await read_upload(request, service.settings.max_upload_bytes)
     return await run_in_threadpool(service.recommend_upload, data, k, parsed, preferences, consensus)
 
@@ -55,7 +54,6 @@ def similar(
     consensus: Consensus = None,
 ) -> SimilarOut:
     """The k products most similar to catalogue product `item_id`, never including it."""
-    service.check_consensus(consensus)
     return service.similar(item_id, k, service.parse_filters(filters), service.parse_preferences(prefer), consensus)
 
 

@@ -34,7 +34,7 @@ from fashionrec.api.settings import ApiSettings
 from fashionrec.api.uploads import decode_upload
 from fashionrec.catalog_db import StoredItem
 from fashionrec.filters import Filters, parse_filters
-from fashionrec.hybrid import Preferences, check_consensus_column, parse_preferences
+from fashionrec.hybrid import Preferences, parse_preferences
 from fashionrec.recommend import Recommender
 from fashionrec.trends import compute_trends, count_values
 
@@ -67,11 +67,6 @@ class RecommenderService:
     def parse_preferences(self, specs: Sequence[str]) -> Preferences:
         """``["baseColour=Blue"]`` -> soft preferences (hybrid ranking), checked against the index's columns (400)."""
         return parse_preferences(specs, self.recommender.columns)
-
-    def check_consensus(self, weight: float | None) -> None:
-        """A consensus vote needs its column in the index (400 otherwise)."""
-        if weight:
-            check_consensus_column(self.recommender.consensus_column, self.recommender.columns)
 
     def recommend_upload(
         self, data: bytes, k: int, filters: Filters, prefer: Preferences | None = None, consensus: float | None = None
