@@ -39,6 +39,7 @@ from fashionrec.errors import FashionrecError
 from fashionrec.head import Head
 from fashionrec.indexing import embed_batches, publish_faiss
 from fashionrec.modelspec import ModelSpec, vector_identity
+from fashionrec.split import holdout_mask
 from fashionrec.stores.faiss_store import IndexKind
 
 if TYPE_CHECKING:  # only an annotation here; importing it loads PyTorch
@@ -104,14 +105,6 @@ class TrainResult:
             f"articleTypes, {self.held_out} held out{unreadable}), final loss {self.final_loss:.3f}; re-published the "
             f"index ({self.index_kind}) with head {self.head_fingerprint}"
         )
-
-
-def split_holdout(ids: Sequence[str], fraction: float, seed: int) -> np.ndarray:
-    """Boolean mask of the held-out products: a seeded random ``fraction`` of ``ids`` (product-level split)."""
-    mask = np.zeros(len(ids), dtype=bool)
-    count = round(fraction * len(ids))
-    mask[np.random.default_rng(seed).choice(len(ids), count, replace=False)] = True
-    return mask
 
 
 def encode_labels(values: Sequence[str]) -> tuple[np.ndarray, list[str]]:
@@ -275,7 +268,7 @@ def train_index(
         if len(ids) < 10:
             raise FashionrecError(f"index in {path} has {len(ids)} embedded products; training needs at least 10")
         items = db.get_many(ids)
-        held = split_holdout(ids, config.holdout, config.seed)
+        held = holdout_mask(ids, config.holdout, config.seed)
         names = [MAIN_LABEL] + [c for c in config.aux_labels if c in db.columns and c != MAIN_LABEL]
         labels, vocab = {}, {}
         for name in names:

@@ -31,6 +31,7 @@ class _Entry(NamedTuple):
 
 _MODELS: dict[str, _Entry] = {
     "efficientnet-lite2": _Entry("efficientnet", 224),
+    "fashion": _Entry("fashion", 128),  # ours: Lite0 fine-tuned on fashion (fashionrec train-backbone), 256-d
     "efficientnet-lite0": _Entry("efficientnet", 224),
     "mobilenetv2": _Entry("mobilenet", 224),
     "resnet50": _Entry("resnet", 224),
