@@ -155,11 +155,17 @@ def evaluate(
 
 
 def _agreement(q: Query, results: Sequence[Result]) -> dict[str, float]:
+    """Share of the top 5 agreeing with the query on each column; ``P@5_type_colour``: a result counts when both
+    its articleType is relevant and its baseColour is the query's (catalogue queries, which have a colour)."""
     top = results[:5]
-    return {
+    out = {
         f"agree_{c}@5": sum(r.metadata.get(c) == q.metadata[c] for r in top) / max(len(top), 1)
         for c in AGREEMENT_COLUMNS if q.metadata.get(c)
     }
+    if q.metadata.get("baseColour"):
+        out["P@5_type_colour"] = sum(r.metadata.get("articleType") in q.relevant
+                                     and r.metadata.get("baseColour") == q.metadata["baseColour"] for r in top) / 5
+    return out
 
 
 def _mean(rows: Sequence[Mapping[str, float]]) -> dict[str, float]:
