@@ -26,6 +26,7 @@ DEFAULTS: dict[str, str] = {
     "FASHIONREC_HYBRID_WEIGHT": "0.1",
     "FASHIONREC_CONSENSUS_WEIGHT": "0",
     "FASHIONREC_CONSENSUS_COLUMN": "articleType",
+    "FASHIONREC_LOCALISE": "0",
 }
 
 

@@ -31,6 +31,7 @@ from fashionrec.errors import FashionrecError
 from fashionrec.filters import MetadataColumns
 from fashionrec.head import Head
 from fashionrec.imageio import load_image
+from fashionrec.localise import localise as crop_to_garment
 from fashionrec.recommend import Recommender, Result
 from fashionrec.stores.faiss_store import FaissStore
 
@@ -81,6 +82,7 @@ def searchable_subset(rec: Recommender, keep: set[str] | None, head: Head | None
     subset = Recommender(rec.index_dir, rec.db, store, rec.embedder, head)
     subset.hybrid_weight = rec.hybrid_weight
     subset.consensus_weight, subset.consensus_column = rec.consensus_weight, rec.consensus_column
+    subset.localise = rec.localise
     return subset
 
 
@@ -97,15 +99,18 @@ def catalogue_queries(rec: Recommender, ids: Sequence[str], head: Head | None) -
 
 
 def photo_queries(rec: Recommender, folder: Path, mapping: Mapping[str, Sequence[str]], head: Head | None,
-                  progress: bool = True) -> list[Query]:
-    """Queries from a folder per class (``folder/<class>/*.jpg``), embedded one by one like a shopper's photo."""
+                  progress: bool = True, localise: bool | None = None) -> list[Query]:
+    """Queries from a folder per class (``folder/<class>/*.jpg``), embedded one by one like a shopper's photo;
+    cropped to the garment first when ``localise`` (None: as ``rec.localise`` says)."""
     photos = sorted(p for cls in mapping for p in (folder / cls).glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not photos:
         raise FashionrecError(f"no photos under {folder}/<class>/ for the classes of the mapping")
+    crop = rec.localise if localise is None else localise
     queries = []
     for photo in tqdm(photos, desc="embedding photos", unit="img", disable=not progress):
         started = time.perf_counter()
-        features = rec.embedder.embed_arrays(rec.embedder.preprocess(load_image(photo))[None])
+        image = load_image(photo)
+        features = rec.embedder.embed_arrays(rec.embedder.preprocess(crop_to_garment(image) if crop else image)[None])
         vector = features[0] if head is None else head.apply(features)[0]
         queries.append(Query(f"{photo.parent.name}/{photo.name}", vector, frozenset(mapping[photo.parent.name]),
                              photo.parent.name, embed_ms=(time.perf_counter() - started) * 1000))

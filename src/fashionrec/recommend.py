@@ -36,6 +36,7 @@ from fashionrec.hybrid import (
     rerank,
 )
 from fashionrec.imageio import load_image
+from fashionrec.localise import default_localise, localise
 from fashionrec.modelspec import ModelSpec, same_vectors
 from fashionrec.stores.base import Hit, VectorStore
 from fashionrec.stores.faiss_store import FaissStore
@@ -81,6 +82,7 @@ class Recommender:
         self.hybrid_weight = default_weight()
         self.consensus_weight = default_consensus()
         self.consensus_column = env_default("FASHIONREC_CONSENSUS_COLUMN")
+        self.localise = default_localise()  # crop query photos to the garment before embedding them
 
     @classmethod
     def open(
@@ -132,8 +134,12 @@ class Recommender:
     # queries --------------------------------------------------------------------------------------------
     def embed(self, images: Sequence[ImageSource]) -> np.ndarray:
         """Decode and embed query images (path, bytes or PIL image), one row per image, in the searched space."""
-        arrays = [self.embedder.preprocess(load_image(img)) for img in images]
+        arrays = [self.embedder.preprocess(self.prepare(load_image(img))) for img in images]
         return self.project(self.embedder.embed_arrays(np.stack(arrays)))
+
+    def prepare(self, image: Image.Image) -> Image.Image:
+        """A decoded query photo as it is embedded: cropped to the garment when ``localise`` is on."""
+        return localise(image) if self.localise else image
 
     def project(self, features: np.ndarray) -> np.ndarray:
         """Backbone features -> the vectors the store holds (through the trained head, when there is one)."""

@@ -74,7 +74,7 @@ class RecommenderService:
         """Products similar to the photo in ``data`` (blocking: decode and inference)."""
         upload = decode_upload(data, self.settings.max_pixels)
         embedder = self.recommender.embedder
-        batch = embedder.preprocess(upload.image)[None]
+        batch = embedder.preprocess(self.recommender.prepare(upload.image))[None]
         with self._model_lock:
             vectors = self.recommender.project(embedder.embed_arrays(batch))
         with self._db_lock:

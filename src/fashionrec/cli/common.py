@@ -60,6 +60,18 @@ def add_ranking_options(parser: argparse.ArgumentParser) -> None:
                         f"(env FASHIONREC_CONSENSUS_COLUMN, default: {env_default('FASHIONREC_CONSENSUS_COLUMN')})")
 
 
+def add_localise(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--localise", action=argparse.BooleanOptionalAction, default=None,
+                        help="crop query photos to the garment before embedding them (fashionrec.localise) "
+                        f"(env FASHIONREC_LOCALISE=0/1, default: {env_default('FASHIONREC_LOCALISE')})")
+
+
+def apply_localise(args: argparse.Namespace, rec: Recommender) -> None:
+    """``--localise`` / ``--no-localise`` over ``FASHIONREC_LOCALISE`` (already read when ``rec`` was opened)."""
+    if args.localise is not None:
+        rec.localise = args.localise
+
+
 def apply_ranking_options(args: argparse.Namespace, rec: Recommender) -> None:
     """Set the parsed ranking options on ``rec`` (flags over environment), checked: a bad one is a clear error."""
     from fashionrec.hybrid import check_consensus_column, parse_weight

@@ -8,7 +8,14 @@ import random
 from pathlib import Path
 from typing import Any
 
-from fashionrec.cli.common import add_index_dir, add_json, add_ranking_options, apply_ranking_options
+from fashionrec.cli.common import (
+    add_index_dir,
+    add_json,
+    add_localise,
+    add_ranking_options,
+    apply_localise,
+    apply_ranking_options,
+)
 from fashionrec.errors import FashionrecError
 from fashionrec.evaluate import catalogue_queries, evaluate, load_mapping, photo_queries, searchable_subset
 from fashionrec.recommend import Recommender
@@ -32,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also rank with the query's own values of these columns as soft preferences "
                    "(catalogue queries), and compare with image-only")
     add_ranking_options(p)
+    add_localise(p)
     p.add_argument("--report", type=Path, metavar="DIR", help="write report.md, result.json and PNG plots into DIR")
     p.set_defaults(func=run)
 
@@ -60,6 +68,7 @@ def _queries(args: argparse.Namespace, rec: Recommender) -> tuple[str, Recommend
 def run(args: argparse.Namespace) -> int:
     with Recommender.open(args.index_dir) as rec:
         apply_ranking_options(args, rec)
+        apply_localise(args, rec)
         protocol, searched, queries = _queries(args, rec)
         runs = {}
         if searched.consensus_weight:
@@ -72,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
             runs[f"hybrid ({'+'.join(prefer)}, w={searched.hybrid_weight})"] = evaluate(
                 searched, queries, prefer_columns=prefer, progress=not args.json)
         result = {"protocol": protocol, "head": rec.head.fingerprint if rec.head and not args.no_head else None,
-                  "runs": runs}
+                  "localise": rec.localise, "runs": runs}
     if args.report:
         from fashionrec.eval_report import write_report
 
@@ -85,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print(result: dict[str, Any]) -> None:
-    print(f"protocol: {result['protocol']}, head: {result['head']}")
+    print(f"protocol: {result['protocol']}, head: {result['head']}, localise: {result['localise']}")
     header = f"{'run':<40} {'queries':>7} " + " ".join(f"{c:>8}" for c in COLUMNS) + "   latency p50/p90/p99 ms"
     print(header)
     for name, run in result["runs"].items():

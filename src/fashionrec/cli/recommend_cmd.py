@@ -10,8 +10,10 @@ from fashionrec.cli.common import (
     add_filters,
     add_index_dir,
     add_json,
+    add_localise,
     add_ranking_options,
     add_store_options,
+    apply_localise,
     apply_ranking_options,
     open_recommender,
 )
@@ -31,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prefer", action="append", default=[], metavar="KEY=VALUE",
                    help="soft preference: agreeing products move up, others stay (hybrid ranking); repeatable")
     add_ranking_options(p)
+    add_localise(p)
     add_json(p)
     p.add_argument("--sheet", metavar="PNG", help="also save a contact sheet (query + results) per photo; "
                    "with several photos, PNG gets a -N suffix")
@@ -52,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         filters = parse_filters(args.filter, rec.columns)
         prefer = parse_preferences(args.prefer, rec.columns)
         apply_ranking_options(args, rec)
+        apply_localise(args, rec)
         for n, image in enumerate(args.images):
             try:
                 results = rec.recommend(image, k=args.k, filters=filters, prefer=prefer)
