@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -43,6 +44,33 @@ def shared_data() -> Path:
     if not (SHARED / "catalogue" / "styles.csv").is_file():
         pytest.skip(f"shared real data not found at {SHARED} (set FASHIONREC_SHARED_DATA)")
     return SHARED
+
+
+@pytest.fixture
+def labelled_photos(tmp_path: Path) -> tuple[Path, Path]:
+    """A tiny ``clothing-photos``-style folder (a sub-folder per class) from demo images, and its mapping JSON.
+
+    Four classes whose articleTypes are in the demo catalogue (two photos each: the demo query and a catalogue
+    image of that kind) and ``hat`` (one photo), whose articleTypes the demo catalogue lacks; the mapping also
+    names a class with no folder."""
+    photos = {
+        "t-shirt": [DEMO_QUERIES / "t-shirt.jpg", DEMO_CATALOG / "images" / "2745.jpg"],
+        "dress": [DEMO_QUERIES / "dress.jpg", DEMO_CATALOG / "images" / "8485.jpg"],
+        "shoes": [DEMO_QUERIES / "shoes.jpg", DEMO_CATALOG / "images" / "1548.jpg"],
+        "pants": [DEMO_QUERIES / "pants.jpg", DEMO_CATALOG / "images" / "9171.jpg"],
+        "hat": [DEMO_CATALOG / "images" / "17426.jpg"],
+    }
+    folder = tmp_path / "photos"
+    for name, files in photos.items():
+        (folder / name).mkdir(parents=True)
+        for n, source in enumerate(files):
+            shutil.copyfile(source, folder / name / f"{n}.jpg")
+    mapping = tmp_path / "mapping.json"
+    mapping.write_text(json.dumps({
+        "t-shirt": ["Tshirts", "Lounge Tshirts"], "dress": ["Dresses"], "shoes": ["Sports Shoes", "Casual Shoes"],
+        "pants": ["Trousers", "Jeans"], "hat": ["Caps", "Hat"], "skirt": ["Skirts"],
+    }))
+    return folder, mapping
 
 
 @pytest.fixture(scope="session")

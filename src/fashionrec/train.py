@@ -12,6 +12,12 @@ re-embedded on a random background, tilted, cropped and relit (:mod:`fashionrec.
 trained on studio shots alone made real photos worse. Their features are cached in ``INDEX_DIR/augment/``, chunk
 by chunk, so a killed ``train`` resumes and a rerun on the same products, model and seed embeds nothing.
 
+Labelled real photos (``photos_dir`` + ``mapping_path``, the layout of ``clothing-photos``: a folder per class,
+and a JSON naming each class's acceptable articleTypes): a retailer's own shoppers' photos join the training,
+embedded with the index's model (a few random crops of each as well), cached in ``INDEX_DIR/photo-views/`` the
+same way, with a set-valued target: minus the log of the softmax mass on the class's articleTypes. They are
+repeated so they weigh in beside a large catalogue (``photo_share``).
+
 Split by product: ``holdout`` of the products never take part in training (nor are they augmented); their ids
 are stored in the head so ``fashionrec evaluate`` can query with them against the rest. Deterministic for a
 given ``seed``.
@@ -23,7 +29,7 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,7 +43,7 @@ from fashionrec.augment import photo_like
 from fashionrec.catalog_db import CatalogDB
 from fashionrec.errors import FashionrecError
 from fashionrec.head import Head
-from fashionrec.indexing import embed_batches, publish_faiss
+from fashionrec.indexing import Transform, embed_batches, publish_faiss
 from fashionrec.modelspec import ModelSpec, vector_identity
 from fashionrec.split import holdout_mask
 from fashionrec.stores.faiss_store import IndexKind
@@ -50,6 +56,11 @@ AUX_LABELS = ("subCategory", "baseColour", "gender")
 AUGMENT_DIR = "augment"
 AUGMENT_CHUNK = 2048  # products per cached file: what a kill can lose
 AUGMENT_VERSION = 1  # bump when fashionrec.augment changes, so cached views are remade
+PHOTO_DIR = "photo-views"
+PHOTO_VERSION = 1  # bump when the photo views (fashionrec.backbone_train.photo_crop) change
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+PHOTO_VIEWS = 4  # views of each labelled photo: the photo, then random crops
+PHOTO_SHARE = 0.2  # labelled photos are repeated to about this share of the training rows
 
 
 @dataclass(frozen=True)
@@ -97,14 +108,94 @@ class TrainResult:
     history: list[float] = field(default_factory=list)
     views: int = 0  # photo-like views trained on
     views_unreadable: int = 0  # views asked for whose image could not be read any more (moved or deleted)
+    photos: int = 0  # labelled real photos trained on (``photos_dir``)
+    photo_classes: int = 0  # their classes that map to at least one articleType of the index
+    photo_rows: int = 0  # rows the photos' views make in training, repeats included
+    photos_unmapped: int = 0  # photos left out: their class maps to no articleType present in the index
+    photos_unreadable: int = 0  # photos left out: the file could not be decoded
 
     def summary(self) -> str:
         unreadable = f", {self.views_unreadable} images unreadable" if self.views_unreadable else ""
+        photos = ""
+        if self.photos or self.photos_unmapped or self.photos_unreadable:
+            photos = f" + {self.photos} labelled photos of {self.photo_classes} classes ({self.photo_rows} rows"
+            if self.photos_unmapped:
+                photos += f"; {self.photos_unmapped} left out, their class maps to no articleType in the index"
+            if self.photos_unreadable:
+                photos += f"; {self.photos_unreadable} unreadable"
+            photos += ")"
         return (
-            f"trained a head on {self.trained_on} products + {self.views} photo-like views ({self.classes} "
+            f"trained a head on {self.trained_on} products + {self.views} photo-like views{photos} ({self.classes} "
             f"articleTypes, {self.held_out} held out{unreadable}), final loss {self.final_loss:.3f}; re-published the "
             f"index ({self.index_kind}) with head {self.head_fingerprint}"
         )
+
+
+@dataclass(frozen=True)
+class LabelledPhotos:
+    """Real photos in a folder per class, and each class's acceptable articleTypes."""
+
+    items: list[tuple[str, str]]  # ("class/file name", path), sorted
+    classes: list[str]  # the class of each item
+    mapping: dict[str, list[str]]
+
+
+def read_photos(photos_dir: str | os.PathLike[str], mapping_path: str | os.PathLike[str]) -> LabelledPhotos:
+    """The photos of ``photos_dir/<class>/*.jpg`` and the JSON ``mapping_path`` {class: [articleType, ...]}.
+
+    Every class folder must be in the mapping and hold at least one photo (a typo or an empty folder is a
+    mistake to report, not something to train around); a mapping class without a folder is fine."""
+    from fashionrec.evaluate import load_mapping  # here: evaluate loads the recommender
+
+    folder = Path(photos_dir)
+    try:
+        mapping = load_mapping(Path(mapping_path))
+    except FashionrecError as exc:
+        raise FashionrecError(f"mapping_path: {exc}") from None
+    if not folder.is_dir():
+        raise FashionrecError(f"photos_dir {folder} is not a folder")
+    items, classes = [], []
+    class_dirs = sorted(p for p in folder.iterdir() if p.is_dir())
+    if not class_dirs:
+        raise FashionrecError(f"photos_dir {folder} has no class folders (expected photos_dir/<class>/*.jpg)")
+    for class_dir in class_dirs:
+        if class_dir.name not in mapping:
+            raise FashionrecError(f"photos_dir class folder {class_dir.name!r} is not in mapping_path {mapping_path}")
+        photos = sorted(p for p in class_dir.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES and p.is_file())
+        if not photos:
+            raise FashionrecError(f"photos_dir class folder {class_dir} holds no photos ({', '.join(PHOTO_SUFFIXES)})")
+        items += [(f"{class_dir.name}/{p.name}", str(p)) for p in photos]
+        classes += [class_dir.name] * len(photos)
+    return LabelledPhotos(items, classes, mapping)
+
+
+def photo_features(
+    photos: LabelledPhotos, index_dir: Path, model: dict[str, Any], views: int, seed: int, progress: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Backbone features of ``views`` views of each photo (view 0 the photo as it is, the others random crops,
+    mirrored half the time and relit) and each row's position in ``photos.items``; cached in
+    ``INDEX_DIR/photo-views/`` by model, seed and the photo files' digests (see :func:`cached_views`)."""
+
+    def transform(view: int) -> Transform | None:
+        if view == 0:
+            return None
+        from fashionrec.backbone_train import photo_crop  # here: it loads PyTorch, as the embedder does
+
+        def apply(key: str, image: Image.Image) -> Image.Image:
+            return photo_crop(image, np.random.default_rng(_view_seed(seed, view, key)))
+
+        return apply
+
+    digests = {key: _file_digest(Path(path)) for key, path in photos.items}
+    return cached_views(index_dir / PHOTO_DIR, index_dir, model, photos.items, digests, views, [PHOTO_VERSION, seed],
+                        transform, "embedding labelled photos", progress)
+
+
+def _file_digest(path: Path) -> str | None:
+    try:
+        return hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
+    except OSError:
+        return None  # reported as unreadable when it is embedded
 
 
 def encode_labels(values: Sequence[str]) -> tuple[np.ndarray, list[str]]:
@@ -126,30 +217,49 @@ def augmented_features(
     """Backbone features of ``views`` photo-like views of each (id, image path) in ``items``, and for each row the
     position in ``items`` of its product (a product whose image cannot be read any more has no rows).
 
-    Cached per chunk of ``AUGMENT_CHUNK`` products in ``INDEX_DIR/augment/``, under a name that hashes the model,
-    the seed, the view and every (id, image digest) of the chunk, written atomically: a killed run keeps its
-    finished chunks, a changed image or model remakes only what it touches, and stale files are removed."""
-    folder = index_dir / AUGMENT_DIR
+    Cached per chunk of ``AUGMENT_CHUNK`` products in ``INDEX_DIR/augment/`` (see :func:`cached_views`)."""
+
+    def transform(view: int) -> Transform:
+        def apply(item_id: str, image: Image.Image) -> Image.Image:
+            return photo_like(image, np.random.default_rng(_view_seed(seed, view, item_id)))
+
+        return apply
+
     digests = {item_id: digest for item_id, digest, _ in db.embedded_digests()}
+    return cached_views(index_dir / AUGMENT_DIR, index_dir, model, items, digests, views, [AUGMENT_VERSION, seed],
+                        transform, "embedding photo-like views", progress)
+
+
+def cached_views(
+    folder: Path, index_dir: Path, model: dict[str, Any], items: Sequence[tuple[str, str]],
+    digests: Mapping[str, str | None], views: int, key: Sequence[Any], transform: Callable[[int], Transform | None],
+    desc: str, progress: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Backbone features of ``views`` views of each (id, image path) in ``items`` (view ``v`` made by
+    ``transform(v)``, None = the image as it is), and for each row the position in ``items`` of its image (an
+    image that cannot be read has no rows).
+
+    Cached per chunk of ``AUGMENT_CHUNK`` images in ``folder``, under a name that hashes the model, ``key``, the
+    view and every (id, image digest) of the chunk, written atomically: a killed run keeps its finished chunks, a
+    changed image or model remakes only what it touches, and stale files in ``folder`` are removed."""
     identity = vector_identity(model)
     wanted: dict[Path, tuple[int, range]] = {}
     for view in range(views):
         for start in range(0, len(items), AUGMENT_CHUNK):
             chunk = range(start, min(start + AUGMENT_CHUNK, len(items)))
-            key = json.dumps([identity, AUGMENT_VERSION, seed, view, [(items[n][0], digests.get(items[n][0]))
-                                                                       for n in chunk]])
-            name = f"view{view}-{start // AUGMENT_CHUNK:05d}-{hashlib.blake2b(key.encode(), digest_size=8).hexdigest()}"
-            wanted[folder / f"{name}.npz"] = (view, chunk)
+            name_key = json.dumps([identity, *key, view, [(items[n][0], digests.get(items[n][0])) for n in chunk]])
+            digest = hashlib.blake2b(name_key.encode(), digest_size=8).hexdigest()
+            wanted[folder / f"view{view}-{start // AUGMENT_CHUNK:05d}-{digest}.npz"] = (view, chunk)
     features, rows = [], []
     embedder = None  # built only when something is not cached yet
-    with tqdm(total=views * len(items), desc="embedding photo-like views", unit="img", disable=not progress) as bar:
+    with tqdm(total=views * len(items), desc=desc, unit="img", disable=not progress) as bar:
         for path, (view, chunk) in wanted.items():
             cached = _load_chunk(path, int(model["dim"]))
             if cached is None:
                 if embedder is None:
                     embedder = ModelSpec.from_dict(model).build(cache_dir=index_dir)
                     folder.mkdir(exist_ok=True)
-                cached = _embed_chunk(embedder, items, chunk, view, seed, bar)
+                cached = _embed_chunk(embedder, items, chunk, transform(view), bar)
                 buffer = io.BytesIO()
                 np.savez(buffer, rows=cached[1], features=cached[0])
                 write_atomically(path, buffer.getvalue())
@@ -165,13 +275,9 @@ def augmented_features(
     return np.vstack(features), np.concatenate(rows)
 
 
-def _embed_chunk(embedder: Embedder, items: Sequence[tuple[str, str]], chunk: range, view: int, seed: int,
+def _embed_chunk(embedder: Embedder, items: Sequence[tuple[str, str]], chunk: range, transform: Transform | None,
                  bar: tqdm) -> tuple[np.ndarray, np.ndarray]:
-    """Embed the views of ``items[chunk]``; rows are positions in ``items``."""
-
-    def transform(item_id: str, image: Image.Image) -> Image.Image:
-        return photo_like(image, np.random.default_rng(_view_seed(seed, view, item_id)))
-
+    """Embed ``items[chunk]`` through ``transform``; rows are positions in ``items``."""
     position = {items[n][0]: n for n in chunk}
     features, rows = [], []
     for done, vectors, failures in embed_batches(embedder, [items[n] for n in chunk], 32, transform=transform):
@@ -193,13 +299,28 @@ def _load_chunk(path: Path, dim: int) -> tuple[np.ndarray, np.ndarray] | None:
     return features.astype(np.float32), rows.astype(np.int64)
 
 
+def set_targets(codes: np.ndarray, classes: int) -> np.ndarray:
+    """One-hot rows (N, classes) of class indices; an index of -1 gives an empty row (no target)."""
+    sets = np.zeros((len(codes), classes), dtype=bool)
+    known = codes >= 0
+    sets[np.flatnonzero(known), codes[known]] = True
+    return sets
+
+
 def fit_head(
-    features: np.ndarray, labels: dict[str, np.ndarray], config: TrainConfig, progress: bool = True
+    features: np.ndarray, labels: dict[str, np.ndarray], config: TrainConfig, progress: bool = True,
+    main_sets: np.ndarray | None = None,
 ) -> tuple[dict[str, np.ndarray], list[float]]:
     """Train the MLP with PyTorch; returns NumPy weights (input standardisation folded into the first layer)
-    and the mean loss per epoch."""
+    and the mean loss per epoch.
+
+    ``main_sets`` (N, articleTypes, bool), when given, replaces the articleType labels by sets of acceptable
+    types: the loss of a row is minus the log of the softmax mass on its set (:func:`set_loss`; a one-type set is
+    cross-entropy); a row with an empty set takes no part in it."""
     import torch
     from torch import nn
+
+    from fashionrec.backbone_train import set_loss  # here: it loads PyTorch, as above
 
     torch.manual_seed(config.seed)
     mean = features.mean(axis=0)
@@ -209,14 +330,29 @@ def fit_head(
     mlp = nn.Sequential(
         nn.Linear(x.shape[1], config.hidden), nn.ReLU(), nn.Dropout(config.dropout), nn.Linear(config.hidden, config.dim)
     )
+    sizes = {name: int(values.max()) + 1 for name, values in labels.items()}
+    if main_sets is not None:
+        sizes[MAIN_LABEL] = max(sizes[MAIN_LABEL], main_sets.shape[1])
+        sets = torch.from_numpy(np.pad(main_sets, ((0, 0), (0, sizes[MAIN_LABEL] - main_sets.shape[1]))))
     proxies = nn.ParameterDict(
-        {name: nn.Parameter(torch.randn(int(values.max()) + 1, config.dim) * 0.01) for name, values in labels.items()}
+        {name: nn.Parameter(torch.randn(sizes[name], config.dim) * 0.01) for name in labels}
     )
     params = list(mlp.parameters()) + list(proxies.parameters())
     optimiser = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     steps = config.epochs * -(-len(x) // config.batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr, total_steps=steps)
     loss_fn = nn.CrossEntropyLoss(ignore_index=-1)
+
+    def label_loss(name: str, logits: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
+        if name == MAIN_LABEL and main_sets is not None:
+            rows = sets[batch]
+            known = rows.any(dim=1)
+            return set_loss(logits[known], rows[known]) if known.any() else logits.sum() * 0.0
+        target = targets[name][batch]
+        if main_sets is not None and not (target >= 0).any():  # a batch of photos only: no auxiliary labels
+            return logits.sum() * 0.0
+        return loss_fn(logits, target)
+
     generator = torch.Generator().manual_seed(config.seed)
     history: list[float] = []
     mlp.train()
@@ -229,8 +365,8 @@ def fit_head(
                 z = nn.functional.normalize(mlp(x[batch]), dim=1)
                 loss = sum(
                     (1.0 if name == MAIN_LABEL else config.aux_weight)
-                    * loss_fn(z @ nn.functional.normalize(proxies[name], dim=1).T / config.temperature, t[batch])
-                    for name, t in targets.items()
+                    * label_loss(name, z @ nn.functional.normalize(proxies[name], dim=1).T / config.temperature, batch)
+                    for name in targets
                 )
                 optimiser.zero_grad()
                 loss.backward()
@@ -249,15 +385,34 @@ def fit_head(
 
 def train_index(
     index_dir: str | os.PathLike[str], config: TrainConfig = TrainConfig(), *, index_kind: IndexKind = "auto",
-    progress: bool = True,
+    progress: bool = True, photos_dir: str | os.PathLike[str] | None = None,
+    mapping_path: str | os.PathLike[str] | None = None, photo_views: int = PHOTO_VIEWS,
+    photo_share: float = PHOTO_SHARE,
 ) -> TrainResult:
     """Train a head on the index's stored features, save it atomically, re-publish the FAISS file with it.
+
+    With ``photos_dir`` (``photos_dir/<class>/*.jpg``) and ``mapping_path`` (JSON {class: [articleType, ...]}),
+    labelled real photos join the training: ``photo_views`` views of each (view 0 the photo itself), embedded with
+    the index's own model and cached in ``INDEX_DIR/photo-views/``, with the set of their class's articleTypes as
+    target (no auxiliary labels). Their rows are repeated until they make about ``photo_share`` of the training
+    rows (never dropped when they already make more). Photos whose class maps to no articleType of the index are
+    counted in the result and left out.
 
     A kill before the head is written leaves the old head and index untouched; the head and the FAISS file are
     each replaced atomically, and a kill between the two renames is detected by ``Recommender.open`` (fingerprint
     mismatch) and repaired by re-running ``fashionrec train`` or ``fashionrec index``.
     """
     config.check()
+    photos = None
+    if photos_dir is not None or mapping_path is not None:
+        if photos_dir is None or mapping_path is None:
+            raise FashionrecError("photos_dir and mapping_path go together: a folder per photo class and the JSON "
+                                  "naming each class's articleTypes")
+        if not 1 <= photo_views <= 16:
+            raise FashionrecError(f"photo_views must be between 1 and 16, got {photo_views}")
+        if not 0 < photo_share < 0.9:
+            raise FashionrecError(f"photo_share must be in (0, 0.9), got {photo_share}")
+        photos = read_photos(photos_dir, mapping_path)
     path = Path(index_dir)
     db = CatalogDB(path)
     try:
@@ -276,27 +431,58 @@ def train_index(
             labels[name] = codes[~held]
         train_items = [(i, items[i].image_path) for i, h in zip(ids, held) if not h]
         views, rows = augmented_features(db, path, model, train_items, config.augment_views, config.seed, progress)
-        weights, history = fit_head(np.vstack([features[~held], views]),
-                                    {name: np.concatenate([codes, codes[rows]]) for name, codes in labels.items()},
-                                    config, progress)
-        head = Head(
-            weights,
-            {
-                "model": model,
-                "config": asdict(config),
-                "backbone_weight": config.backbone_weight,
-                "labels": {name: len(v) for name, v in vocab.items()},
-                "trained_on": int((~held).sum()),
-                "augmented_views": len(rows),
-                "holdout_ids": [i for i, h in zip(ids, held) if h],
-            },
-        )
+        x = np.vstack([features[~held], views])
+        y = {name: np.concatenate([codes, codes[rows]]) for name, codes in labels.items()}
+        main_sets, photo_stats = None, {}
+        if photos is not None:
+            p_x, p_sets, photo_stats = _photo_rows(photos, vocab[MAIN_LABEL], path, model, photo_views, photo_share,
+                                                   len(x), config.seed, progress)
+            main_sets = np.vstack([set_targets(y[MAIN_LABEL], len(vocab[MAIN_LABEL])), p_sets])
+            x = np.vstack([x, p_x])
+            y = {name: np.concatenate([codes, np.full(len(p_x), -1, np.int64)]) for name, codes in y.items()}
+        weights, history = fit_head(x, y, config, progress, main_sets=main_sets)
+        meta = {
+            "model": model,
+            "config": asdict(config),
+            "backbone_weight": config.backbone_weight,
+            "labels": {name: len(v) for name, v in vocab.items()},
+            "trained_on": int((~held).sum()),
+            "augmented_views": len(rows),
+            "holdout_ids": [i for i, h in zip(ids, held) if h],
+        }
+        if photos is not None:
+            meta["photos"] = {**photo_stats, "views": photo_views, "share": photo_share}
+        head = Head(weights, meta)
         head.save(path)
         store = publish_faiss(db, path, model, index_kind)
         return TrainResult(
             trained_on=int((~held).sum()), held_out=int(held.sum()), classes=len(vocab[MAIN_LABEL]),
             final_loss=history[-1], head_fingerprint=head.fingerprint, index_kind=store.kind, history=history,
             views=len(rows), views_unreadable=config.augment_views * len(train_items) - len(rows),
+            **{k: v for k, v in photo_stats.items() if k != "repeat"},
         )
     finally:
         db.close()
+
+
+def _photo_rows(
+    photos: LabelledPhotos, types: Sequence[str], index_dir: Path, model: dict[str, Any], views: int, share: float,
+    catalogue_rows: int, seed: int, progress: bool,
+) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """The photos' training rows (features, target sets over ``types``), repeated to about ``share`` of all
+    rows, and what went into them (the counts of :class:`TrainResult` and the repeat)."""
+    index = {t: n for n, t in enumerate(types)}
+    sets = np.zeros((len(photos.items), len(types)), dtype=bool)
+    for n, name in enumerate(photos.classes):
+        sets[n, [index[t] for t in photos.mapping[name] if t in index]] = True
+    mapped = sets.any(axis=1)
+    features, rows = photo_features(photos, index_dir, model, views, seed, progress)
+    keep = mapped[rows]
+    features, rows = features[keep], rows[keep]
+    read = np.unique(rows)
+    repeat = max(1, round(share * catalogue_rows / ((1 - share) * len(rows)))) if len(rows) else 0
+    stats = {
+        "photos": len(read), "photo_classes": len({photos.classes[n] for n in read}), "photo_rows": repeat * len(rows),
+        "photos_unmapped": int((~mapped).sum()), "photos_unreadable": int(mapped.sum()) - len(read), "repeat": repeat,
+    }
+    return np.tile(features, (repeat, 1)), np.tile(sets[rows], (repeat, 1)), stats

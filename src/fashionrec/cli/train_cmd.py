@@ -8,7 +8,7 @@ from dataclasses import asdict
 
 from fashionrec.cli.common import add_index_dir, add_json
 from fashionrec.stores.faiss_store import KINDS
-from fashionrec.train import TrainConfig, train_index
+from fashionrec.train import PHOTO_SHARE, PHOTO_VIEWS, TrainConfig, train_index
 
 DEFAULTS = TrainConfig()
 
@@ -33,6 +33,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="photo-like views (new background, tilt, crop, light) of each training product to learn from "
                    "as well; each view embeds the catalogue once more, cached in INDEX_DIR/augment (default: "
                    "%(default)s; 0 = studio shots only)")
+    p.add_argument("--photos", metavar="DIR",
+                   help="labelled real photos to learn from too: DIR/<class>/*.jpg (the layout of clothing-photos); "
+                   "needs --mapping")
+    p.add_argument("--mapping", metavar="JSON",
+                   help="JSON object naming each photo class's acceptable articleTypes, e.g. {\"hat\": [\"Caps\", "
+                   "\"Hat\"]}")
+    p.add_argument("--photo-views", type=int, default=PHOTO_VIEWS,
+                   help="views of each photo to learn from: the photo itself, then random crops (mirrored, relit); "
+                   "cached in INDEX_DIR/photo-views (default: %(default)s)")
+    p.add_argument("--photo-share", type=float, default=PHOTO_SHARE,
+                   help="photo rows are repeated until they make about this share of the training rows (default: "
+                   "%(default)s)")
     p.add_argument("--index-kind", default="auto", choices=["auto", *KINDS],
                    help="FAISS index kind of the re-published index (default: %(default)s)")
     p.set_defaults(func=run)
@@ -42,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     config = TrainConfig(epochs=args.epochs, seed=args.seed, holdout=args.holdout, dim=args.dim, hidden=args.hidden,
                          lr=args.lr, aux_weight=args.aux_weight,
                          backbone_weight=args.backbone_weight, augment_views=args.augment_views)
-    result = train_index(args.index_dir, config, index_kind=args.index_kind, progress=not args.json)
+    result = train_index(args.index_dir, config, index_kind=args.index_kind, progress=not args.json,
+                         photos_dir=args.photos, mapping_path=args.mapping, photo_views=args.photo_views,
+                         photo_share=args.photo_share)
     print(json.dumps(asdict(result)) if args.json else result.summary())
     return 0
