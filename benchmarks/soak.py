@@ -1,13 +1,21 @@
-"""Soak test: a real ``fashionrec serve`` on 127.0.0.1 under concurrent good and bad traffic for a fixed time.
+"""Soak test: a real ``fashionrec serve`` on 127.0.0.1 under concurrent good and hostile traffic, killed and restarted.
 
-    nice .venv/bin/python benchmarks/soak.py [--index-dir DIR] [--clients 4] [--seconds 60] [--bad-share 0.4]
+    nice -n 19 .venv/bin/python benchmarks/soak.py [--index-dir DIR] [--clients 4] [--seconds 60] [--bad-share 0.4]
+        [--restarts 0] [--warmup-seconds 10]
 
 Without ``--index-dir`` the demo catalogue is indexed first (``--model``, default the production one) into a
 temporary folder. N client threads then loop until the time is up, each request drawn (seeded) from a mix of good
 photo uploads, catalogue reads (item, similar, image) and bad requests (empty, truncated, text-as-JPEG, TIFF, PNG
-bomb, oversized upload, malformed multipart, hostile ids). Reported: requests and status codes per kind, 5xx count
-(must be 0), connection errors (must be 0), p50/p99 latency, and the server's RSS after warm-up, sampled during the
-run and at the end (memory must stay flat). Prints a table, writes benchmarks/results/soak.json, exits 1 on any 5xx.
+bomb, oversized upload through httpx and through urllib, which sends the whole body before reading, malformed
+multipart, hostile ids, a body and headers dribbled slower than the server's timeouts). With ``--restarts N`` the
+run is cut into N+1 equal parts and the server is killed with SIGKILL (mid-traffic) and restarted between them;
+requests refused while it is down are counted apart, not as errors. There are no write endpoints, feedback
+queries or index refreshes to mix in yet (the API only reads), so there is no acknowledged write to lose.
+
+Reported: requests and status codes per kind, 5xx count (must be 0), connection errors outside the restart
+windows (must be 0), p50/p99 latency, and each server process's RSS after its warm-up (``--warmup-seconds`` of
+traffic) and at its end: growth must stay under 10 %. Prints a table, writes benchmarks/results/soak.json,
+exits 1 on any 5xx, connection error, unexpected status or RSS growth of 10 % or more.
 """
 
 from __future__ import annotations
@@ -18,12 +26,17 @@ import json
 import os
 import platform
 import random
+import select
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -44,7 +57,13 @@ DEMO_QUERIES = REPO / "demo" / "queries"
 SHARED = Path(os.environ.get("FASHIONREC_SHARED_DATA", REPO.parent / "shared" / "data"))
 RESULTS = Path(__file__).resolve().parent / "results" / "soak.json"
 MAX_UPLOAD_MB = 2  # the server's limit in this run: the oversized upload is just over it
-Request = Callable[[httpx.Client, random.Random], httpx.Response]
+SLOW_TIMEOUT_S = 3  # the server's --body-timeout and --header-timeout in this run
+CLOSED = 0  # pseudo status: the server closed the connection without an answer (expected for slow headers)
+CONNECTION_ERROR = -1  # pseudo status: no answer while the server was up (a failure)
+SERVER_DOWN = -2  # pseudo status: no answer while the server was being killed and restarted (expected)
+Request = Callable[[httpx.Client, random.Random], int]
+EXPECTED = {"hostile:slow-headers": {CLOSED}, "hostile:slow-body": {408}}
+"""Kinds whose answer is a specific pseudo status or code; others: good kinds 200, bad kinds any 4xx."""
 
 
 def _encode(image: Image.Image, fmt: str) -> bytes:
@@ -59,7 +78,44 @@ def _photos() -> list[bytes]:
     return [p.read_bytes() for p in paths]
 
 
-def build_mix(item_ids: list[str]) -> dict[str, tuple[bool, Request]]:
+def _urllib_upload(base: str, data: bytes) -> int:
+    """Upload ``data`` with urllib, which sends the whole body before it reads the answer; the status."""
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.jpg\"\r\n\r\n").encode() \
+        + data + f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(f"{base}/api/recommend", data=body, method="POST",
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        exc.read()
+        return int(exc.code)
+    except OSError:
+        return CONNECTION_ERROR
+
+
+def _dribble(base: str, head: bytes, drip: bytes) -> int:
+    """Send ``head``, then ``drip`` a byte every 0.1 s until the server answers or closes: its status, or CLOSED."""
+    host, port = base.removeprefix("http://").split(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=60) as sock:
+            sock.sendall(head)
+            for byte in drip:
+                if select.select([sock], [], [], 0.1)[0]:
+                    break
+                sock.sendall(bytes([byte]))
+            answer = sock.recv(64)
+    except ConnectionResetError:
+        return CLOSED
+    except OSError:
+        return CONNECTION_ERROR
+    if not answer:
+        return CLOSED
+    return int(answer.split(b" ")[1]) if answer.startswith(b"HTTP/1.1 ") else CONNECTION_ERROR
+
+
+def build_mix(item_ids: list[str], base: str) -> dict[str, tuple[bool, Request]]:
     """name -> (is a good request, how to send it)."""
     photos = _photos()
     first = photos[0]
@@ -74,23 +130,32 @@ def build_mix(item_ids: list[str]) -> dict[str, tuple[bool, Request]]:
 
     def upload(data: bytes) -> Request:
         return lambda c, r: c.post("/api/recommend", files={"file": ("x.jpg", data, "image/jpeg")},
-                                   params={"k": r.choice([5, 10, 50])})
+                                   params={"k": r.choice([5, 10, 50])}).status_code
 
     mix: dict[str, tuple[bool, Request]] = {
         "good:recommend": (True, lambda c, r: upload(r.choice(photos))(c, r)),
         "good:recommend-filtered": (True, lambda c, r: c.post(
             "/api/recommend", files={"file": ("x.jpg", r.choice(photos), "image/jpeg")},
-            params={"k": 10, "filter": r.choice(["gender=Women", "gender=Men", "baseColour=Blue,Black"])})),
-        "good:similar": (True, lambda c, r: c.get(f"/api/items/{r.choice(item_ids)}/similar", params={"k": 10})),
-        "good:image": (True, lambda c, r: c.get(f"/images/{r.choice(item_ids)}")),
+            params={"k": 10, "filter": r.choice(["gender=Women", "gender=Men", "baseColour=Blue,Black"])}).status_code),
+        "good:similar": (True, lambda c, r: c.get(f"/api/items/{r.choice(item_ids)}/similar",
+                                                  params={"k": 10}).status_code),
+        "good:image": (True, lambda c, r: c.get(f"/images/{r.choice(item_ids)}").status_code),
     }
     for name, body in bad_bodies.items():
         mix[name] = (False, upload(body))
+    mix["bad:oversized-urllib"] = (False, lambda c, r: _urllib_upload(base, first + bytes(3 * MAX_UPLOAD_MB * 1024 * 1024)))
     mix["bad:malformed-multipart"] = (False, lambda c, r: c.post(
         "/api/recommend", content=b"--b\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nabc",
-        headers={"Content-Type": "multipart/form-data; boundary=b"}))
+        headers={"Content-Type": "multipart/form-data; boundary=b"}).status_code)
     mix["bad:hostile-id"] = (False, lambda c, r: c.get(r.choice(
-        ["/images/..%2F..%2Fetc%2Fpasswd", "/api/items/%00", "/api/items/x/similar?k=0", "/images/" + "x" * 3000])))
+        ["/images/..%2F..%2Fetc%2Fpasswd", "/api/items/%00", "/api/items/x/similar?k=0",
+         "/images/" + "x" * 3000])).status_code)
+    part = b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.jpg\"\r\n\r\n" + first + b"\r\n--b--\r\n"
+    slow_body = (f"POST /api/recommend HTTP/1.1\r\nHost: soak\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                 f"Content-Length: {len(part)}\r\n\r\n").encode()
+    mix["hostile:slow-body"] = (False, lambda c, r: _dribble(base, slow_body, part[:600]))
+    mix["hostile:slow-headers"] = (False, lambda c, r: _dribble(
+        base, b"GET /healthz HTTP/1.1\r\nHost: soak\r\n", b"X-Slow: " + b"a" * 600))
     return mix
 
 
@@ -109,7 +174,8 @@ def free_port() -> int:
 
 def start_server(index_dir: Path, port: int) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "fashionrec", "serve", "--index-dir", str(index_dir), "--host", "127.0.0.1",
-           "--port", str(port), "--max-upload-mb", str(MAX_UPLOAD_MB)]
+           "--port", str(port), "--max-upload-mb", str(MAX_UPLOAD_MB), "--body-timeout", str(SLOW_TIMEOUT_S),
+           "--header-timeout", str(SLOW_TIMEOUT_S)]
     server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               env={**os.environ, "HF_HUB_OFFLINE": "1"})
     deadline = time.monotonic() + 180
@@ -125,42 +191,97 @@ def start_server(index_dir: Path, port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("the server did not answer /healthz within 180 s")
 
 
+class Server:
+    """The server process under test, killed with SIGKILL and restarted on the same port on request."""
+
+    def __init__(self, index_dir: Path, port: int) -> None:
+        self.index_dir, self.port = index_dir, port
+        self.down = threading.Event()  # set while the server is being killed and restarted
+        self.proc = start_server(index_dir, port)
+
+    def kill_and_restart(self) -> float:
+        """SIGKILL now, mid-traffic; start again; the seconds it was down."""
+        self.down.set()
+        began = time.monotonic()
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.proc = start_server(self.index_dir, self.port)
+        self.down.clear()
+        return time.monotonic() - began
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
 def soak(base: str, mix: dict[str, tuple[bool, Request]], clients: int, seconds: float, bad_share: float,
-         seed: int, pid: int) -> tuple[dict[str, list[tuple[int, float]]], list[tuple[float, int]]]:
-    """Run the clients; returns per-kind (status, latency s) and the server RSS sampled every ~2 s."""
+         seed: int, server: Server, restarts: int, warmup_s: float
+         ) -> tuple[dict[str, list[tuple[int, float]]], list[dict[str, Any]], list[float]]:
+    """Run the clients for ``seconds`` of server up-time, killing the server ``restarts`` times; per-kind (status, latency s), one RSS record per
+    server process (after its warm-up and at its end, with samples every ~2 s), and the seconds each restart took."""
     good = [n for n, (ok, _) in mix.items() if ok]
     bad = [n for n, (ok, _) in mix.items() if not ok]
     records: dict[str, list[tuple[int, float]]] = defaultdict(list)
     lock = threading.Lock()
     start = time.monotonic()
-    deadline = start + seconds
+    stop = threading.Event()
 
     def client(n: int) -> None:
         rng = random.Random(seed * 1000 + n)
         with httpx.Client(base_url=base, timeout=60) as c:
-            while time.monotonic() < deadline:
+            while not stop.is_set():
                 name = rng.choice(bad if rng.random() < bad_share else good)
+                was_down = server.down.is_set()
                 began = time.perf_counter()
                 try:
-                    status = mix[name][1](c, rng).status_code
+                    status = mix[name][1](c, rng)
                 except httpx.HTTPError:
-                    status = -1  # connection error: the server did not answer
+                    status = CONNECTION_ERROR
+                if status == CONNECTION_ERROR and (was_down or server.down.is_set()):
+                    status = SERVER_DOWN
                 with lock:
                     records[name].append((status, time.perf_counter() - began))
+                if status == SERVER_DOWN:
+                    time.sleep(0.2)
 
-    samples: list[tuple[float, int]] = []
+    processes: list[dict[str, Any]] = []
+    downtimes: list[float] = []
+    part = seconds / (restarts + 1)
     with ThreadPoolExecutor(clients) as pool:
         futures = [pool.submit(client, n) for n in range(clients)]
-        while not all(f.done() for f in futures):
-            samples.append((round(time.monotonic() - start, 1), rss_kib(pid)))
-            time.sleep(2)
+        for n in range(restarts + 1):
+            began = time.monotonic()
+            pid, samples = server.proc.pid, []
+            warm = None
+            while time.monotonic() < began + part and not any(f.done() for f in futures):
+                samples.append((round(time.monotonic() - start, 1), rss_kib(pid)))
+                if warm is None and time.monotonic() - began >= warmup_s:
+                    warm = samples[-1][1]
+                time.sleep(2)
+            end = rss_kib(pid)
+            warm = warm if warm is not None else samples[0][1]
+            processes.append({"process": n + 1, "rss_after_warmup_mib": round(warm / 1024, 1),
+                              "rss_end_mib": round(end / 1024, 1),
+                              "rss_growth_pct": round(100 * (end - warm) / warm, 1),
+                              "rss_samples_mib": [(t, round(k / 1024, 1)) for t, k in samples]})
+            if n < restarts:
+                downtimes.append(round(server.kill_and_restart(), 1))
+        stop.set()
         for f in futures:
             f.result()
-    return records, samples
+    return records, processes, downtimes
 
 
 def percentile_ms(latencies: list[float], q: float) -> float:
     return round(float(np.percentile(latencies, q)) * 1000, 1) if latencies else float("nan")
+
+
+def unexpected(name: str, good: bool, status: int) -> bool:
+    if status == SERVER_DOWN:
+        return False
+    if name in EXPECTED:
+        return status not in EXPECTED[name]
+    return status != 200 if good else not 400 <= status < 500
 
 
 def main() -> int:
@@ -170,6 +291,9 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--bad-share", type=float, default=0.4, help="share of bad requests (default: %(default)s)")
+    parser.add_argument("--restarts", type=int, default=0, help="SIGKILL and restart the server this many times")
+    parser.add_argument("--warmup-seconds", type=float, default=10,
+                        help="traffic each server process gets before its RSS baseline (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", default="soak", help="results file name; --bad-share 0 --name http_load is the "
                         "plain HTTP load benchmark (default: %(default)s)")
@@ -184,45 +308,50 @@ def main() -> int:
 
         with open_db(index_dir) as db:
             item_ids = [item.id for item in db.iter_items()]
-        mix = build_mix(item_ids)
         port = free_port()
-        server = start_server(index_dir, port)
         base = f"http://127.0.0.1:{port}"
+        mix = build_mix(item_ids, base)
+        server = Server(index_dir, port)
         try:
             with httpx.Client(base_url=base, timeout=60) as c:  # warm-up: first inferences allocate their buffers
                 for _ in range(10):
                     mix["good:recommend"][1](c, random.Random(0))
-            rss_before = rss_kib(server.pid)
-            records, samples = soak(base, mix, args.clients, args.seconds, args.bad_share, args.seed, server.pid)
-            rss_after = rss_kib(server.pid)
+            records, processes, downtimes = soak(base, mix, args.clients, args.seconds, args.bad_share, args.seed,
+                                                 server, args.restarts, args.warmup_seconds)
             healthy = httpx.get(f"{base}/healthz", timeout=10).status_code == 200
         finally:
-            server.terminate()
-            server.wait(timeout=30)
+            server.stop()
 
     rows = []
     for name in sorted(records):
         statuses = Counter(s for s, _ in records[name])
-        latencies = [t for _, t in records[name]]
-        rows.append({"kind": name, "requests": len(latencies), "statuses": dict(sorted(statuses.items())),
+        latencies = [t for s, t in records[name] if s != SERVER_DOWN]
+        rows.append({"kind": name, "requests": len(records[name]), "statuses": dict(sorted(statuses.items())),
                      "p50_ms": percentile_ms(latencies, 50), "p99_ms": percentile_ms(latencies, 99)})
     all_records = [r for rs in records.values() for r in rs]
-    good_latencies = [t for n, rs in records.items() if mix[n][0] for _, t in rs]
+    good_latencies = [t for n, rs in records.items() if mix[n][0] for s, t in rs if s != SERVER_DOWN]
+    upload_latencies = [t for n, rs in records.items() if n.startswith("good:recommend") for s, t in rs
+                        if s != SERVER_DOWN]
     server_errors = sum(1 for s, _ in all_records if s >= 500)
-    connection_errors = sum(1 for s, _ in all_records if s < 0)
-    wrong_status = {n: sum(1 for s, _ in records[n] if (s != 200) == mix[n][0]) for n in records}
+    connection_errors = sum(1 for s, _ in all_records if s == CONNECTION_ERROR)
+    refused_while_down = sum(1 for s, _ in all_records if s == SERVER_DOWN)
+    wrong_status = {n: sum(1 for s, _ in records[n] if unexpected(n, mix[n][0], s)) for n in records}
+    max_growth = max(p["rss_growth_pct"] for p in processes)
     summary: dict[str, Any] = {
         "machine": f"{platform.machine()} {os.cpu_count()} CPUs, {platform.python_version()}",
         "index_items": len(item_ids), "index_dir": "demo catalogue" if args.index_dir is None else str(args.index_dir),
         "model": args.model if args.index_dir is None else "as recorded in the index",
         "clients": args.clients, "seconds": args.seconds, "bad_share": args.bad_share, "seed": args.seed,
+        "restarts": args.restarts, "restart_downtime_s": downtimes, "warmup_seconds": args.warmup_seconds,
+        "server_limits": {"max_upload_mb": MAX_UPLOAD_MB, "body_timeout_s": SLOW_TIMEOUT_S,
+                          "header_timeout_s": SLOW_TIMEOUT_S},
         "requests": len(all_records), "requests_per_s": round(len(all_records) / args.seconds, 1),
         "server_errors_5xx": server_errors, "connection_errors": connection_errors,
+        "refused_while_restarting": refused_while_down, "acknowledged_writes_lost": None,
         "unexpected_status": {n: c for n, c in wrong_status.items() if c},
         "good_p50_ms": percentile_ms(good_latencies, 50), "good_p99_ms": percentile_ms(good_latencies, 99),
-        "rss_before_mib": round(rss_before / 1024, 1), "rss_after_mib": round(rss_after / 1024, 1),
-        "rss_growth_mib": round((rss_after - rss_before) / 1024, 1),
-        "rss_samples_mib": [(t, round(k / 1024, 1)) for t, k in samples],
+        "upload_p50_ms": percentile_ms(upload_latencies, 50), "upload_p99_ms": percentile_ms(upload_latencies, 99),
+        "rss_max_growth_pct": max_growth, "processes": processes,
         "healthy_after": healthy, "kinds": rows,
     }
 
@@ -231,15 +360,19 @@ def main() -> int:
         print(f"{row['kind']:<26}{row['requests']:>9}  {row['p50_ms']:>8}{row['p99_ms']:>9}  {row['statuses']}")
     print(f"\n{summary['requests']} requests in {args.seconds:.0f} s from {args.clients} clients "
           f"({summary['requests_per_s']}/s); good requests p50 {summary['good_p50_ms']} ms, "
-          f"p99 {summary['good_p99_ms']} ms")
-    print(f"5xx: {server_errors}, connection errors: {connection_errors}, unexpected statuses: "
+          f"p99 {summary['good_p99_ms']} ms; photo uploads p50 {summary['upload_p50_ms']} ms, "
+          f"p99 {summary['upload_p99_ms']} ms")
+    print(f"5xx: {server_errors}, connection errors: {connection_errors}, refused while restarting: "
+          f"{refused_while_down} ({args.restarts} SIGKILL restarts, down {downtimes} s), unexpected statuses: "
           f"{summary['unexpected_status'] or 'none'}; healthy after: {healthy}")
-    print(f"server RSS: {summary['rss_before_mib']} MiB after warm-up -> {summary['rss_after_mib']} MiB at the end "
-          f"({summary['rss_growth_mib']:+} MiB)")
+    for proc in processes:
+        print(f"server process {proc['process']}: RSS {proc['rss_after_warmup_mib']} MiB after warm-up -> "
+              f"{proc['rss_end_mib']} MiB at its end ({proc['rss_growth_pct']:+} %)")
     results = RESULTS.with_name(f"{args.name}.json")
     results.parent.mkdir(parents=True, exist_ok=True)
     results.write_text(json.dumps(summary, indent=1) + "\n")
-    return 1 if server_errors or connection_errors or not healthy else 0
+    failed = server_errors or connection_errors or summary["unexpected_status"] or not healthy or max_growth >= 10
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

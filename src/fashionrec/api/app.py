@@ -20,6 +20,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from fashionrec import __version__
+from fashionrec.api.body import BodyGuard
 from fashionrec.api.errors import install_error_handlers
 from fashionrec.api.metrics import Metrics, MetricsMiddleware
 from fashionrec.api.routes import router as api_router
@@ -57,6 +58,8 @@ def create_app(recommender: Recommender, *, settings: ApiSettings | None = None)
         app.add_middleware(
             CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"], allow_headers=["*"]
         )
+    # outermost of ours: it sees every answer, and holds early ones back until the request body is drained
+    app.add_middleware(BodyGuard, drain_bytes=settings.drain_bytes, body_timeout_s=settings.body_timeout_s)
     app.include_router(api_router)
     app.include_router(metrics.router())
     for module in OPTIONAL_ROUTERS:

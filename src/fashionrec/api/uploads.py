@@ -2,7 +2,9 @@
 
 Starlette's own form parsing spools files over 1 MiB to a temporary file and reads the whole body first. We
 parse the multipart stream ourselves instead, chunk by chunk as it arrives, so an upload is never written to
-disk and a 50 MB body is refused (413) as soon as it passes the limit, without being buffered.
+disk and a 50 MB body is refused (413) as soon as it passes the limit, without being buffered (the rest of it
+is read and thrown away before the answer goes out, so that clients that send everything first can read it:
+:mod:`fashionrec.api.body`).
 
 Status codes: not multipart, or not an image in an accepted format -> 415; over the byte or pixel limit ->
 413; no ``file`` field or an unreadable multipart body -> 422; an empty file -> 400; a known format whose

@@ -2,7 +2,8 @@
 
 Each sub-command lives in its own module ``fashionrec/cli/<name>_cmd.py`` with a ``register(subparsers)``
 function; adding a command is adding a module, nothing else. User mistakes (``FashionrecError``) print one line on stderr and exit 2; only
-real bugs keep their traceback.
+real bugs keep their traceback. Every ``FASHIONREC_*`` variable that is set is checked before anything else
+(``fashionrec.config.check_environment``), so a bad one is such a line too, naming the variable, whatever the command.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from fashionrec import __version__
+from fashionrec.config import check_environment
 from fashionrec.errors import FashionrecError
 
 
@@ -35,8 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        check_environment()
+        args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)
     except FashionrecError as exc:
         print(f"fashionrec: error: {exc}", file=sys.stderr)

@@ -22,13 +22,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_store_options(p)
     p.add_argument("--host", default=env_default("FASHIONREC_HOST"),
                    help="address to listen on; 0.0.0.0 for every interface (env FASHIONREC_HOST, default: %(default)s)")
-    p.add_argument("--port", type=int, default=int(env_default("FASHIONREC_PORT")),
+    p.add_argument("--port", type=int, default=int(env_default("FASHIONREC_PORT").strip()),
                    help="TCP port (env FASHIONREC_PORT, default: %(default)s)")
     p.add_argument("--max-upload-mb", type=float, default=float(env_default("FASHIONREC_MAX_UPLOAD_MB")),
                    help="largest accepted upload in MiB (env FASHIONREC_MAX_UPLOAD_MB, default: %(default)s)")
-    p.add_argument("--max-pixels", type=int, default=int(env_default("FASHIONREC_MAX_PIXELS")),
+    p.add_argument("--max-pixels", type=int, default=int(env_default("FASHIONREC_MAX_PIXELS").strip()),
                    help="largest accepted image in pixels, width x height (env FASHIONREC_MAX_PIXELS, "
                         "default: %(default)s)")
+    p.add_argument("--body-timeout", type=float, default=float(env_default("FASHIONREC_BODY_TIMEOUT")),
+                   metavar="SECONDS", help="a request body must arrive in full within this time, else 408 "
+                   "(env FASHIONREC_BODY_TIMEOUT, default: %(default)s)")
+    p.add_argument("--header-timeout", type=float, default=float(env_default("FASHIONREC_HEADER_TIMEOUT")),
+                   metavar="SECONDS", help="a request's line and headers must arrive within this time, else the "
+                   "connection is closed (env FASHIONREC_HEADER_TIMEOUT, default: %(default)s)")
     add_ranking_options(p)
     p.add_argument("--cors-origin", action="append", metavar="ORIGIN",
                    help="web origin allowed to call the API from a browser, e.g. https://shop.example; repeat for "
@@ -40,18 +46,23 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from fashionrec.api import ApiSettings, create_app  # imported here: FastAPI is slow to import for other commands
+    from fashionrec.api.server import uvicorn_options
     from fashionrec.api.settings import MIB
 
     if not 0 <= args.port <= 65535:
         raise FashionrecError(f"--port must be between 0 and 65535, got {args.port}")
+    for flag, seconds in (("--body-timeout", args.body_timeout), ("--header-timeout", args.header_timeout)):
+        if not 0 < seconds < float("inf"):
+            raise FashionrecError(f"{flag} must be a positive number of seconds, got {seconds}")
     origins = args.cors_origin or [o.strip() for o in env_default("FASHIONREC_CORS_ORIGINS").split(",") if o.strip()]
     settings = ApiSettings(
-        max_upload_bytes=int(args.max_upload_mb * MIB), max_pixels=args.max_pixels, cors_origins=tuple(origins)
+        max_upload_bytes=int(args.max_upload_mb * MIB), max_pixels=args.max_pixels, cors_origins=tuple(origins),
+        body_timeout_s=args.body_timeout,
     )
     with open_recommender(args) as rec:
         apply_ranking_options(args, rec)
         app = create_app(rec, settings=settings)
         print(f"fashionrec: serving {len(rec)} products on http://{args.host}:{args.port}/ "
               f"(API docs at /docs); Ctrl-C stops", file=sys.stderr)
-        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info", **uvicorn_options(args.header_timeout))
     return 0
