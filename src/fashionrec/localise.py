@@ -9,7 +9,7 @@ everything, an image too small to judge) the full image is returned unchanged: a
 crop. The box keeps a margin and never falls below a minimum share of the image.
 
 Everything is computed on a copy downscaled to about 96 px, so a 320 px photo takes a few milliseconds. Pure
-functions, no global state. Whether it helps retrieval is measured by ``benchmarks/localise.py`` (see README).
+functions, no global state. Whether it helps retrieval: see README (Recommendation quality, localisation).
 """
 
 from __future__ import annotations
@@ -33,14 +33,14 @@ class LocaliseParams:
 
     work_side: int = 96  # longer side of the copy the mask is computed on
     border: float = 0.06  # width of the border band sampled as background, share of each side
-    clusters: int = 3  # colour clusters of the background model
+    clusters: int = 2  # colour clusters of the background model
     min_cluster: float = 0.1  # a border cluster smaller than this share is ignored (a garment touching the edge)
     lightness_weight: float = 0.5  # weight of Lab L against a and b: shading and shadows matter less than hue
     min_spread: float = 4.0  # floor of a cluster's spread, in Lab units (a flat wall has almost none)
     threshold: float = 3.0  # foreground: farther than this many spreads from every background cluster
     min_distance: float = 12.0  # ... and farther than this many Lab units
     keep_ratio: float = 0.2  # components at least this share of the largest one are kept too
-    margin: float = 0.05  # added on each side of the box, share of the box's side
+    margin: float = 0.02  # added on each side of the box, share of the box's side
     min_side: float = 0.35  # the box is never narrower (lower) than this share of the image's width (height)
     min_mask: float = 0.02  # a mask under this share of the image: not sure, full image
     max_box: float = 0.92  # a box over this share of the image's area: nothing to gain, full image
