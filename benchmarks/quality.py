@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", default="0.05,0.1,0.2", help="hybrid weights to compare")
     parser.add_argument("--consensus", default="0.2,0.5", help="consensus (neighbour vote) weights to compare")
     parser.add_argument("--name", default="quality", help="results file: benchmarks/results/NAME.json")
+    parser.add_argument("--no-localise", action="store_true",
+                        help="skip the photo rows with query-side garment localisation")
     parser.add_argument("--note", default="")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -49,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         train_index(args.index_dir)
     rows: list[dict[str, Any]] = []
     with Recommender.open(args.index_dir) as rec:
+        model = rec.store.model
         held = rec.head.holdout_ids
         ids = sorted(held)
         if args.max_queries:
@@ -84,13 +87,20 @@ def main(argv: list[str] | None = None) -> int:
                              **_with_consensus(exact, weight, photos)})
             served = evaluate(rec, photos)
             rows.append({"set": f"photos {split}", "method": f"head, served {rec.store.kind} index", **served})
-    headers = ["queries", "method", "n", "P@1", "P@5", "P@10", "mAP@10", "nDCG@10", "hit@5", "colour@5", "gender@5",
-               "p50 ms"]
-    keys = ("P@1", "P@5", "P@10", "mAP@10", "nDCG@10", "hit@5", "agree_baseColour@5", "agree_gender@5")
+            if not args.no_localise:
+                cropped = photo_queries(rec, args.photos / split, mapping, None, localise=True)
+                for label, head in heads.items():
+                    if head is not mlp_alone:
+                        result = evaluate(searchable_subset(rec, None, head), _projected(cropped, head))
+                        rows.append({"set": f"photos {split}", "method": f"{label} + localise", **result})
+    headers = ["queries", "method", "n", "P@1", "P@5", "P@10", "mAP@10", "nDCG@10", "hit@5", "type+colour P@5",
+               "colour@5", "gender@5", "p50 ms"]
+    keys = ("P@1", "P@5", "P@10", "mAP@10", "nDCG@10", "hit@5", "P@5_type_colour", "agree_baseColour@5",
+            "agree_gender@5")
     table = [[r["set"], r["method"], r["queries"], *(r["metrics"].get(k, "") for k in keys), r["latency_ms"]["p50"]]
              for r in rows]
     print_table(headers, table, json_mode=args.json)
-    write_results(args.name, {"machine": machine(), "note": args.note, "seconds": round(time.time() - started),
+    write_results(args.name, {"machine": machine(), "note": args.note, "model": model, "seconds": round(time.time() - started),
                               "index_dir": str(args.index_dir), "rows": rows}, echo=args.json)
     return 0
 

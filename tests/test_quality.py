@@ -28,6 +28,7 @@ from fashionrec.head import HEAD_FILE, Head
 from fashionrec.hybrid import CONSENSUS_TEMPERATURE, consensus_shares, rerank
 from fashionrec.indexing import index_catalog
 from fashionrec.recommend import MAX_K, Recommender, Result
+from fashionrec.split import is_held_out
 from fashionrec.train import AUGMENT_DIR, TrainConfig, train_index
 from tests.conftest import DEMO_QUERIES
 from tests.test_hardening_catalog import CLI_ENV
@@ -94,8 +95,10 @@ def test_damaged_or_foreign_head_file_is_an_index_format_error(tmp_path: Path, d
 def test_train_publishes_head_space_vectors_and_is_deterministic(base_index: Path, trained_index: Path,
                                                                  tmp_path: Path) -> None:
     head = Head.load(trained_index)
-    assert len(head.holdout_ids) == round(0.2 * 120) and head.dim == 16 + 1280  # MLP output + backbone
     with Recommender.open(trained_index) as rec:
+        # the held-out products are exactly those the shared hash split picks (seed 3, 20 %), and only those
+        assert sorted(head.holdout_ids) == sorted(i for i in rec.store.ids if is_held_out(i, 0.2, 3))
+        assert 0 < len(head.holdout_ids) < 120 and head.dim == 16 + rec.embedder.dim  # MLP output + backbone
         assert rec.store.dim == head.dim and rec.store.model["head"] == head.fingerprint
         item_id = rec.store.ids[0]
         similar = rec.similar(item_id, k=5)
