@@ -4,7 +4,9 @@ Guarantees tested here (issue 19): a refused upload (413 over the limit, 415 not
 404 unknown path) reaches a client that sends its whole body before reading the answer, and the connection stays
 usable afterwards; a body dribbled slower than ``--body-timeout`` gets a 408 and the connection is closed; headers
 dribbled slower than ``--header-timeout`` get the connection closed; a refused body larger than the drain bound
-is answered with ``Connection: close``; and the server keeps answering good requests throughout.
+is answered with ``Connection: close``; a client still sending after the server answered and closed reads its
+answer (lingering close); a client gone mid-upload is no server error; an address that cannot be bound is one line
+and exit 2; and the server keeps answering good requests throughout.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import csv
 import http.client
 import json
+import logging
 import os
 import select
 import shutil
@@ -27,9 +30,11 @@ from pathlib import Path
 
 import pytest
 
+from fashionrec.api import ApiSettings, create_app
 from fashionrec.api.body import CLOSE, BodyGuard
 from fashionrec.indexing import index_catalog
 from fashionrec.modelspec import ModelSpec
+from fashionrec.recommend import Recommender
 from tests.conftest import DEMO_CATALOG, DEMO_QUERIES
 
 FAST_MODEL = ModelSpec("efficientnet-lite0", 64)
@@ -199,6 +204,25 @@ def test_a_body_dribbled_too_slowly_gets_408_and_is_closed(server: str) -> None:
     assert b"did not arrive within" in rest
 
 
+def test_a_client_still_sending_after_its_408_reads_it(server: str) -> None:
+    """Lingering close: bytes that arrive after the server answered and closed are read and discarded, not reset."""
+    body = multipart(PHOTO)
+    head = (f"POST /api/recommend HTTP/1.1\r\nHost: x\r\nContent-Type: {MULTIPART['Content-Type']}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    host, port = server.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=WAIT_S) as sock:
+        sock.sendall(head + body[:10])
+        assert select.select([sock], [], [], WAIT_S)[0], "no answer after the body deadline"
+        for start in range(10, 1010, 100):  # the client has not looked yet and keeps sending its body
+            sock.sendall(body[start:start + 100])
+        answer = b""
+        while chunk := sock.recv(65536):  # a reset here (ConnectionResetError) would lose the 408
+            answer += chunk
+    head_part, _, json_part = answer.partition(b"\r\n\r\n")
+    assert head_part.startswith(b"HTTP/1.1 408") and b"connection: close" in head_part.lower()
+    assert "did not arrive within" in json.loads(json_part)["error"]
+
+
 def test_headers_dribbled_too_slowly_get_the_connection_closed(server: str) -> None:
     answer = dribble(server, b"GET /healthz HTTP/1.1\r\nHost: x\r\n", b"X-Slow: " + b"a" * int(WAIT_S / 0.1))
     assert answer == b""  # closed without an answer: there is no request to answer yet
@@ -209,6 +233,47 @@ def test_the_server_still_answers_after_the_slow_clients(server: str) -> None:
     assert status == 200 and len(answer["results"]) == 4
     with urllib.request.urlopen(server + "/healthz", timeout=WAIT_S) as response:
         assert json.loads(response.read())["status"] == "ok"
+
+
+def test_a_port_in_use_or_a_host_that_does_not_resolve_is_one_line_and_exit_2(small_index: Path) -> None:
+    env = {**os.environ, "FASHIONREC_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for host, fragment in (("127.0.0.1", f"127.0.0.1:{port}"), ("no-such-host.invalid", "does not resolve")):
+            cmd = [sys.executable, "-m", "fashionrec", "serve", "--index-dir", str(small_index), "--host", host,
+                   "--port", str(port)]
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+            lines = done.stderr.strip().splitlines()
+            assert done.returncode == 2, done.stderr
+            assert len(lines) == 1 and "cannot listen on" in lines[0] and fragment in lines[0], done.stderr
+
+
+# a client gone mid-upload (in-process ASGI) -----------------------------------------------------------------
+
+def test_a_client_gone_mid_upload_is_not_a_server_error(small_index: Path, caplog: pytest.LogCaptureFixture) -> None:
+    body = multipart(PHOTO)
+    messages = [{"type": "http.request", "body": body[:200], "more_body": True}]
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/api/recommend", "raw_path": b"/api/recommend", "query_string": b"", "root_path": "",
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
+             "headers": [(b"host", b"x"), (b"content-type", MULTIPART["Content-Type"].encode()),
+                         (b"content-length", str(len(body)).encode())]}
+    with Recommender.open(small_index) as rec, caplog.at_level(logging.INFO):
+        app = create_app(rec, settings=ApiSettings())
+        asyncio.run(app(scope, receive, send))  # type: ignore[arg-type]  (an unhandled error would be re-raised)
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert any("disconnected" in r.getMessage() for r in caplog.records)
+    assert sent[0]["status"] == 400  # built, never delivered: uvicorn drops answers to a gone client
 
 
 # the guard alone (in-process ASGI) --------------------------------------------------------------------------

@@ -24,6 +24,8 @@ from hypothesis import strategies as st
 
 from fashionrec.cli import build_parser, main
 from fashionrec.config import VARIABLES, ConfigError, check_variable
+from fashionrec.embedders.preprocess import thread_count
+from fashionrec.errors import FashionrecError
 from tests.conftest import DEMO_QUERIES
 from tests.test_client_reliability import small_catalog, small_index  # noqa: F401  (shared fixtures)
 
@@ -95,6 +97,23 @@ def test_good_values_are_accepted(name: str, value: str) -> None:
     assert check_variable(name, value) == value
 
 
+@pytest.mark.parametrize("variable", ["FASHIONREC_THREADS", "OMP_NUM_THREADS"])
+@pytest.mark.parametrize("value", ["\u00b2", "\u0661", "\u0663\u0662", "\uff13", "0", "-1", "1.5", "two"])
+def test_thread_counts_are_ascii_digits_only(variable: str, value: str) -> None:
+    """'²'.isdigit() is True yet int('²') fails: such values are refused with the variable's name, never a crash."""
+    rest = {k: v for k, v in os.environ.items() if k not in ("FASHIONREC_THREADS", "OMP_NUM_THREADS")}
+    with mock.patch.dict(os.environ, {**rest, variable: value}, clear=True), pytest.raises(FashionrecError) as refused:
+        thread_count()
+    assert str(refused.value).startswith(f"{variable} must be a positive integer")
+
+
+@pytest.mark.parametrize("variable", ["FASHIONREC_THREADS", "OMP_NUM_THREADS"])
+def test_thread_counts_in_ascii_digits_are_used(variable: str) -> None:
+    rest = {k: v for k, v in os.environ.items() if k not in ("FASHIONREC_THREADS", "OMP_NUM_THREADS")}
+    with mock.patch.dict(os.environ, {**rest, variable: " 3 "}, clear=True):
+        assert thread_count() == 3
+
+
 # every variable x every sub-command, in-process -----------------------------------------------------------
 
 def commands(index_dir: Path, catalog: Path) -> dict[str, list[str]]:
@@ -119,7 +138,7 @@ def run_main(argv: list[str], environ: dict[str, str]) -> tuple[int, str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("FASHIONREC_")}
     err, out = io.StringIO(), io.StringIO()
     with mock.patch.dict(os.environ, {**clean, "FASHIONREC_THREADS": "1", **environ}, clear=True), \
-            mock.patch("uvicorn.run") as serve, redirect_stderr(err), redirect_stdout(out):
+            mock.patch("fashionrec.api.server.serve") as serve, redirect_stderr(err), redirect_stdout(out):
         code = main(argv)
     if argv[0] == "serve" and code == 0:
         assert serve.call_count == 1

@@ -3,6 +3,8 @@
 Clients (and the web page) then need one code path for failures. Bad input is always a 4xx: a
 :class:`~fashionrec.errors.FashionrecError` that no route mapped to something more specific is a 400, request
 validation is a 422, unknown paths are 404. Only a bug gives a 500, and even then without a traceback.
+A client that goes away before its request body is complete (Starlette's ``ClientDisconnect``) is no bug: nothing
+is processed, one info line is logged, and the 400 built for it is never sent (there is nobody to send it to).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from fashionrec.errors import FashionrecError
 
@@ -56,6 +59,10 @@ def install_error_handlers(app: FastAPI) -> None:
         where = ".".join(str(p) for p in first.get("loc", ()))
         return error_response(422, f"invalid request: {where}: {first.get('msg', 'invalid value')}", errors)
 
+    async def client_gone(request: Request, _: Exception) -> JSONResponse:
+        log.info("client disconnected before its request was complete: %s %s", request.method, request.url.path)
+        return error_response(400, "the client disconnected before the request body was complete")
+
     async def bug(request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return error_response(500, "internal server error")
@@ -64,4 +71,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(FashionrecError, user_error)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(ClientDisconnect, client_gone)
     app.add_exception_handler(Exception, bug)

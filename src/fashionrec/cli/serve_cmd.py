@@ -43,10 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from fashionrec.api import ApiSettings, create_app  # imported here: FastAPI is slow to import for other commands
-    from fashionrec.api.server import uvicorn_options
+    from fashionrec.api import server
     from fashionrec.api.settings import MIB
 
     if not 0 <= args.port <= 65535:
@@ -62,7 +60,10 @@ def run(args: argparse.Namespace) -> int:
     with open_recommender(args) as rec:
         apply_ranking_options(args, rec)
         app = create_app(rec, settings=settings)
-        print(f"fashionrec: serving {len(rec)} products on http://{args.host}:{args.port}/ "
-              f"(API docs at /docs); Ctrl-C stops", file=sys.stderr)
-        uvicorn.run(app, host=args.host, port=args.port, log_level="info", **uvicorn_options(args.header_timeout))
+
+        def ready(port: int) -> None:
+            print(f"fashionrec: serving {len(rec)} products on http://{args.host}:{port}/ "
+                  f"(API docs at /docs); Ctrl-C stops", file=sys.stderr)
+
+        server.serve(app, args.host, args.port, args.header_timeout, ready)  # can't bind: one line, exit 2
     return 0

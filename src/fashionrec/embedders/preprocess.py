@@ -7,6 +7,7 @@ server) preprocesses exactly the same way without importing PyTorch at all.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,7 +73,7 @@ def thread_count() -> int:
         requested = os.environ.get(variable, "").strip()
         if not requested:
             continue
-        if not requested.isdigit() or int(requested) < 1:
+        if not re.fullmatch(r"[0-9]+", requested) or int(requested) < 1:  # ASCII only: '²'.isdigit() is True
             raise FashionrecError(f"{variable} must be a positive integer, got {requested!r}")
         return int(requested)
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
