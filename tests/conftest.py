@@ -9,12 +9,17 @@ import signal
 import sqlite3
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from fashionrec.indexing import index_catalog
+from fashionrec.recommend import Recommender
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_CATALOG = REPO / "demo" / "catalog"
@@ -105,3 +110,20 @@ def kill_index_run(command: Sequence[str], index_dir: Path, env: Mapping[str, st
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     return embedded_count(index_dir)
+
+
+@pytest.fixture(scope="module")
+def demo_recommender(demo_index: Path) -> Iterator[Recommender]:
+    """The demo index opened once per test module (shared between its tests: reset what a test changes on it)."""
+    with Recommender.open(demo_index) as rec:
+        yield rec
+
+
+@pytest.fixture(scope="module")
+def demo_client(demo_recommender: Recommender) -> TestClient:
+    """The API with default settings over ``demo_recommender``, in process."""
+    from fastapi.testclient import TestClient
+
+    from fashionrec.api import ApiSettings, create_app
+
+    return TestClient(create_app(demo_recommender, settings=ApiSettings()))

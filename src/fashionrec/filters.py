@@ -61,6 +61,10 @@ class MetadataColumns:
             self._codes[column] = np.array([vocab.setdefault(r.get(column, ""), len(vocab)) for r in rows], np.int32)
         self.size = len(rows)
 
+    def values(self, column: str) -> set[str]:
+        """Every value ``column`` takes (``""`` for products without one)."""
+        return set(self._vocab[column])
+
     def mask(self, filters: Filters) -> np.ndarray | None:
         """Boolean mask of rows that pass every filter; None when there is no filter (everything passes)."""
         if not filters:

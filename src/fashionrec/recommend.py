@@ -25,6 +25,17 @@ from PIL import Image
 from fashionrec.catalog_db import CatalogDB, StoredItem
 from fashionrec.config import env_default
 from fashionrec.errors import FashionrecError, IndexFormatError
+from fashionrec.feedback import (
+    DEFAULT_METHOD,
+    Box,
+    Examples,
+    UnknownExampleError,
+    check_examples,
+    check_method,
+    contrast_scores,
+    crop,
+    rocchio,
+)
 from fashionrec.filters import Filters, MetadataColumns, normalise_filters
 from fashionrec.head import Head, fingerprint_of, load_head
 from fashionrec.hybrid import (
@@ -83,6 +94,8 @@ class Recommender:
         self.consensus_weight = default_consensus()
         self.consensus_column = env_default("FASHIONREC_CONSENSUS_COLUMN")
         self.localise = default_localise()  # crop query photos to the garment before embedding them
+        self.feedback_method = DEFAULT_METHOD  # how liked / disliked products steer a query (fashionrec.feedback)
+        self._column_values: dict[str, set[str]] = {}
 
     @classmethod
     def open(
@@ -132,13 +145,18 @@ class Recommender:
         return len(self.store)
 
     # queries --------------------------------------------------------------------------------------------
-    def embed(self, images: Sequence[ImageSource]) -> np.ndarray:
-        """Decode and embed query images (path, bytes or PIL image), one row per image, in the searched space."""
-        arrays = [self.embedder.preprocess(self.prepare(load_image(img))) for img in images]
+    def embed(self, images: Sequence[ImageSource], box: str | Box | None = None) -> np.ndarray:
+        """Decode and embed query images (path, bytes or PIL image), one row per image, in the searched space;
+        only the region ``box`` of each when given (see :func:`prepare`)."""
+        arrays = [self.embedder.preprocess(self.prepare(load_image(img), box)) for img in images]
         return self.project(self.embedder.embed_arrays(np.stack(arrays)))
 
-    def prepare(self, image: Image.Image) -> Image.Image:
-        """A decoded query photo as it is embedded: cropped to the garment when ``localise`` is on."""
+    def prepare(self, image: Image.Image, box: str | Box | None = None) -> Image.Image:
+        """A decoded query photo as it is embedded: the region ``box`` (``x, y, w, h`` in pixels, or fractions
+        when all are at most 1; fashionrec.feedback.box_pixels) when given, else cropped to the garment when
+        ``localise`` is on."""
+        if box is not None:
+            return crop(image, box)
         return localise(image) if self.localise else image
 
     def project(self, features: np.ndarray) -> np.ndarray:
@@ -147,13 +165,34 @@ class Recommender:
 
     def recommend(
         self, image: ImageSource, k: int = 5, filters: Mapping[str, Iterable[str]] | None = None,
-        prefer: Mapping[str, str] | None = None, consensus: float | None = None,
+        prefer: Mapping[str, str] | None = None, consensus: float | None = None, *, box: str | Box | None = None,
+        like: Iterable[str] = (), unlike: Iterable[str] = (), differ: str | None = None,
     ) -> list[Result]:
         """Top-k catalogue products visually similar to ``image``, restricted by ``filters``; products agreeing
         with the soft preferences ``prefer`` (e.g. ``{"baseColour": "Blue"}``) move up, and with ``consensus``
         (default: ``self.consensus_weight``) those of the kind the nearest products agree on (see
-        fashionrec.hybrid)."""
-        return self.recommend_vectors(self.embed([image]), k, filters, prefer=prefer, consensus=consensus)[0]
+        fashionrec.hybrid).
+
+        The shopper can steer it (fashionrec.feedback): ``box`` embeds only that region of the photo; ``like`` /
+        ``unlike`` (product ids) move the answer toward / away from those products, which never come back
+        themselves; ``differ`` (a column) keeps only products whose value there differs from every liked one's."""
+        examples = check_examples(like, unlike)
+        self.example_vectors(examples)  # unknown ids fail before the photo is embedded
+        return self.steer(self.embed([image], box)[0], k, filters, examples, differ=differ,
+                          reference=examples.like, prefer=prefer, consensus=consensus)
+
+    def recommend_examples(
+        self, like: Iterable[str], unlike: Iterable[str] = (), k: int = 5,
+        filters: Mapping[str, Iterable[str]] | None = None, prefer: Mapping[str, str] | None = None,
+        consensus: float | None = None, differ: str | None = None,
+    ) -> list[Result]:
+        """A query made of examples alone: products like the ``like`` products and unlike the ``unlike`` ones
+        (at least one liked product). One liked product alone asks what ``similar`` asks for it."""
+        examples = check_examples(like, unlike)
+        if not examples.like:
+            raise FashionrecError("like must name at least one product when there is no photo or product to start from")
+        return self.steer(None, k, filters, examples, differ=differ, reference=examples.like, prefer=prefer,
+                          consensus=consensus)
 
     def recommend_vectors(
         self, vectors: np.ndarray, k: int = 5, filters: Mapping[str, Iterable[str]] | None = None,
@@ -175,14 +214,114 @@ class Recommender:
 
     def similar(
         self, item_id: str, k: int = 5, filters: Mapping[str, Iterable[str]] | None = None,
-        prefer: Mapping[str, str] | None = None, consensus: float | None = None,
+        prefer: Mapping[str, str] | None = None, consensus: float | None = None, *,
+        like: Iterable[str] = (), unlike: Iterable[str] = (), differ: str | None = None,
     ) -> list[Result]:
-        """Products similar to a catalogue product, never including the product itself."""
+        """Products similar to a catalogue product, never including the product itself; ``like`` / ``unlike``
+        steer it as in :meth:`recommend`, and ``differ`` (a column, e.g. ``"baseColour"``) asks for the most
+        similar products whose value there differs from this product's ("the same style in another colour")."""
         vector = self.db.vector(item_id)
         if vector is None:
             raise FashionrecError(f"unknown item id {item_id!r}")
-        return self.recommend_vectors(self.project(vector[None, :]), k, filters, exclude={item_id}, prefer=prefer,
-                                      consensus=consensus)[0]
+        examples = check_examples(like, unlike)
+        return self.steer(self.project(vector[None, :])[0], k, filters, examples, differ=differ,
+                          reference=(item_id,), exclude={item_id}, prefer=prefer, consensus=consensus)
+
+    def steer(
+        self, query: np.ndarray | None, k: int, filters: Mapping[str, Iterable[str]] | None, examples: Examples, *,
+        differ: str | None = None, reference: Sequence[str] = (), exclude: set[str] | None = None,
+        prefer: Mapping[str, str] | None = None, consensus: float | None = None, method: str | None = None,
+    ) -> list[Result]:
+        """Search from ``query`` (a vector in the searched space; None: the liked products are the query) steered
+        by ``examples`` with ``method`` (default ``self.feedback_method``), never returning the examples or
+        ``exclude``; ``differ`` drops products sharing the ``reference`` products' value of that column."""
+        check_k(k)
+        method = check_method(method or self.feedback_method)
+        chosen = self._filters(filters)
+        if differ is not None:
+            chosen = self.differ_filters(chosen, differ, reference)
+        exclude = (exclude or set()) | examples.ids
+        liked, disliked = self.example_vectors(examples)
+        if not examples:
+            assert query is not None
+            return self.recommend_vectors(query[None, :], k, chosen, exclude, prefer=prefer, consensus=consensus)[0]
+        if method == "rocchio":
+            moved = rocchio(query, liked, disliked)
+            return self.recommend_vectors(moved[None, :], k, chosen, exclude, prefer=prefer, consensus=consensus)[0]
+        positives = liked if query is None else np.vstack([query[None, :], liked])
+        return self._contrast(positives, disliked, k, chosen, exclude, prefer, consensus)
+
+    def differ_filters(self, filters: Filters, column: str, reference: Sequence[str]) -> Filters:
+        """``filters`` narrowed to products whose ``column`` has a value, and none of the ``reference`` products'
+        values: an ordinary (inclusion) filter, so it acts inside the vector search."""
+        if column not in self.columns:
+            raise FashionrecError(f"unknown differ column {column!r}; columns: {', '.join(self.columns)}")
+        if not reference:
+            raise FashionrecError("differ needs a reference product: a product to start from, or a liked one")
+        items = self.db.get_many(list(reference))
+        taken = {items[i].metadata.get(column, "") for i in reference if i in items}
+        allowed = set(filters.get(column, self.column_values(column))) - taken - {""}
+        return {**filters, column: frozenset(allowed)}
+
+    def column_values(self, column: str) -> set[str]:
+        """Every value ``column`` takes among the searched products (read once per column)."""
+        if column not in self._column_values:
+            meta = getattr(self.store, "meta", None)
+            if isinstance(meta, MetadataColumns):
+                self._column_values[column] = meta.values(column)
+            else:
+                self._column_values[column] = {i.metadata.get(column, "") for i in self.db.iter_items()}
+        return self._column_values[column]
+
+    def example_vectors(self, examples: Examples) -> tuple[np.ndarray, np.ndarray]:
+        """The liked and the disliked products' vectors in the searched space (unit rows)."""
+        return self._vectors(examples.like, "like"), self._vectors(examples.unlike, "unlike")
+
+    def _vectors(self, ids: Sequence[str], argument: str) -> np.ndarray:
+        rows = []
+        for item_id in ids:
+            vector = self.db.vector(item_id)
+            if vector is None:
+                raise UnknownExampleError(f"{argument}: unknown product id {item_id!r}")
+            rows.append(vector)
+        if not rows:
+            return np.zeros((0, self.store.dim), dtype=np.float32)
+        vectors = self.project(np.stack(rows))
+        return (vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+    def _candidate_vectors(self, ids: Sequence[str]) -> np.ndarray:
+        """Searched products' vectors: straight from the FAISS index when it holds them, else from the database."""
+        if isinstance(self.store, FaissStore):
+            positions = [self.store.position(i) for i in ids]
+            if all(p is not None for p in positions):
+                try:
+                    return self.store.index.reconstruct_batch(np.asarray(positions, dtype=np.int64))
+                except RuntimeError:  # an index kind that cannot give its vectors back
+                    pass
+        return self._vectors(ids, "candidate")
+
+    def _contrast(
+        self, positives: np.ndarray, negatives: np.ndarray, k: int, filters: Filters, exclude: set[str],
+        prefer: Mapping[str, str] | None, consensus: float | None,
+    ) -> list[Result]:
+        """Candidates near each positive, ranked by best positive minus weighted best negative similarity."""
+        prefer = check_preferences(prefer, self.columns)
+        consensus = self.consensus_weight if consensus is None else consensus
+        if consensus:
+            check_consensus_column(self.consensus_column, self.columns)
+        fetch = min(pool_size(k), MAX_K)
+        ids = list(dict.fromkeys(h.id for row in self.store.search(positives, fetch, filters, exclude) for h in row))
+        if not ids:
+            return []
+        scores = contrast_scores(self._candidate_vectors(ids), positives, negatives)
+        reranked = bool(prefer and self.hybrid_weight) or bool(consensus)
+        order = np.argsort(-scores, kind="stable")[: None if reranked else k]
+        items = self.db.get_many([ids[n] for n in order])
+        ranked = [Result(ids[n], float(scores[n]), items[ids[n]].metadata) for n in order if ids[n] in items]
+        if not reranked:
+            return ranked
+        return rerank(ranked, k, prefer=prefer, weight=self.hybrid_weight, consensus=consensus,
+                      column=self.consensus_column)
 
     def item(self, item_id: str) -> StoredItem | None:
         return self.db.get(item_id)

@@ -49,13 +49,24 @@ class QueryImageOut(BaseModel):
     height: int
 
 
-class RecommendOut(ResultsOut):
+class SteeredOut(ResultsOut):
+    """A ranked list the shopper may have steered with examples or a changed attribute."""
+
+    like: list[str] = Field(default_factory=list, description="the liked products the answer moved toward")
+    unlike: list[str] = Field(default_factory=list, description="the disliked products the answer moved away from")
+    differ: str | None = Field(default=None, description="the column whose value every result has changed")
+
+
+class RecommendOut(SteeredOut):
     """Products similar to an uploaded photo."""
 
     query: QueryImageOut
+    box: list[int] | None = Field(
+        default=None, description="the region of the photo that was searched, in pixels: x, y, w, h (none: all of it)"
+    )
 
 
-class SimilarOut(ResultsOut):
+class SimilarOut(SteeredOut):
     """Products similar to a catalogue product (never the product itself)."""
 
     item: ItemOut

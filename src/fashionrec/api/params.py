@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Query
 
+from fashionrec.feedback import BOX_PATTERN, MAX_EXAMPLES
 from fashionrec.recommend import MAX_K
 
 K = Annotated[int, Query(ge=1, le=MAX_K, description="number of results")]
@@ -46,5 +47,47 @@ Consensus = Annotated[
             "raised held-out P@5 from 0.815 to 0.871 and lowered hit@5 from 0.949 to 0.885 (README)."
         ),
         examples=[0.5],
+    ),
+]
+
+
+def _example_ids(judged: str, moves: str) -> Any:
+    return Query(
+        max_length=MAX_EXAMPLES,
+        description=(
+            f"Relevance feedback: a catalogue product id the shopper {judged} (repeatable, at most {MAX_EXAMPLES}). "
+            f"The answer moves {moves} these products; they never come back themselves. An unknown id is a 422."
+        ),
+        examples=["15970"],
+    )
+
+
+LikeIds = Annotated[list[str], _example_ids("liked", "toward")]
+UnlikeIds = Annotated[list[str], _example_ids("disliked", "away from")]
+
+Differ = Annotated[
+    str | None,
+    Query(
+        min_length=1, max_length=200,
+        description=(
+            "A metadata column (e.g. `baseColour`): only products whose value in it differs from the reference "
+            "product's (the product itself on `/similar`, the liked products on `/api/recommend`) and is not empty: "
+            "\"the same style in another colour\". Applied inside the vector search, like a filter, so k results "
+            "still come back."
+        ),
+        examples=["baseColour"],
+    ),
+]
+
+CropBox = Annotated[
+    str | None,
+    Query(
+        pattern=BOX_PATTERN,
+        description=(
+            "Use only this region of the photo: `x,y,w,h` in pixels, or in fractions of the width and height when "
+            "all four values are at most 1 (`0.2,0.1,0.6,0.7`). A box reaching outside the image, or of zero area, "
+            "is a 422."
+        ),
+        examples=["0.2,0.1,0.6,0.7", "40,30,160,220"],
     ),
 ]

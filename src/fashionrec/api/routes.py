@@ -8,8 +8,17 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
-from fashionrec.api.models import ErrorOut, FacetsOut, HealthOut, ItemOut, RecommendOut, SimilarOut, TrendsOut
-from fashionrec.api.params import Consensus, FilterSpecs, K, PreferSpecs
+from fashionrec.api.models import (
+    ErrorOut,
+    FacetsOut,
+    HealthOut,
+    ItemOut,
+    RecommendOut,
+    SimilarOut,
+    SteeredOut,
+    TrendsOut,
+)
+from fashionrec.api.params import Consensus, CropBox, Differ, FilterSpecs, K, LikeIds, PreferSpecs, UnlikeIds
 from fashionrec.api.service import RecommenderService, get_service
 from fashionrec.api.uploads import UPLOAD_OPENAPI, read_upload
 
@@ -32,15 +41,19 @@ router = APIRouter(responses=ERRORS)
 )
 async def recommend(
     request: Request, service: Service, filters: FilterSpecs = [], k: K = 5, prefer: PreferSpecs = [],
-    consensus: Consensus = None,
+    consensus: Consensus = None, box: CropBox = None, like: LikeIds = [], unlike: UnlikeIds = [], differ: Differ = None,
 ) -> RecommendOut:
     """Upload a photo as multipart field `file`; get the k most similar catalogue products, best first.
 
-    The upload is held in memory only, never written to disk; its file name and content type are ignored.
+    The shopper can steer the answer: `box` searches only a region of the photo, `like` / `unlike` move it toward
+    / away from catalogue products (the page sends every choice again with each query: the server keeps nothing),
+    `differ` asks for products that differ from the liked ones in one column. The upload is held in memory only,
+    never written to disk; its file name and content type are ignored.
     """
     parsed, preferences = service.parse_filters(filters), service.parse_preferences(prefer)
     data = await read_upload(request, service.settings.max_upload_bytes)
-    return await run_in_threadpool(service.recommend_upload, data, k, parsed, preferences, consensus)
+    return await run_in_threadpool(service.recommend_upload, data, k, parsed, preferences, consensus, box, like,
+                                   unlike, differ)
 
 
 @router.get("/api/items/{item_id}", response_model=ItemOut, summary="One catalogue product")
@@ -51,10 +64,24 @@ def item(item_id: str, service: Service) -> ItemOut:
 @router.get("/api/items/{item_id}/similar", response_model=SimilarOut, summary="More like this product")
 def similar(
     item_id: str, service: Service, filters: FilterSpecs = [], k: K = 5, prefer: PreferSpecs = [],
-    consensus: Consensus = None,
+    consensus: Consensus = None, like: LikeIds = [], unlike: UnlikeIds = [], differ: Differ = None,
 ) -> SimilarOut:
-    """The k products most similar to catalogue product `item_id`, never including it."""
-    return service.similar(item_id, k, service.parse_filters(filters), service.parse_preferences(prefer), consensus)
+    """The k products most similar to catalogue product `item_id`, never including it; `like` / `unlike` steer
+    the answer toward / away from other products, and `differ=baseColour` gives "the same style in another
+    colour" (any column works: `differ=gender`, `differ=season`)."""
+    return service.similar(item_id, k, service.parse_filters(filters), service.parse_preferences(prefer), consensus,
+                           like, unlike, differ)
+
+
+@router.get("/api/examples", response_model=SteeredOut, summary="Products like some products and unlike others")
+def examples(
+    service: Service, like: LikeIds = [], unlike: UnlikeIds = [], filters: FilterSpecs = [], k: K = 5,
+    prefer: PreferSpecs = [], consensus: Consensus = None, differ: Differ = None,
+) -> SteeredOut:
+    """A query made of examples alone (at least one `like`): with one liked product it answers exactly what
+    `/api/items/{id}/similar` answers for it."""
+    return service.examples(like, unlike, k, service.parse_filters(filters), service.parse_preferences(prefer),
+                            consensus, differ)
 
 
 @router.get("/api/facets", response_model=FacetsOut, summary="Filterable columns with their values and counts")

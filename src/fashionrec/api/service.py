@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from fastapi import Request
@@ -25,6 +26,7 @@ from fashionrec.api.models import (
     QueryImageOut,
     RecommendOut,
     SimilarOut,
+    SteeredOut,
     TrendsOut,
     ValueCount,
     item_out,
@@ -33,6 +35,7 @@ from fashionrec.api.models import (
 from fashionrec.api.settings import ApiSettings
 from fashionrec.api.uploads import decode_upload
 from fashionrec.catalog_db import StoredItem
+from fashionrec.feedback import BoxError, UnknownExampleError, box_pixels, check_examples
 from fashionrec.filters import Filters, parse_filters
 from fashionrec.hybrid import Preferences, parse_preferences
 from fashionrec.recommend import Recommender
@@ -69,27 +72,55 @@ class RecommenderService:
         return parse_preferences(specs, self.recommender.columns)
 
     def recommend_upload(
-        self, data: bytes, k: int, filters: Filters, prefer: Preferences | None = None, consensus: float | None = None
+        self, data: bytes, k: int, filters: Filters, prefer: Preferences | None = None, consensus: float | None = None,
+        box: str | None = None, like: Sequence[str] = (), unlike: Sequence[str] = (), differ: str | None = None,
     ) -> RecommendOut:
-        """Products similar to the photo in ``data`` (blocking: decode and inference)."""
-        upload = decode_upload(data, self.settings.max_pixels)
-        embedder = self.recommender.embedder
-        batch = embedder.preprocess(self.recommender.prepare(upload.image))[None]
-        with self._model_lock:
-            vectors = self.recommender.project(embedder.embed_arrays(batch))
-        with self._db_lock:
-            results = self.recommender.recommend_vectors(vectors, k, filters, prefer=prefer, consensus=consensus)[0]
+        """Products similar to the photo in ``data`` (blocking: decode and inference), or to its region ``box``,
+        steered by liked / disliked products and ``differ`` (fashionrec.feedback)."""
+        rec = self.recommender
+        with _steering_errors():
+            examples = check_examples(like, unlike)
+            with self._db_lock:
+                rec.example_vectors(examples)  # unknown ids fail before the photo is decoded and embedded
+            upload = decode_upload(data, self.settings.max_pixels)
+            pixels = box_pixels(box, upload.width, upload.height) if box is not None else None
+            image = rec.prepare(upload.image, box)
+            batch = rec.embedder.preprocess(image)[None]
+            with self._model_lock:
+                vectors = rec.project(rec.embedder.embed_arrays(batch))
+            with self._db_lock:
+                results = rec.steer(vectors[0], k, filters, examples, differ=differ, reference=examples.like,
+                                    prefer=prefer, consensus=consensus)
         query = QueryImageOut(format=upload.format, width=upload.width, height=upload.height)
-        return RecommendOut(k=k, filters=_listed(filters), results=results_out(results), query=query)
+        region = None if pixels is None else [pixels[0], pixels[1], pixels[2] - pixels[0], pixels[3] - pixels[1]]
+        return RecommendOut(k=k, filters=_listed(filters), results=results_out(results), query=query, box=region,
+                            like=list(examples.like), unlike=list(examples.unlike), differ=differ)
 
     def similar(
-        self, item_id: str, k: int, filters: Filters, prefer: Preferences | None = None, consensus: float | None = None
+        self, item_id: str, k: int, filters: Filters, prefer: Preferences | None = None, consensus: float | None = None,
+        like: Sequence[str] = (), unlike: Sequence[str] = (), differ: str | None = None,
     ) -> SimilarOut:
-        """"More like this": products similar to catalogue product ``item_id``, excluding it."""
-        with self._db_lock:
+        """"More like this": products similar to catalogue product ``item_id``, excluding it, steered by liked /
+        disliked products and ``differ`` ("the same style, another colour")."""
+        with self._db_lock, _steering_errors():
             item = self._item(item_id)
-            results = self.recommender.similar(item_id, k, filters, prefer=prefer, consensus=consensus)
-        return SimilarOut(k=k, filters=_listed(filters), results=results_out(results), item=item_out(item))
+            examples = check_examples(like, unlike)
+            results = self.recommender.similar(item_id, k, filters, prefer=prefer, consensus=consensus,
+                                               like=examples.like, unlike=examples.unlike, differ=differ)
+        return SimilarOut(k=k, filters=_listed(filters), results=results_out(results), item=item_out(item),
+                          like=list(examples.like), unlike=list(examples.unlike), differ=differ)
+
+    def examples(
+        self, like: Sequence[str], unlike: Sequence[str], k: int, filters: Filters, prefer: Preferences | None = None,
+        consensus: float | None = None, differ: str | None = None,
+    ) -> SteeredOut:
+        """A query made of liked and disliked products alone."""
+        with self._db_lock, _steering_errors():
+            examples = check_examples(like, unlike)
+            results = self.recommender.recommend_examples(examples.like, examples.unlike, k, filters, prefer=prefer,
+                                                          consensus=consensus, differ=differ)
+        return SteeredOut(k=k, filters=_listed(filters), results=results_out(results), like=list(examples.like),
+                          unlike=list(examples.unlike), differ=differ)
 
     def item(self, item_id: str) -> ItemOut:
         with self._db_lock:
@@ -114,6 +145,17 @@ def get_service(request: Request) -> RecommenderService:
     """FastAPI dependency: the app's service (also for route modules added later, such as text search)."""
     service: RecommenderService = request.app.state.service
     return service
+
+
+@contextmanager
+def _steering_errors() -> Iterator[None]:
+    """An unknown liked / disliked product or a box outside the photo is a 422 naming the parameter."""
+    try:
+        yield
+    except UnknownExampleError as exc:
+        raise ApiError(422, str(exc)) from None
+    except BoxError as exc:
+        raise ApiError(422, str(exc)) from None
 
 
 def _listed(filters: Filters) -> dict[str, list[str]]:

@@ -1,4 +1,5 @@
-"""``fashionrec recommend IMAGE...``: top-k similar catalogue products for each photo."""
+"""``fashionrec recommend IMAGE...``: top-k similar catalogue products for each photo, optionally steered by a crop
+box, liked / disliked products and a column to differ in; with ``--like`` and no photo, the examples are the query."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from fashionrec.cli.common import (
     open_recommender,
 )
 from fashionrec.errors import FashionrecError
+from fashionrec.feedback import DEFAULT_METHOD, MAX_EXAMPLES, METHODS, check_examples, parse_box
 from fashionrec.filters import parse_filters
 from fashionrec.hybrid import parse_preferences
 from fashionrec.recommend import Result
@@ -25,7 +27,7 @@ from fashionrec.recommend import Result
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("recommend", help="recommend similar products for one or more photos")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("images", nargs="*", metavar="IMAGE", help="query photos (none: the --like products are the query)")
     add_index_dir(p)
     add_store_options(p)
     p.add_argument("-k", type=int, default=5, help="results per photo (default: %(default)s)")
@@ -33,6 +35,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prefer", action="append", default=[], metavar="KEY=VALUE",
                    help="soft preference: agreeing products move up, others stay (hybrid ranking); repeatable")
     add_ranking_options(p)
+    steer = p.add_argument_group("steering (fashionrec.feedback)")
+    steer.add_argument("--box", metavar="X,Y,W,H",
+                       help="search only this region of each photo: pixels, or fractions when all are at most 1")
+    steer.add_argument("--like", action="append", default=[], metavar="ID",
+                       help=f"a catalogue product to move toward (never returned); repeatable, at most {MAX_EXAMPLES}")
+    steer.add_argument("--unlike", action="append", default=[], metavar="ID",
+                       help=f"a catalogue product to move away from (never returned); repeatable, at most {MAX_EXAMPLES}")
+    steer.add_argument("--differ", metavar="COLUMN",
+                       help="only products whose COLUMN differs from the liked products' (e.g. baseColour)")
+    steer.add_argument("--feedback-method", choices=METHODS, default=None,
+                       help=f"how --like/--unlike steer the query (default: {DEFAULT_METHOD})")
     add_localise(p)
     add_json(p)
     p.add_argument("--sheet", metavar="PNG", help="also save a contact sheet (query + results) per photo; "
@@ -49,6 +62,13 @@ def _table(query: str, results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def _print(args: argparse.Namespace, query: str, results: list[Result]) -> None:
+    if args.json:
+        print(json.dumps({"query": query, "results": [r.to_dict() for r in results]}, ensure_ascii=False))
+    else:
+        print(_table(query, results))
+
+
 def run(args: argparse.Namespace) -> int:
     failures = 0
     with open_recommender(args) as rec:
@@ -56,18 +76,31 @@ def run(args: argparse.Namespace) -> int:
         prefer = parse_preferences(args.prefer, rec.columns)
         apply_ranking_options(args, rec)
         apply_localise(args, rec)
+        examples = check_examples(args.like, args.unlike)
+        rec.example_vectors(examples)  # an unknown id is one error, not one per photo
+        if args.box is not None:
+            parse_box(args.box)
+        if args.feedback_method:
+            rec.feedback_method = args.feedback_method
+        if not args.images:
+            if not examples.like:
+                raise FashionrecError("give a photo, or the products to start from with --like")
+            if args.box is not None:
+                raise FashionrecError("--box needs a photo")
+            results = rec.recommend_examples(examples.like, examples.unlike, args.k, filters, prefer=prefer,
+                                             differ=args.differ)
+            _print(args, "examples", results)
+            return 0
         for n, image in enumerate(args.images):
             try:
-                results = rec.recommend(image, k=args.k, filters=filters, prefer=prefer)
+                results = rec.recommend(image, k=args.k, filters=filters, prefer=prefer, box=args.box,
+                                        like=examples.like, unlike=examples.unlike, differ=args.differ)
             except FashionrecError as exc:
                 # One bad photo among many is reported and skipped; the others still get answers.
                 print(f"fashionrec: error: {image}: {exc}", file=sys.stderr)
                 failures += 1
                 continue
-            if args.json:
-                print(json.dumps({"query": image, "results": [r.to_dict() for r in results]}, ensure_ascii=False))
-            else:
-                print(_table(image, results))
+            _print(args, image, results)
             if args.sheet:
                 from fashionrec.contact_sheet import save_contact_sheet
 
