@@ -239,3 +239,79 @@ def test_text_search_box(page: object, server: str) -> None:
     page.get_by_test_id("text-query").fill("x" * 201)
     page.get_by_test_id("text-search-button").click()
     expect(page.get_by_test_id("error")).to_contain_text("at most 200 characters")
+
+
+def test_crop_like_unlike_and_another_colour(page: object, server: str) -> None:
+    """Issue 16: drag a box on the photo, like and dislike results, remove a choice, ask for another colour; each
+    time the page shows exactly what the API answers for the same parameters (the page holds the choices)."""
+    expect = sync_api.expect
+    photo = DEMO_QUERIES / "t-shirt.jpg"
+    page.get_by_test_id("tab-search").click()
+    page.get_by_test_id("clear-filters").click()
+    page.get_by_test_id("k-input").fill(str(K))
+    page.get_by_test_id("k-input").blur()
+    cards = page.get_by_test_id("result-card")
+    page.get_by_test_id("file-input").set_input_files(str(photo))
+    expect(page.get_by_test_id("crop")).to_be_visible()
+    expect(cards).to_have_count(K)
+
+    def api_ids(params: dict) -> list[str]:
+        response = httpx.post(f"{server}/api/recommend", params={"k": K, **params},
+                              files={"file": (photo.name, photo.read_bytes())})
+        assert response.status_code == 200, response.text
+        return [r["id"] for r in response.json()["results"]]
+
+    def settle(action: object) -> dict[str, list[str]]:
+        """Run ``action``; return the query parameters of the request it sent once its results are shown."""
+        with page.expect_response(lambda r: "/api/" in r.url and "k=" in r.url) as info:
+            action()
+        expect(page.get_by_test_id("results")).not_to_have_attribute("aria-busy", "true")
+        from urllib.parse import parse_qs, urlparse
+
+        return parse_qs(urlparse(info.value.url).query)
+
+    # Drag a box with the mouse: the query uses only that region.
+    area = page.get_by_test_id("crop-area").bounding_box()
+
+    def drag() -> None:
+        page.mouse.move(area["x"] + area["width"] * 0.2, area["y"] + area["height"] * 0.15)
+        page.mouse.down()
+        page.mouse.move(area["x"] + area["width"] * 0.5, area["y"] + area["height"] * 0.5, steps=4)
+        page.mouse.move(area["x"] + area["width"] * 0.8, area["y"] + area["height"] * 0.85, steps=4)
+        page.mouse.up()
+
+    params = settle(drag)
+    expect(page.get_by_test_id("crop-box")).to_be_visible()
+    assert card_ids(page) == api_ids({"box": params["box"][0]})
+
+    # Keyboard: arrows move the box, and the query follows.
+    page.get_by_test_id("crop-area").focus()
+    params = settle(lambda: page.keyboard.press("ArrowLeft"))
+    boxed = {"box": params["box"][0]}
+    assert card_ids(page) == api_ids(boxed)
+
+    # Like the third result and dislike the first: chips appear, neither comes back, the API agrees.
+    liked, disliked = card_ids(page)[2], card_ids(page)[0]
+    settle(lambda: cards.nth(2).get_by_test_id("like").click())
+    expect(page.get_by_test_id("chip-like")).to_have_count(1)
+    params = settle(lambda: page.locator(f'[data-testid=result-card][data-id="{disliked}"]')
+                    .get_by_test_id("unlike").click())
+    assert params["like"] == [liked] and params["unlike"] == [disliked]
+    expect(page.get_by_test_id("chip-unlike")).to_have_count(1)
+    shown = card_ids(page)
+    assert liked not in shown and disliked not in shown
+    assert shown == api_ids({**boxed, "like": liked, "unlike": disliked})
+
+    # Remove the dislike chip: the query re-runs with the like alone.
+    settle(lambda: page.get_by_test_id("chip-unlike").get_by_test_id("chip-remove").click())
+    expect(page.get_by_test_id("chip-unlike")).to_have_count(0)
+    assert card_ids(page) == api_ids({**boxed, "like": liked})
+
+    # "Other colours" on a result: the same style, none of its colour, as /similar?differ=baseColour answers.
+    first = cards.first.get_attribute("data-id")
+    settle(lambda: cards.first.get_by_test_id("another-colour").click())
+    expect(page.get_by_test_id("chip-differ")).to_be_visible()
+    expected = httpx.get(f"{server}/api/items/{first}/similar", params={"k": K, "differ": "baseColour"}).json()
+    assert card_ids(page) == [r["id"] for r in expected["results"]]
+    colour = httpx.get(f"{server}/api/items/{first}").json()["metadata"]["baseColour"]
+    assert all(r["metadata"]["baseColour"] != colour for r in expected["results"])

@@ -12,6 +12,10 @@ const state = {
   file: null, // the uploaded photo, kept so "back to my photo" can re-run it
   itemId: null, // product of a "more like this" query
   text: "",
+  like: new Map(), // id -> name: the shopper's choices, sent with every query (the server keeps nothing)
+  unlike: new Map(),
+  differ: null, // column the results must differ in from the "more like this" product
+  box: null, // {x, y, w, h} in fractions of the photo, or null for the whole photo
   request: 0, // sequence number of the latest request
   trendsLoaded: false,
 };
@@ -91,7 +95,53 @@ function queryString(extra = {}) {
   params.set("k", String(k));
   if (state.mode !== "text" && $("consensus-input").checked) params.set("consensus", String(CONSENSUS_WEIGHT));
   for (const spec of currentFilters()) params.append("filter", spec);
+  if (state.mode !== "text") {
+    for (const id of state.like.keys()) params.append("like", id);
+    for (const id of state.unlike.keys()) params.append("unlike", id);
+  }
+  if (state.mode === "similar" && state.differ) params.set("differ", state.differ);
+  if (state.mode === "photo" && state.box) {
+    const b = state.box;
+    params.set("box", [b.x, b.y, b.w, b.h].map((v) => v.toFixed(4)).join(","));
+  }
   return params.toString();
+}
+
+// ---------------------------------------------------------------------------------------------- steering
+function resetSteering() {
+  state.like.clear();
+  state.unlike.clear();
+  state.differ = null;
+}
+
+function judge(result, liked) {
+  const name = productName(result.metadata, result.id);
+  const [mine, other] = liked ? [state.like, state.unlike] : [state.unlike, state.like];
+  other.delete(result.id);
+  if (mine.has(result.id)) mine.delete(result.id);
+  else mine.set(result.id, name);
+  run();
+}
+
+function renderChips() {
+  const chips = [];
+  const chip = (kind, label, remove, testid) =>
+    el("li", { class: `chip ${kind}`, "data-testid": testid },
+      el("span", { text: label }),
+      el("button", { type: "button", class: "chip-remove", "aria-label": `Remove ${label}`, onclick: remove,
+        "data-testid": "chip-remove" }, "×"));
+  for (const [id, name] of state.like) {
+    chips.push(chip("liked", `👍 ${name}`, () => { state.like.delete(id); run(); }, "chip-like"));
+  }
+  for (const [id, name] of state.unlike) {
+    chips.push(chip("disliked", `👎 ${name}`, () => { state.unlike.delete(id); run(); }, "chip-unlike"));
+  }
+  if (state.mode === "similar" && state.differ) {
+    chips.push(chip("differ", `Another ${labelOf(state.differ).toLowerCase()}`, () => { state.differ = null; run(); },
+      "chip-differ"));
+  }
+  $("examples").replaceChildren(...chips);
+  $("examples").hidden = chips.length === 0;
 }
 
 function buildFilters(facets) {
@@ -150,22 +200,29 @@ function queryPhoto(file) {
   if (!file) return;
   state.mode = "photo";
   state.file = file;
+  resetSteering();
+  setBox(null, false);
   const preview = $("preview");
   if (preview.src) URL.revokeObjectURL(preview.src);
   preview.src = URL.createObjectURL(file);
   preview.alt = `Your photo: ${file.name || "pasted image"}`;
   preview.hidden = false;
   $("dropzone").classList.add("has-image");
+  $("crop-image").src = preview.src;
+  $("crop").hidden = false;
   run();
 }
 
-function querySimilar(itemId) {
+function querySimilar(itemId, differ = null) {
   state.mode = "similar";
   state.itemId = itemId;
+  resetSteering();
+  state.differ = differ;
   run().then(() => $("results-title").focus());
 }
 
 function queryText(text) {
+  resetSteering();
   state.mode = "text";
   state.text = text;
   run();
@@ -192,6 +249,7 @@ function render(data) {
     similarTo.hidden = true;
   }
   setStatus(n ? `${n} product${n === 1 ? "" : "s"}${filtered}.` : `No products${filtered}.`);
+  renderChips();
   $("results").replaceChildren(...data.results.map(card));
 }
 
@@ -217,8 +275,80 @@ function card(result) {
         meter, el("span", { text: `similarity ${result.score.toFixed(3)}` })),
       el("button", { type: "button", class: "button small", onclick: more, "data-testid": "more-like-this",
         "aria-label": `More like ${name}` }, "More like this"),
+      state.mode === "text" ? null : el("div", { class: "card-actions" },
+        el("button", { type: "button", class: "button small thumb", "data-testid": "like",
+          "aria-pressed": String(state.like.has(result.id)), "aria-label": `More like ${name}, fewer like the others`,
+          title: "Like: show more like this", onclick: () => judge(result, true) }, "👍"),
+        el("button", { type: "button", class: "button small thumb", "data-testid": "unlike",
+          "aria-pressed": String(state.unlike.has(result.id)), "aria-label": `Less like ${name}`,
+          title: "Dislike: show fewer like this", onclick: () => judge(result, false) }, "👎"),
+        colour ? el("button", { type: "button", class: "button small subtle", "data-testid": "another-colour",
+          "aria-label": `${name} in another colour`, onclick: () => querySimilar(result.id, "baseColour") },
+        "Other colours") : null),
     ),
   );
+}
+
+// ---------------------------------------------------------------------------------------------- crop box
+// Drag on the photo (mouse, pen or touch) to search only that region; with the keyboard, focus the photo and
+// use the arrow keys to move the box and Shift + arrows to resize it. "Whole photo" removes the box.
+const clamp = (v, lo, hi) => Math.max(lo, Math.min(hi, v));
+
+function setBox(box, rerun = true) {
+  state.box = box;
+  const frame = $("crop-box");
+  frame.hidden = !box;
+  if (box) {
+    Object.assign(frame.style, { left: `${box.x * 100}%`, top: `${box.y * 100}%`, width: `${box.w * 100}%`,
+      height: `${box.h * 100}%` });
+  }
+  $("crop-clear").hidden = !box;
+  $("crop-area").setAttribute("aria-label", box
+    ? `Search region: ${Math.round(box.w * 100)}% by ${Math.round(box.h * 100)}% of the photo, from ${Math.round(box.x * 100)}% left, ${Math.round(box.y * 100)}% top. Arrows move it, Shift+arrows resize it.`
+    : "Whole photo searched. Drag on it, or press an arrow key, to search only a region.");
+  if (rerun && state.mode === "photo") run();
+}
+
+function setUpCrop() {
+  const area = $("crop-area");
+  let start = null;
+  const point = (event) => {
+    const r = area.getBoundingClientRect();
+    return { x: clamp((event.clientX - r.left) / r.width, 0, 1), y: clamp((event.clientY - r.top) / r.height, 0, 1) };
+  };
+  const boxFrom = (a, b) => ({ x: Math.min(a.x, b.x), y: Math.min(a.y, b.y), w: Math.abs(a.x - b.x), h: Math.abs(a.y - b.y) });
+  area.addEventListener("pointerdown", (event) => {
+    event.preventDefault();
+    start = point(event);
+    area.setPointerCapture(event.pointerId);
+  });
+  area.addEventListener("pointermove", (event) => {
+    if (!start) return;
+    const box = boxFrom(start, point(event));
+    if (box.w > 0.01 && box.h > 0.01) setBox(box, false);
+  });
+  area.addEventListener("pointerup", (event) => {
+    if (!start) return;
+    const box = boxFrom(start, point(event));
+    start = null;
+    if (box.w > 0.02 && box.h > 0.02) setBox(box);
+  });
+  area.addEventListener("keydown", (event) => {
+    const moves = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
+    if (!(event.key in moves)) return;
+    event.preventDefault();
+    const [dx, dy] = moves[event.key].map((v) => v * 0.05);
+    const b = state.box ? { ...state.box } : { x: 0.25, y: 0.25, w: 0.5, h: 0.5 };
+    if (state.box && event.shiftKey) {
+      b.w = clamp(b.w + dx, 0.05, 1 - b.x);
+      b.h = clamp(b.h + dy, 0.05, 1 - b.y);
+    } else if (state.box) {
+      b.x = clamp(b.x + dx, 0, 1 - b.w);
+      b.y = clamp(b.y + dy, 0, 1 - b.h);
+    }
+    setBox(b);
+  });
+  $("crop-clear").addEventListener("click", () => setBox(null));
 }
 
 // ---------------------------------------------------------------------------------------------- trends
@@ -367,6 +497,7 @@ function setUpInput() {
 async function start() {
   setUpTabs();
   setUpInput();
+  setUpCrop();
   try {
     const [health, facets, openapi] = await Promise.all([api("/healthz"), api("/api/facets"), api("/openapi.json")]);
     $("index-info").textContent = `${health.items.toLocaleString()} products · ${health.model}`;
