@@ -25,6 +25,7 @@ from fashionrec.feedback import MAX_EXAMPLES, METHODS, BoxError, UnknownExampleE
 from fashionrec.imageio import load_image
 from fashionrec.recommend import Recommender
 from tests.conftest import DEMO_QUERIES
+from tests.test_api import assert_error
 
 QUERY = DEMO_QUERIES / "t-shirt.jpg"  # 240 x 320
 PROPS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -64,14 +65,6 @@ def unit_vector(rec: Recommender, item_id: str) -> np.ndarray:
 def post(client: TestClient, params: dict | list | None = None, data: bytes | None = None) -> httpx.Response:
     return client.post("/api/recommend", params=params,
                        files={"file": ("q.jpg", QUERY.read_bytes() if data is None else data, "image/jpeg")})
-
-
-def assert_error(response: httpx.Response, status: int, *fragments: str) -> None:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error", "detail"}
-    for fragment in fragments:
-        assert fragment.lower() in body["error"].lower(), body
 
 
 # crop box -----------------------------------------------------------------------------------------------------
