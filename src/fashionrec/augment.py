@@ -3,7 +3,7 @@
 A head trained on white-background product shots learns studio-only cues: searched alone, it lowered real-photo
 hit@5 from 0.80 to 0.68 on ``clothing-photos`` while lifting catalogue P@5. Training it on views that look more
 like a phone photo (the garment on a coloured, gradient or noisy ground, off-centre, tilted, zoomed, in other
-light, sometimes soft, sometimes mirrored) closes most of that gap: see the README, "Recommendation quality".
+light, sometimes soft, sometimes mirrored) closes most of that gap: see docs/quality.md.
 
 Each view is a pure function of the image and a seed, so a view cached by ``fashionrec train`` is the same view a
 rerun would make.

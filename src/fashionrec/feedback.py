@@ -11,7 +11,7 @@
     similarity to the query or a liked product minus ``NEGATIVE_WEIGHT`` times its best similarity to a disliked
     product, and keep the top k.
 
-  Which one ranks better is measured by ``benchmarks/feedback.py`` (README, "Steering the results"); the better
+  Which one ranks better is measured by ``benchmarks/feedback.py`` (docs/steering.md); the better
   one is the default (``DEFAULT_METHOD``). Either way
   the examples themselves never come back, and one liked product alone (no photo) asks exactly what "more like
   this" asks for it.

@@ -10,9 +10,8 @@ pool (``POOL_FACTOR`` x k) by image similarity and this module re-ranks it by
 The vote (``--consensus``) is what the nearest ``CONSENSUS_NEIGHBOURS`` candidates say the query is: each one
 votes for its own value of the consensus column (articleType) with ``exp((cosine - best cosine) / T)``, and a
 product's term is the share of the votes its value got. It turns "five products that look alike" into "five
-products of the kind the query most likely is", which raises P@5 on held-out catalogue queries (0.815 -> 0.871)
-at the cost of variety: when the vote is wrong, all five are wrong (hit@5 0.949 -> 0.885; README, "Recommendation
-quality"). So it is off by default, for pages like "more like this product" to turn on.
+products of the kind the query most likely is", which raises P@5 on held-out catalogue queries
+at the cost of variety: when the vote is wrong, all five are wrong (measured in docs/quality.md). So it is off by default, for pages like "more like this product" to turn on.
 
 The default weights are the ones that measured best on held-out catalogue queries (benchmarks/quality.py); the
 vote's constants were chosen on 1,000 held-out queries disjoint from the 1,000 the benchmark reports.

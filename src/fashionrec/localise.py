@@ -9,7 +9,7 @@ everything, an image too small to judge) the full image is returned unchanged: a
 crop. The box keeps a margin and never falls below a minimum share of the image.
 
 Everything is computed on a copy downscaled to about 96 px, so a 320 px photo takes a few milliseconds. Pure
-functions, no global state. Whether it helps retrieval: see README (Recommendation quality, localisation).
+functions, no global state. Whether it helps retrieval: see docs/quality.md (localisation) and docs/model.md.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """Train the projection head on an index's stored backbone features and the catalogue's own labels.
 
-The backbone stays frozen: fine-tuning it on 60x80 studio shots made real-photo queries worse (hit@5 0.75 ->
-0.60 in an earlier trial), while a head over frozen features trains in about a minute on two CPU cores and
-never needs an image re-embedded. Loss: normalised-softmax classification of articleType (a cosine classifier
+The backbone stays frozen here (fine-tuning it is ``fashionrec train-backbone``, :mod:`fashionrec.backbone_train`,
+done once for everyone): a head over an index's stored features trains in minutes on two CPU cores and never
+needs an image re-embedded, so a retailer can tune it to its own catalogue and labelled photos. Loss: normalised-softmax classification of articleType (a cosine classifier
 whose class weights act as proxies, so same-type products gather around one direction, which is exactly what a
 cosine search needs), plus the same loss on auxiliary columns (subCategory, baseColour, gender) with a smaller
-weight. The numbers behind these choices are in the README ("Recommendation quality").
+weight. The numbers behind these choices are in docs/quality.md.
 
 Photo-like views (``augment_views``, default 1): the head also learns from each training product's image
 re-embedded on a random background, tilted, cropped and relit (:mod:`fashionrec.augment`), because the head

@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", help="weights file for the backbone (required for resnet50)")
     p.add_argument("--precision", choices=PRECISIONS, default=env_default("FASHIONREC_PRECISION"),
                    help="numbers the network computes with: int8 is about 2x faster on CPUs with VNNI/AMX, "
-                   "at a small cost in quality (README, Performance) (env FASHIONREC_PRECISION, default: %(default)s)")
+                   "at a small cost in quality (docs/models.md) (env FASHIONREC_PRECISION, default: %(default)s)")
     p.add_argument("--id-column", default="id", help="id column of the CSV (default: %(default)s)")
     p.add_argument("--image-pattern", default="images/{id}.jpg",
                    help="image path relative to CATALOG_DIR, formatted with the row (default: %(default)s)")

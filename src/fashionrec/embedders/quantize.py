@@ -5,7 +5,7 @@ as fast as float32, which is what a catalogue re-index waits on. Activation rang
 shipped in ``calibration/`` (not on the catalogue being indexed), so every process that builds the model (the
 indexer, each query server, each Ray worker) gets the same quantised network from the same float export, with
 no catalogue at hand. The result is checked against the float model on those images and refused when their
-mean cosine falls below ``INT8_MIN_MEAN_COSINE``; what int8 costs in retrieval quality is in the README.
+mean cosine falls below ``INT8_MIN_MEAN_COSINE``; what int8 costs in retrieval quality is in docs/models.md.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def _quiet() -> Iterator[None]:
 def quantize(model: bytes, pixels: np.ndarray, input_name: str) -> bytes:
     """The float ONNX ``model`` with int8 weights (per channel) and uint8 activations calibrated on ``pixels``.
 
-    QOperator format (fused QLinearConv nodes) rather than QDQ: measured 164 vs 130 img/s on lite2 at 224.
+    QOperator format (fused QLinearConv nodes) rather than QDQ, which measured slower on CPUs.
     The result carries no custom metadata; the caller attaches its own."""
     import onnx
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static

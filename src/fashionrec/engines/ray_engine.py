@@ -7,7 +7,7 @@ model) and maps batches to vectors, and the driver writes every batch it gets ba
 interrupted run resumes from what was committed, as locally.
 
 Image paths must be readable from every node (a shared filesystem mounted at the same path), and fashionrec
-must be installed in every node's Python; see README "Scaling out".
+must be installed in every node's Python; see docs/scaling-out.md.
 """
 
 from __future__ import annotations
