@@ -24,9 +24,8 @@ from fashionrec.imageio import load_image
 CALIBRATION_DIR = Path(__file__).with_name("calibration")
 CALIBRATION_BATCH = 8
 INT8_MIN_MEAN_COSINE = 0.98
-"""Lowest mean cosine between int8 and float embeddings of the calibration images. Measured: lite2 @ 224 0.995
-(min 0.980), lite0 @ 224 0.992, lite0 @ 128 0.990 (min 0.945); MobileNetV2 0.879, refused: its ReLU6 activations
-quantise badly."""
+"""Lowest mean cosine between int8 and float embeddings of the calibration images; below it the int8 network is
+refused (MobileNetV2's ReLU6 activations quantise badly; the measured values are in docs/models.md)."""
 
 
 def calibration_batch(preprocess: Preprocessor) -> np.ndarray:
