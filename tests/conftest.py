@@ -9,7 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -127,3 +127,100 @@ def demo_client(demo_recommender: Recommender) -> TestClient:
     from fashionrec.api import ApiSettings, create_app
 
     return TestClient(create_app(demo_recommender, settings=ApiSettings()))
+
+
+def subset_catalog(root: Path, count: int, start: int = 0) -> Path:
+    """A catalogue folder at ``root`` with ``count`` products of the demo catalogue (from row ``start``)."""
+    import csv
+
+    (root / "images").mkdir(parents=True)
+    with (DEMO_CATALOG / "styles.csv").open(newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    chosen = [rows[0], *rows[1 + start : 1 + start + count]]
+    with (root / "styles.csv").open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(chosen)
+    for row in chosen[1:]:
+        shutil.copy(DEMO_CATALOG / "images" / f"{row[0]}.jpg", root / "images" / f"{row[0]}.jpg")
+    return root
+
+
+@pytest.fixture(scope="session")
+def small_live_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """20 demo products indexed with a small, fast model (read-only: copy it to change it; the catalogue folder
+    is ``catalog`` beside it)."""
+    from fashionrec.modelspec import ModelSpec
+
+    root = tmp_path_factory.mktemp("small-live")
+    catalog = subset_catalog(root / "catalog", 20)
+    index_catalog(catalog, root / "index", model=ModelSpec("efficientnet-lite0", 64), progress=False)
+    return root / "index"
+
+
+@pytest.fixture
+def live_index(small_live_index: Path, tmp_path: Path) -> Path:
+    """A private, writable copy of ``small_live_index`` and of its catalogue folder (``../catalog``); the
+    index's image paths still point at the session's catalogue folder."""
+    shutil.copytree(small_live_index.parent / "catalog", tmp_path / "catalog")
+    shutil.copytree(small_live_index, tmp_path / "index")
+    return tmp_path / "index"
+
+
+class ServeProcess:
+    """A real ``fashionrec serve`` subprocess on a free port (``start`` / ``kill``; started again at will)."""
+
+    def __init__(self, index_dir: Path, env: Mapping[str, str] | None = None, args: Sequence[str] = ()) -> None:
+        self.index_dir, self.env, self.args = index_dir, dict(env or {}), list(args)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.base = ""
+
+    def start(self, timeout_s: float = 180) -> str:
+        import socket
+        import sys
+        import urllib.request
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        cmd = [sys.executable, "-m", "fashionrec", "serve", "--index-dir", str(self.index_dir), "--port", str(port),
+               *self.args]
+        env = {**os.environ, "FASHIONREC_THREADS": "1", "HF_HUB_OFFLINE": "1", **self.env}
+        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + timeout_s
+        while True:
+            assert self.proc.poll() is None, self.proc.stderr.read().decode() if self.proc.stderr else "exited"
+            try:
+                with urllib.request.urlopen(f"{self.base}/healthz", timeout=5) as response:
+                    if response.status == 200:
+                        return self.base
+            except OSError:
+                assert time.monotonic() < deadline, "the server did not come up"
+                time.sleep(0.3)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def serve_process() -> Iterator[Callable[..., ServeProcess]]:
+    """A factory of :class:`ServeProcess`; every process it made is stopped after the test."""
+    made: list[ServeProcess] = []
+
+    def make(index_dir: Path, env: Mapping[str, str] | None = None, args: Sequence[str] = ()) -> ServeProcess:
+        made.append(ServeProcess(index_dir, env, args))
+        return made[-1]
+
+    yield make
+    for process in made:
+        process.stop()

@@ -54,6 +54,7 @@ BAD = {  # each must be refused, by the variable's name
     "FASHIONREC_CONSENSUS_WEIGHT": ["", "-1", "10.5", "nan", "off"],
     "FASHIONREC_CONSENSUS_COLUMN": ["", " articleType", "a\tb"],
     "FASHIONREC_LOCALISE": ["", "yes", "2", "true", "on"],
+    "FASHIONREC_API_KEY": ["short-key", " leading-space-key-0123", "tab\tinside-the-key-0123", "x" * 15],
 }
 GOOD = {  # documented values, each accepted
     "FASHIONREC_INDEX_DIR": ["index", "/srv/fashion index", "ü/x"],
@@ -77,6 +78,7 @@ GOOD = {  # documented values, each accepted
     "FASHIONREC_CONSENSUS_WEIGHT": ["0", "0.5"],
     "FASHIONREC_CONSENSUS_COLUMN": ["articleType", "baseColour"],
     "FASHIONREC_LOCALISE": ["0", "1"],
+    "FASHIONREC_API_KEY": ["", "x" * 16, "s3cret-key/with+symbols=0123"],
 }
 
 
@@ -90,6 +92,12 @@ def test_bad_values_are_refused_naming_the_variable(name: str, value: str) -> No
         check_variable(name, value)
     message = str(refused.value)
     assert message.startswith(f"{name} must be ") and "\n" not in message
+
+
+def test_a_bad_api_key_is_not_quoted_back() -> None:
+    with pytest.raises(ConfigError) as refused:
+        check_variable("FASHIONREC_API_KEY", "tooshort-secret")
+    assert "tooshort-secret" not in str(refused.value) and "15 characters" in str(refused.value)
 
 
 @pytest.mark.parametrize(("name", "value"), [(n, v) for n, values in GOOD.items() for v in values])
@@ -130,6 +138,8 @@ def commands(index_dir: Path, catalog: Path) -> dict[str, list[str]]:
         "train": ["train", "--index-dir", MISSING],
         "train-text": ["train-text", "--index-dir", MISSING],
         "train-backbone": ["train-backbone", MISSING, "--output", MISSING + "/weights.pt"],
+        "add": ["add", "x1", PHOTO, "--index-dir", MISSING],
+        "remove": ["remove", "x1", "--index-dir", MISSING],
     }
 
 
@@ -180,7 +190,7 @@ def values(name: str) -> st.SearchStrategy[str]:
 
 
 @pytest.mark.parametrize("command", ["info", "recommend", "trends", "serve", "index", "search", "evaluate", "train",
-                                     "train-text", "train-backbone"])
+                                     "train-text", "train-backbone", "add", "remove"])
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_any_value_of_any_variable_is_the_normal_outcome_or_one_line(

@@ -150,6 +150,48 @@ class CatalogDB:
         with self.conn:
             self.conn.execute("UPDATE items SET vector=NULL")
 
+    # one product at a time (the items API, `fashionrec add` / `remove`) ---------------------------------
+    @property
+    def generation(self) -> int:
+        """A counter raised by every change of the products (a catalogue sync, an item written or removed): a
+        published vector file records the generation it was built from, so a stale one can be told apart."""
+        return int(self.get_setting("generation") or 0)
+
+    def new_generation(self) -> int:
+        """Raise the generation on its own (a re-published vector file: `fashionrec index`); the new value."""
+        with self.conn:
+            return self._bump_generation()
+
+    def _bump_generation(self) -> int:
+        """Raise the generation inside the caller's transaction; the new value."""
+        value = self.generation + 1
+        self.conn.execute("INSERT OR REPLACE INTO settings(key, value) VALUES ('generation', ?)", (str(value),))
+        return value
+
+    def put_item(self, item: StoredItem, digest: str, vector: np.ndarray) -> int:
+        """Add or replace one embedded product, in one transaction; the new generation."""
+        blob = np.ascontiguousarray(vector, dtype=np.float32).tobytes()
+        with self.conn:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO items(id, image_path, digest, meta, vector) VALUES (?,?,?,?,?)",
+                (item.id, item.image_path, digest, json.dumps(item.metadata, ensure_ascii=False), blob),
+            )
+            return self._bump_generation()
+
+    def update_metadata(self, item_id: str, metadata: dict[str, str]) -> int | None:
+        """Replace one product's metadata; the new generation, or None when there is no such product."""
+        with self.conn:
+            done = self.conn.execute(
+                "UPDATE items SET meta=? WHERE id=?", (json.dumps(metadata, ensure_ascii=False), item_id)
+            ).rowcount
+            return self._bump_generation() if done else None
+
+    def delete_item(self, item_id: str) -> int | None:
+        """Remove one product; the new generation, or None when there was no such product."""
+        with self.conn:
+            done = self.conn.execute("DELETE FROM items WHERE id=?", (item_id,)).rowcount
+            return self._bump_generation() if done else None
+
     # embeddings -----------------------------------------------------------------------------------------
     def pending(self) -> list[tuple[str, str]]:
         """(id, image_path) of items that still need an embedding, in id order (deterministic resumes)."""

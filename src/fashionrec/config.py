@@ -87,6 +87,8 @@ class Variable:
     default: str
     check: Callable[[str], bool]
     accepts: str | Callable[[], str]
+    secret: bool = False
+    """A value never quoted back in an error message (an API key)."""
 
     def describe(self) -> str:
         return self.accepts if isinstance(self.accepts, str) else self.accepts()
@@ -94,7 +96,7 @@ class Variable:
 
 VARIABLES: dict[str, Variable] = {
     "FASHIONREC_INDEX_DIR": Variable("index", _printable, "a directory path (printable, no surrounding spaces)"),
-    "FASHIONREC_MODEL": Variable("efficientnet-lite2", _model, _model_names),
+    "FASHIONREC_MODEL": Variable("fashion", _model, _model_names),
     "FASHIONREC_BACKEND": Variable("auto", _one_of("auto", "onnx", "torch"), "one of auto, onnx, torch"),
     "FASHIONREC_PRECISION": Variable("fp32", _one_of("fp32", "int8"), "one of fp32, int8"),
     "FASHIONREC_BATCH_SIZE": Variable("32", _integer(1, 4096), "an integer from 1 to 4096"),
@@ -117,6 +119,10 @@ VARIABLES: dict[str, Variable] = {
     "FASHIONREC_CONSENSUS_WEIGHT": Variable("0", _number(0, 10), "a number from 0 to 10 (0: off)"),
     "FASHIONREC_CONSENSUS_COLUMN": Variable("articleType", _printable, "a metadata column name"),
     "FASHIONREC_LOCALISE": Variable("0", lambda v: v.strip() in ("0", "1"), "0 or 1"),
+    "FASHIONREC_API_KEY": Variable(
+        "", lambda v: _printable(v) and len(v) >= 16,
+        "a secret of at least 16 printable characters, no surrounding spaces (unset: the write routes are off)",
+        secret=True),
 }
 
 DEFAULTS: dict[str, str] = {name: variable.default for name, variable in VARIABLES.items()}
@@ -133,7 +139,8 @@ def check_variable(name: str, value: str) -> str:
         ok = False
     if not ok:
         shown = value if len(value) <= _SHOWN else value[:_SHOWN] + "..."
-        raise ConfigError(f"{name} must be {variable.describe()}, got {shown!r}")
+        got = f"got {len(value)} characters (not shown)" if variable.secret else f"got {shown!r}"
+        raise ConfigError(f"{name} must be {variable.describe()}, {got}")
     return value
 
 

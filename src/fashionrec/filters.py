@@ -61,6 +61,25 @@ class MetadataColumns:
             self._codes[column] = np.array([vocab.setdefault(r.get(column, ""), len(vocab)) for r in rows], np.int32)
         self.size = len(rows)
 
+    def append(self, row: Mapping[str, str]) -> None:
+        """One more row at the end (a product added by the items API)."""
+        for column in self.columns:
+            vocab = self._vocab[column]
+            self._codes[column] = np.append(self._codes[column], np.int32(vocab.setdefault(row.get(column, ""), len(vocab))))
+        self.size += 1
+
+    def set(self, position: int, row: Mapping[str, str]) -> None:
+        """New values for the row at ``position``."""
+        for column in self.columns:
+            vocab = self._vocab[column]
+            self._codes[column][position] = vocab.setdefault(row.get(column, ""), len(vocab))
+
+    def delete(self, position: int) -> None:
+        """Drop the row at ``position``; later rows move up by one."""
+        for column in self.columns:
+            self._codes[column] = np.delete(self._codes[column], position)
+        self.size -= 1
+
     def values(self, column: str) -> set[str]:
         """Every value ``column`` takes (``""`` for products without one)."""
         return set(self._vocab[column])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -110,19 +111,26 @@ def embed_batches(
 
 
 def publish_faiss(db: CatalogDB, index_dir: Path, model: dict[str, Any], kind: IndexKind) -> FaissStore:
-    """Rebuild the FAISS file from every embedding in SQLite and write it atomically.
+    """Rebuild the FAISS file from every embedding in SQLite and write it atomically, as a new generation.
 
     With a trained head in ``index_dir`` the file holds head-space vectors and its header records the head's
     fingerprint (SQLite keeps the raw backbone features, so a new head never re-embeds an image)."""
+    db.new_generation()
+    store = build_store(db, index_dir, model, kind)
+    store.save(index_dir)
+    return store
+
+
+def build_store(db: CatalogDB, index_dir: Path, model: dict[str, Any], kind: IndexKind) -> FaissStore:
+    """The FAISS store of every embedding in SQLite (through the head in ``index_dir``), in memory, stamped with
+    the database's generation."""
     ids, vectors = db.vectors(int(model["dim"]))
     head = load_head(index_dir, model)
     if head is not None:
         vectors = head.apply(vectors)
         model = {**model, "head": head.fingerprint}
     index, resolved = build_index(vectors, kind)
-    store = FaissStore(index=index, ids=ids, kind=resolved, model=model)
-    store.save(index_dir)
-    return store
+    return FaissStore(index=index, ids=ids, kind=resolved, model=model, generation=db.generation)
 
 
 def _scan(catalog: Catalog, progress: bool) -> list[tuple[str, str, str, dict[str, str]]]:
@@ -143,6 +151,17 @@ def _retire_stale_faiss(db: CatalogDB, index_path: Path, rows: Sequence[tuple[st
     path = index_path / INDEX_FILE
     if path.exists() and {item.id for item in db.iter_items()} - {row[0] for row in rows}:
         path.unlink()
+
+
+def _drop_orphan_uploads(db: CatalogDB, index_path: Path) -> None:
+    """Photos the items API kept (fashionrec.live) for products the catalogue folder no longer has: the folder
+    wins, so they go with their products."""
+    uploads = index_path / "uploads"
+    if uploads.is_dir():
+        known = {item.id for item in db.iter_items()}
+        for folder in uploads.iterdir():
+            if folder.is_dir() and folder.name not in known:
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 def index_catalog(
@@ -184,6 +203,7 @@ def index_catalog(
         db.set_setting("model", json.dumps(model_info))
         _retire_stale_faiss(db, index_path, rows)
         counts = db.sync(rows, catalog.columns)
+        _drop_orphan_uploads(db, index_path)
         todo = db.pending()
         embedded = 0
         with tqdm(total=len(todo), desc="embedding", unit="img", disable=not progress) as bar:

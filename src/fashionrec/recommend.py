@@ -110,6 +110,12 @@ class Recommender:
                 raise FashionrecError(f"index in {path} is incomplete (no model recorded); re-run `fashionrec index`")
             if store is None:
                 faiss_store = FaissStore.load(path)
+                if faiss_store.generation != db.generation and same_vectors(faiss_store.model, model):
+                    # the database moved on after the file was written (a write of the items API cut short
+                    # between its commit and the file): the searched vectors come from the database, the truth
+                    from fashionrec.indexing import build_store
+
+                    faiss_store = build_store(db, path, model, faiss_store.kind)  # type: ignore[arg-type]
                 if not same_vectors(faiss_store.model, model):
                     raise IndexFormatError(
                         f"the vectors in {path} come from another model than the database records (a re-index with a "
@@ -322,6 +328,10 @@ class Recommender:
             return ranked
         return rerank(ranked, k, prefer=prefer, weight=self.hybrid_weight, consensus=consensus,
                       column=self.consensus_column)
+
+    def forget_cached_values(self) -> None:
+        """Products changed (fashionrec.live): values read once per column are read again when next needed."""
+        self._column_values.clear()
 
     def item(self, item_id: str) -> StoredItem | None:
         return self.db.get(item_id)

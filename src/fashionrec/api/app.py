@@ -22,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from fashionrec import __version__
 from fashionrec.api.body import BodyGuard
 from fashionrec.api.errors import install_error_handlers
+from fashionrec.api.items_routes import router as items_router
 from fashionrec.api.metrics import Metrics, MetricsMiddleware
 from fashionrec.api.routes import router as api_router
 from fashionrec.api.service import RecommenderService
@@ -61,6 +62,7 @@ def create_app(recommender: Recommender, *, settings: ApiSettings | None = None)
     # outermost of ours: it sees every answer, and holds early ones back until the request body is drained
     app.add_middleware(BodyGuard, drain_bytes=settings.drain_bytes, body_timeout_s=settings.body_timeout_s)
     app.include_router(api_router)
+    app.include_router(items_router)
     app.include_router(metrics.router())
     for module in OPTIONAL_ROUTERS:
         if importlib.util.find_spec(module) is not None:

@@ -3,8 +3,9 @@
 The model is loaded once at start-up. Requests run on a thread pool, so two locks serialise what must not run
 concurrently: the network (one forward pass at a time; PyTorch already uses every core for one, and running two
 at once only makes both slower) and the SQLite connection (one connection shared by all threads). Decoding an
-upload needs neither lock, so it overlaps with other requests' inference. Facets and trends are computed once,
-because the index does not change while it is being served.
+upload needs neither lock, so it overlaps with other requests' inference. Facets and trends are computed when
+first asked for after the products changed (the items API changes them: :mod:`fashionrec.live`); a write holds the
+database lock, so a query sees the catalogue before the write or after it, never half of it.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ from fashionrec.api.models import (
 )
 from fashionrec.api.settings import ApiSettings
 from fashionrec.api.uploads import decode_upload
+from fashionrec import live
 from fashionrec.catalog_db import StoredItem
+from fashionrec.errors import FashionrecError
 from fashionrec.feedback import BoxError, UnknownExampleError, box_pixels, check_examples
 from fashionrec.filters import Filters, parse_filters
 from fashionrec.hybrid import Preferences, parse_preferences
@@ -54,10 +57,24 @@ class RecommenderService:
         self.settings = settings
         self._model_lock = threading.Lock()
         self._db_lock = threading.Lock()
+        self._facets: FacetsOut | None = None
+        self._trends: TrendsOut | None = None
+
+    @property
+    def facets(self) -> FacetsOut:
         with self._db_lock:
-            db = recommender.db
-            self.facets = _facets(db.count(), db.columns, count_values((i.metadata for i in db.iter_items()), db.columns))
-            self.trends = TrendsOut.model_validate(compute_trends(db))
+            if self._facets is None:
+                db = self.recommender.db
+                counts = count_values((i.metadata for i in db.iter_items()), db.columns)
+                self._facets = _facets(db.count(), db.columns, counts)
+            return self._facets
+
+    @property
+    def trends(self) -> TrendsOut:
+        with self._db_lock:
+            if self._trends is None:
+                self._trends = TrendsOut.model_validate(compute_trends(self.recommender.db))
+            return self._trends
 
     def health(self) -> HealthOut:
         embedder = self.recommender.embedder
@@ -134,6 +151,43 @@ class RecommenderService:
             raise ApiError(404, f"the image of item {item_id!r} is missing from the catalogue folder")
         return path
 
+    # writes (the items API) ----------------------------------------------------------------------------
+    def put_item(self, item_id: str, photos: Sequence[bytes], fields: dict[str, str]) -> tuple[ItemOut, bool]:
+        """Add or replace product ``item_id`` with its photo and metadata; the product, and whether it is new."""
+        rec = self.recommender
+        with _write_errors():
+            live.check_item_id(item_id)
+            live.check_metadata(fields, rec.columns)
+            if len(photos) != 1:
+                raise ApiError(422, f"send exactly one photo in the multipart field 'file' (got {len(photos)})")
+            upload = decode_upload(photos[0], self.settings.max_pixels)
+            with self._model_lock:
+                photo = live.embed_photo(rec, photos[0], upload.image, max_pixels=self.settings.max_pixels)
+            with self._db_lock:
+                created = rec.db.get(item_id) is None
+                item = live.put_item(rec, item_id, photo, fields)
+                self._changed()
+        return item_out(item), created
+
+    def patch_item(self, item_id: str, fields: dict[str, str]) -> ItemOut:
+        """Change some metadata columns of a product."""
+        with _write_errors():
+            if not fields:
+                raise ApiError(422, "send at least one metadata column as a form field")
+            with self._db_lock:
+                item = live.patch_item(self.recommender, item_id, fields)
+                self._changed()
+        return item_out(item)
+
+    def delete_item(self, item_id: str) -> None:
+        with _write_errors(), self._db_lock:
+            live.delete_item(self.recommender, item_id)
+            self._changed()
+
+    def _changed(self) -> None:
+        """The products changed (the caller holds the database lock): derived views are recomputed when asked."""
+        self._facets = self._trends = None
+
     def _item(self, item_id: str) -> StoredItem:
         item = self.recommender.item(item_id)
         if item is None:
@@ -155,6 +209,17 @@ def _steering_errors() -> Iterator[None]:
     except UnknownExampleError as exc:
         raise ApiError(422, str(exc)) from None
     except BoxError as exc:
+        raise ApiError(422, str(exc)) from None
+
+
+@contextmanager
+def _write_errors() -> Iterator[None]:
+    """An unknown product is a 404, a bad id or an unknown column a 422 naming it."""
+    try:
+        yield
+    except live.UnknownItemError as exc:
+        raise ApiError(404, str(exc)) from None
+    except FashionrecError as exc:
         raise ApiError(422, str(exc)) from None
 
 

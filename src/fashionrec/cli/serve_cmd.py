@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     origins = args.cors_origin or [o.strip() for o in env_default("FASHIONREC_CORS_ORIGINS").split(",") if o.strip()]
     settings = ApiSettings(
         max_upload_bytes=int(args.max_upload_mb * MIB), max_pixels=args.max_pixels, cors_origins=tuple(origins),
-        body_timeout_s=args.body_timeout,
+        body_timeout_s=args.body_timeout, api_key=env_default("FASHIONREC_API_KEY") or None,
     )
     with open_recommender(args) as rec:
         apply_ranking_options(args, rec)

@@ -177,6 +177,8 @@ class FaissStore:
     kind: str
     model: dict[str, Any]
     meta: MetadataColumns | None = None
+    generation: int = 0
+    """The database generation (CatalogDB.generation) these vectors were published from."""
 
     def __post_init__(self) -> None:
         self.dim = int(self.index.d)
@@ -201,6 +203,7 @@ class FaissStore:
                 "count": len(self.ids),
                 "model": self.model,
                 "ids": self.ids,
+                "generation": self.generation,
                 "payload_sha256": hashlib.sha256(payload).hexdigest(),
             }
         ).encode()
@@ -232,11 +235,53 @@ class FaissStore:
         try:  # a checksum only proves the file is intact, not that a foreign writer produced valid content
             index = faiss.deserialize_index(np.frombuffer(payload, dtype=np.uint8))
             ids, kind, model = [str(i) for i in header["ids"]], str(header["kind"]), dict(header["model"])
+            generation = int(header.get("generation", 0))
         except (RuntimeError, KeyError, TypeError, ValueError) as exc:
             raise IndexFormatError(f"{path}: unreadable index content ({exc}); re-run `fashionrec index`") from None
         if index.ntotal != len(ids):
             raise IndexFormatError(f"{path}: {index.ntotal} vectors but {len(ids)} ids")
-        return cls(index=index, ids=ids, kind=kind, model=model)
+        return cls(index=index, ids=ids, kind=kind, model=model, generation=generation)
+
+    # changes one product at a time (the items API) ------------------------------------------------------
+    def upsert(self, item_id: str, vector: np.ndarray, metadata: dict[str, str]) -> None:
+        """Add a product's vector (unit, in the searched space), replacing any it had.
+
+        Exact ("flat") indexes add and remove in place; the other kinds cannot remove a vector (HNSW) or would
+        put it in lists trained without it, so they are rebuilt from the vectors they hold (seconds at 100k)."""
+        self.remove(item_id)
+        row = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, self.dim)
+        if isinstance(self.index, faiss.IndexFlat):
+            self.index.add(row)
+        else:
+            held = self.index.reconstruct_n(0, self.index.ntotal) if self.index.ntotal else row[:0]
+            self.index, self.kind = build_index(np.vstack([held, row]), self.kind)  # type: ignore[arg-type]
+        self.ids.append(item_id)
+        self._position[item_id] = len(self.ids) - 1
+        if self.meta is not None:
+            self.meta.append(metadata)
+
+    def remove(self, item_id: str) -> bool:
+        """Drop a product's vector; False when the store has none for it."""
+        pos = self._position.get(item_id)
+        if pos is None:
+            return False
+        if isinstance(self.index, faiss.IndexFlat):
+            self.index.remove_ids(faiss.IDSelectorRange(pos, pos + 1))  # later rows move up by one, in order
+        else:
+            keep = np.delete(np.arange(self.index.ntotal), pos)
+            held = self.index.reconstruct_batch(keep) if len(keep) else np.zeros((0, self.dim), np.float32)
+            self.index, self.kind = build_index(held, self.kind)  # type: ignore[arg-type]
+        del self.ids[pos]
+        self._position = {i: n for n, i in enumerate(self.ids)}
+        if self.meta is not None:
+            self.meta.delete(pos)
+        return True
+
+    def set_metadata(self, item_id: str, metadata: dict[str, str]) -> None:
+        """New filter values for a product already in the store."""
+        pos = self._position.get(item_id)
+        if pos is not None and self.meta is not None:
+            self.meta.set(pos, metadata)
 
     # search ---------------------------------------------------------------------------------------------
     def position(self, item_id: str) -> int | None:

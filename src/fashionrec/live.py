@@ -1,0 +1,166 @@
+"""Change one product of an index while it is in use: add or replace it with a photo, change its metadata, remove it.
+
+The order of every write is what makes it durable and immediately searchable:
+
+1. the photo is kept under ``INDEX_DIR/uploads/<id>/<digest>.<ext>`` (written atomically; its name is its content,
+   so a replaced product's old photo stays in place until the database no longer names it);
+2. SQLite, the source of truth, gets the product (its raw backbone features, as ``fashionrec index`` stores them)
+   and a new generation (:attr:`CatalogDB.generation`), in one committed transaction;
+3. the open vector store is updated in memory (exact "flat" indexes in place; other kinds are rebuilt, see
+   :meth:`FaissStore.upsert`) and the FAISS file is re-written with that generation.
+
+A process killed between 2 and 3 leaves a FAISS file older than the database; :meth:`Recommender.open` sees the
+generations differ and builds the searched vectors from the database instead, so nothing committed is lost.
+
+The caller serialises calls on one :class:`Recommender` (the API server holds its database lock around them).
+A later ``fashionrec index`` of the catalogue folder makes the index match the folder again: the folder wins.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from fashionrec.atomic import write_atomically
+from fashionrec.catalog_db import StoredItem
+from fashionrec.errors import FashionrecError, ImageError
+from fashionrec.filters import MetadataColumns
+from fashionrec.imageio import ACCEPTED_FORMATS, DEFAULT_MAX_PIXELS, load_image
+from fashionrec.recommend import Recommender
+from fashionrec.stores.faiss_store import FaissStore
+
+UPLOADS_DIR = "uploads"
+ITEM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+"""Ids the items API accepts: they name a folder under ``uploads/``, so no separators and no leading dot."""
+EXTENSIONS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp"}
+
+
+class UnknownItemError(FashionrecError):
+    """The product named does not exist."""
+
+
+@dataclass(frozen=True)
+class Photo:
+    """An uploaded product photo, checked and embedded, ready to be stored."""
+
+    data: bytes
+    extension: str
+    digest: str
+    features: np.ndarray
+    """Raw backbone features (one row), as SQLite keeps them."""
+
+
+def check_item_id(item_id: str) -> str:
+    if not ITEM_ID.fullmatch(item_id):
+        raise FashionrecError(
+            f"item_id {item_id!r} is not accepted: 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return item_id
+
+
+def check_metadata(metadata: Mapping[str, str], columns: list[str]) -> dict[str, str]:
+    """``metadata`` if every key is a column of the index (an unknown one is an error naming it)."""
+    unknown = [key for key in metadata if key not in columns]
+    if unknown:
+        raise FashionrecError(f"metadata: unknown column {unknown[0]!r}; columns: {', '.join(columns)}")
+    return {key: str(value) for key, value in metadata.items()}
+
+
+def photo_format(data: bytes) -> str:
+    """The accepted format of ``data`` (read from its header), or an :class:`ImageError`."""
+    try:
+        with Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as probe:
+            return str(probe.format)
+    except Exception:  # noqa: BLE001 - any failure to identify is the same user error
+        raise ImageError(f"photo: not an image in an accepted format ({', '.join(ACCEPTED_FORMATS)})") from None
+
+
+def embed_photo(
+    rec: Recommender, data: bytes, image: Image.Image | None = None, *, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> Photo:
+    """Check and embed a product photo with ``rec``'s own model, as ``fashionrec index`` embeds catalogue photos
+    (no query-side cropping). ``image`` is ``data`` already decoded, when the caller has it."""
+    extension = EXTENSIONS.get(photo_format(data), "jpg")
+    image = image if image is not None else load_image(data, max_pixels=max_pixels)
+    features = rec.embedder.embed_arrays(rec.embedder.preprocess(image)[None])
+    digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+    return Photo(data, extension, digest, np.ascontiguousarray(features, dtype=np.float32))
+
+
+def put_item(rec: Recommender, item_id: str, photo: Photo, metadata: Mapping[str, str]) -> StoredItem:
+    """Add product ``item_id`` or replace it whole: its photo, and its metadata (columns not given are empty)."""
+    store = _faiss(rec)
+    check_item_id(item_id)
+    values = check_metadata(metadata, rec.columns)
+    folder = Path(rec.index_dir) / UPLOADS_DIR / item_id
+    folder.mkdir(parents=True, exist_ok=True)
+    path = write_atomically(folder / f"{photo.digest}.{photo.extension}", photo.data)
+    item = StoredItem(item_id, str(path.resolve()), {c: values.get(c, "") for c in rec.columns})
+    generation = rec.db.put_item(item, photo.digest, photo.features[0])
+    vector = rec.project(photo.features)[0]
+    _apply(rec, store, generation, lambda: store.upsert(item_id, vector, item.metadata))
+    for old in folder.iterdir():  # photos of this product's earlier versions: no longer named by the database
+        if old != path and not old.name.startswith("."):
+            old.unlink(missing_ok=True)
+    return item
+
+
+def patch_item(rec: Recommender, item_id: str, metadata: Mapping[str, str]) -> StoredItem:
+    """Change some metadata columns of an existing product; its photo and vector stay."""
+    store = _faiss(rec)
+    values = check_metadata(metadata, rec.columns)
+    current = rec.db.get(item_id)
+    if current is None:
+        raise UnknownItemError(f"unknown item id {item_id!r}")
+    merged = {**current.metadata, **values}
+    generation = rec.db.update_metadata(item_id, merged)
+    if generation is None:
+        raise UnknownItemError(f"unknown item id {item_id!r}")
+    _apply(rec, store, generation, lambda: store.set_metadata(item_id, merged))
+    return StoredItem(item_id, current.image_path, merged)
+
+
+def delete_item(rec: Recommender, item_id: str) -> None:
+    """Remove a product (and the photos the items API kept for it; a catalogue folder's photo is left alone)."""
+    store = _faiss(rec)
+    generation = rec.db.delete_item(item_id)
+    if generation is None:
+        raise UnknownItemError(f"unknown item id {item_id!r}")
+    _apply(rec, store, generation, lambda: store.remove(item_id))
+    if ITEM_ID.fullmatch(item_id):
+        shutil.rmtree(Path(rec.index_dir) / UPLOADS_DIR / item_id, ignore_errors=True)
+
+
+def _faiss(rec: Recommender) -> FaissStore:
+    if not isinstance(rec.store, FaissStore):
+        raise FashionrecError("changing products one at a time needs the FAISS store (--store faiss)")
+    return rec.store
+
+
+def _apply(rec: Recommender, store: FaissStore, generation: int, change: Callable[[], object]) -> None:
+    """Bring the open store to ``generation``: by ``change`` when it was one generation behind, else (another
+    process wrote too) by rebuilding it from the database; then re-write the FAISS file."""
+    from fashionrec.indexing import build_store  # here: indexing imports the catalogue reader, tqdm, ...
+
+    if store.generation == generation - 1 and store.meta is not None:
+        change()
+        store.generation = generation
+    else:
+        model = json.loads(rec.db.get_setting("model") or "null")
+        fresh = build_store(rec.db, Path(rec.index_dir), model, store.kind)  # type: ignore[arg-type]
+        found = rec.db.get_many(fresh.ids)
+        store.index, store.ids, store.kind, store.model = fresh.index, fresh.ids, fresh.kind, fresh.model
+        store.generation = fresh.generation
+        store.meta = MetadataColumns(rec.db.columns, [found[i].metadata for i in fresh.ids])
+        store.__post_init__()
+    rec.forget_cached_values()
+    store.save(Path(rec.index_dir))

@@ -1,0 +1,232 @@
+"""The items API (issue 17): add, replace, change and remove products of a served index.
+
+Each change is visible to the very next query, survives a SIGKILL of a real server, needs the API key (401 without
+or with a wrong one, 403 when the server has none), and a later `fashionrec index` of the catalogue folder makes
+the index match the folder again (the folder wins).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from fashionrec import live
+from fashionrec.api import ApiSettings, create_app
+from fashionrec.catalog_db import CatalogDB, StoredItem
+from fashionrec.cli import main
+from fashionrec.indexing import index_catalog
+from fashionrec.modelspec import ModelSpec
+from fashionrec.recommend import Recommender
+from tests.conftest import DEMO_QUERIES, ServeProcess
+
+KEY = "test-key-0123456789abcdef"
+AUTH = {"X-API-Key": KEY}
+DRESS = (DEMO_QUERIES / "dress.jpg").read_bytes()
+SHOES = (DEMO_QUERIES / "shoes.jpg").read_bytes()
+
+
+@pytest.fixture
+def rec(live_index: Path) -> Iterator[Recommender]:
+    with Recommender.open(live_index) as opened:
+        yield opened
+
+
+@pytest.fixture
+def client(rec: Recommender) -> TestClient:
+    return TestClient(create_app(rec, settings=ApiSettings(api_key=KEY)))
+
+
+def top(client: TestClient, photo: bytes, **params: object) -> list[dict]:
+    answer = client.post("/api/recommend", files={"file": ("q.jpg", photo)}, params={"k": 3, **params})
+    assert answer.status_code == 200, answer.text
+    return answer.json()["results"]
+
+
+def put(client: TestClient, item_id: str, photo: bytes, headers: dict[str, str] = AUTH, **meta: str):
+    return client.put(f"/api/items/{item_id}", files={"file": ("p.jpg", photo)}, data=meta, headers=headers)
+
+
+def test_writes_need_the_key(client: TestClient, rec: Recommender) -> None:
+    for headers in ({}, {"X-API-Key": "wrong-key-0123456789"}, {"X-API-Key": KEY[:-1]}):
+        assert put(client, "x1", DRESS, headers=headers).status_code == 401
+        assert client.patch("/api/items/1548", data={"baseColour": "Red"}, headers=headers).status_code == 401
+        answer = client.delete("/api/items/1548", headers=headers)
+        assert answer.status_code == 401 and set(answer.json()) == {"error", "detail"}
+        assert KEY not in answer.text
+    assert rec.item("x1") is None and rec.item("1548") is not None
+    assert client.get("/api/items/1548").status_code == 200  # reads stay public
+
+
+def test_no_key_configured_means_writes_are_off(rec: Recommender) -> None:
+    client = TestClient(create_app(rec, settings=ApiSettings()))
+    assert put(client, "x1", DRESS).status_code == 403
+    assert client.patch("/api/items/1548", data={"baseColour": "Red"}, headers=AUTH).status_code == 403
+    assert client.delete("/api/items/1548", headers=AUTH).status_code == 403
+    assert rec.item("x1") is None and rec.item("1548") is not None
+
+
+def test_add_replace_patch_delete_each_visible_to_the_next_query(client: TestClient, live_index: Path) -> None:
+    before = client.get("/api/facets").json()["items"]
+    answer = put(client, "new-dress", DRESS, articleType="Dresses", baseColour="Teal")
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["metadata"]["articleType"] == "Dresses" and answer.json()["metadata"]["gender"] == ""
+    assert top(client, DRESS)[0]["id"] == "new-dress"
+    assert client.get("/images/new-dress").content == DRESS
+    assert client.get("/api/facets").json()["items"] == before + 1
+
+    answer = put(client, "new-dress", SHOES, articleType="Sports Shoes")  # replaced whole: photo and metadata
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["metadata"]["baseColour"] == ""
+    assert top(client, SHOES)[0]["id"] == "new-dress"
+    assert client.get("/images/new-dress").content == SHOES
+    assert len(list((live_index / "uploads" / "new-dress").iterdir())) == 1  # the replaced photo is gone
+
+    answer = client.patch("/api/items/new-dress", data={"baseColour": "Mauve"}, headers=AUTH)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["metadata"] == {**answer.json()["metadata"], "articleType": "Sports Shoes", "baseColour": "Mauve"}
+    assert [r["id"] for r in top(client, DRESS, filter="baseColour=Mauve")] == ["new-dress"]
+
+    assert client.delete("/api/items/new-dress", headers=AUTH).status_code == 204
+    assert client.get("/api/items/new-dress").status_code == 404
+    assert "new-dress" not in [r["id"] for r in top(client, SHOES)]
+    assert top(client, DRESS, filter="baseColour=Mauve") == []
+    assert not (live_index / "uploads" / "new-dress").exists()
+    assert client.get("/api/facets").json()["items"] == before
+
+
+def test_catalogue_products_can_be_changed_and_removed(client: TestClient) -> None:
+    assert client.patch("/api/items/1548", data={"season": "Winter"}, headers=AUTH).json()["metadata"]["season"] == "Winter"
+    assert client.get("/api/items/1548").json()["metadata"]["season"] == "Winter"
+    assert client.delete("/api/items/1548", headers=AUTH).status_code == 204
+    assert client.get("/api/items/1548/similar").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status"),
+    [
+        ("put", "/api/items/.hidden", {"files": {"file": ("p.jpg", DRESS)}}, 422),
+        ("put", "/api/items/a b", {"files": {"file": ("p.jpg", DRESS)}}, 422),
+        ("put", "/api/items/ok", {"files": {"file": ("p.jpg", DRESS)}, "data": {"colour": "Red"}}, 422),
+        ("put", "/api/items/ok", {"data": {"baseColour": "Red"}, "files": {"other": ("p.jpg", DRESS)}}, 422),
+        ("put", "/api/items/ok", {"files": [("file", ("a.jpg", DRESS)), ("file", ("b.jpg", SHOES))]}, 422),
+        ("put", "/api/items/ok", {"files": {"file": ("p.jpg", b"not an image at all")}}, 415),
+        ("put", "/api/items/ok", {"files": {"file": ("p.jpg", DRESS[: len(DRESS) // 2])}}, 422),
+        ("put", "/api/items/ok", {"files": {"file": ("p.jpg", b"")}}, 400),
+        ("put", "/api/items/ok", {"json": {"baseColour": "Red"}}, 415),
+        ("patch", "/api/items/nope", {"data": {"baseColour": "Red"}}, 404),
+        ("patch", "/api/items/1548", {"data": {"colour": "Red"}}, 422),
+        ("patch", "/api/items/1548", {"files": {"file": ("p.jpg", DRESS)}, "data": {"baseColour": "Red"}}, 422),
+        ("delete", "/api/items/nope", {}, 404),
+    ],
+)
+def test_bad_writes_are_4xx_and_change_nothing(
+    client: TestClient, rec: Recommender, method: str, path: str, kwargs: dict, status: int
+) -> None:
+    count, generation = len(rec), rec.db.generation
+    answer = getattr(client, method)(path, headers=AUTH, **kwargs)
+    assert answer.status_code == status, answer.text
+    assert set(answer.json()) == {"error", "detail"}
+    assert len(rec) == count and rec.db.generation == generation and rec.item("ok") is None
+
+
+def test_a_write_cut_short_before_the_vector_file_is_recovered_from_the_database(rec: Recommender) -> None:
+    photo = live.embed_photo(rec, DRESS)
+    item = StoredItem("cut-short", str(DEMO_QUERIES / "dress.jpg"), {c: "" for c in rec.columns})
+    rec.db.put_item(item, photo.digest, photo.features[0])  # committed; the process "dies" before the FAISS file
+    with Recommender.open(rec.index_dir) as reopened:
+        assert reopened.recommend(DRESS, k=1)[0].id == "cut-short"
+        assert len(reopened) == len(rec) + 1
+
+
+def request(base: str, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None):
+    req = urllib.request.Request(base + path, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=120) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def form(fields: dict[str, str], photo: bytes | None = None) -> tuple[bytes, dict[str, str]]:
+    boundary = "items-test-boundary"
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode() for k, v in fields.items()]
+    if photo is not None:
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="p.jpg"\r\n'
+                     "Content-Type: image/jpeg\r\n\r\n".encode() + photo + b"\r\n")
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+def recommend_ids(base: str, photo: bytes, query: str = "k=3") -> list[str]:
+    body, headers = form({}, photo)
+    status, answer = request(base, "POST", f"/api/recommend?{query}", body, headers)
+    assert status == 200, answer
+    return [r["id"] for r in json.loads(answer)["results"]]
+
+
+def test_changes_survive_sigkill_of_a_real_server(
+    live_index: Path, serve_process: Callable[..., ServeProcess]
+) -> None:
+    server = serve_process(live_index, {"FASHIONREC_API_KEY": KEY})
+    base = server.start()
+    body, headers = form({"articleType": "Dresses", "baseColour": "Teal"}, DRESS)
+    assert request(base, "PUT", "/api/items/live-1", body, {**headers, **AUTH})[0] == 201
+    assert recommend_ids(base, DRESS)[0] == "live-1"
+    body, headers = form({"baseColour": "Mauve"})
+    assert request(base, "PATCH", "/api/items/live-1", body, {**headers, **AUTH})[0] == 200
+    assert request(base, "DELETE", "/api/items/1548", None, AUTH)[0] == 204
+    assert "1548" not in recommend_ids(base, SHOES, "k=20")
+    body, headers = form({}, DRESS)
+    assert request(base, "PUT", "/api/items/live-2", body, headers)[0] == 401  # the key is needed here too
+    server.kill()
+
+    base = server.start()
+    assert recommend_ids(base, DRESS)[0] == "live-1"
+    status, answer = request(base, "GET", "/api/items/live-1")
+    assert status == 200 and json.loads(answer)["metadata"]["baseColour"] == "Mauve"
+    assert request(base, "GET", "/images/live-1")[1] == DRESS
+    assert request(base, "GET", "/api/items/1548")[0] == 404
+    assert "1548" not in recommend_ids(base, SHOES, "k=20")
+    assert request(base, "GET", "/api/items/live-2")[0] == 404
+
+
+def test_cli_add_and_remove(live_index: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    photo = DEMO_QUERIES / "pants.jpg"
+    assert main(["add", "cli-1", str(photo), "--meta", "articleType=Trousers", "--index-dir", str(live_index),
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["items"] == 21
+    with Recommender.open(live_index) as rec:
+        assert rec.recommend(str(photo), k=1)[0].id == "cli-1"
+        assert rec.item("cli-1").metadata["articleType"] == "Trousers"  # type: ignore[union-attr]
+    assert main(["add", "cli-2", str(photo), "--meta", "colour=Red", "--index-dir", str(live_index)]) == 2
+    assert "unknown column 'colour'" in capsys.readouterr().err
+    assert main(["remove", "cli-1", "--index-dir", str(live_index)]) == 0
+    assert main(["remove", "cli-1", "--index-dir", str(live_index)]) == 2
+    assert "unknown item id 'cli-1'" in capsys.readouterr().err
+    with Recommender.open(live_index) as rec:
+        assert rec.item("cli-1") is None and len(rec) == 20
+
+
+def test_a_later_index_of_the_catalogue_folder_wins(live_index: Path) -> None:
+    catalog = live_index.parent / "catalog"
+    with Recommender.open(live_index) as rec:
+        live.put_item(rec, "api-only", live.embed_photo(rec, DRESS), {"articleType": "Dresses"})
+        live.patch_item(rec, "1548", {"baseColour": "Gold"})
+        gone = next(i.id for i in rec.db.iter_items() if i.id != "1548")
+        live.delete_item(rec, gone)
+    index_catalog(catalog, live_index, model=ModelSpec("efficientnet-lite0", 64), progress=False)
+    assert not (live_index / "uploads" / "api-only").exists()
+    with Recommender.open(live_index) as rec:
+        assert rec.item("api-only") is None
+        assert rec.item("1548").metadata["baseColour"] == "White"  # type: ignore[union-attr]
+        assert rec.item(gone) is not None and len(rec) == 20
+    db = CatalogDB(live_index)
+    try:
+        assert db.count(embedded=True) == 20
+    finally:
+        db.close()
