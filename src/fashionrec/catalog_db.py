@@ -110,11 +110,14 @@ class CatalogDB:
         return json.loads(self.get_setting("columns") or "[]")
 
     # catalogue sync -------------------------------------------------------------------------------------
-    def sync(self, rows: Sequence[tuple[str, str, str, dict[str, str]]], columns: Sequence[str]) -> SyncCounts:
+    def sync(
+        self, rows: Sequence[tuple[str, str, str, dict[str, str]]], columns: Sequence[str], *, keep_removed: bool = False
+    ) -> SyncCounts:
         """Make the items table match the catalogue: ``rows`` are (id, image_path, digest, metadata).
 
         A changed image (new digest) loses its vector so it is embedded again; changed metadata alone keeps it.
-        Items no longer in the catalogue are deleted. All in one transaction.
+        Items no longer in the catalogue are deleted, unless ``keep_removed`` (the caller deletes them later, with
+        :meth:`drop_items`). All in one transaction.
         """
         known = {r[0]: r[1] for r in self.conn.execute("SELECT id, digest FROM items")}
         incoming = {r[0] for r in rows}
@@ -139,7 +142,8 @@ class CatalogDB:
                     unchanged += 1
                     self.conn.execute("UPDATE items SET image_path=?, meta=? WHERE id=?", (image_path, meta_json, item_id))
             removed = [(i,) for i in known if i not in incoming]
-            self.conn.executemany("DELETE FROM items WHERE id=?", removed)
+            if not keep_removed:
+                self.conn.executemany("DELETE FROM items WHERE id=?", removed)
             self.conn.execute(
                 "INSERT OR REPLACE INTO settings(key, value) VALUES ('columns', ?)", (json.dumps(list(columns)),)
             )

@@ -61,6 +61,17 @@ class MetadataColumns:
             self._codes[column] = np.array([vocab.setdefault(r.get(column, ""), len(vocab)) for r in rows], np.int32)
         self.size = len(rows)
 
+    def row(self, position: int) -> dict[str, str]:
+        """The metadata of the row at ``position``, as it was given."""
+        if not hasattr(self, "_names"):  # reverse vocabularies, built when first needed
+            self._names = {c: list(self._vocab[c]) for c in self.columns}
+        names = self._names
+        for column in self.columns:
+            vocab = self._vocab[column]
+            if len(names[column]) < len(vocab):
+                names[column].extend(list(vocab)[len(names[column]):])
+        return {column: names[column][int(self._codes[column][position])] for column in self.columns}
+
     def append(self, row: Mapping[str, str]) -> None:
         """One more row at the end (a product added by the items API)."""
         for column in self.columns:

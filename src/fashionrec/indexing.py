@@ -201,10 +201,12 @@ def index_catalog(
         if previous is not None and not same_vectors(json.loads(previous), model_info):
             db.clear_vectors()
         db.set_setting("model", json.dumps(model_info))
-        _retire_stale_faiss(db, index_path, rows)
-        counts = db.sync(rows, catalog.columns)
-        _drop_orphan_uploads(db, index_path)
-        todo = db.pending()
+        # Products that left the catalogue stay until the new vectors are ready, so that a server still answering
+        # from the previous generation finds every product it knows (issue 17: swaps between generations).
+        removed = sorted({item.id for item in db.iter_items()} - {row[0] for row in rows})
+        counts = db.sync(rows, catalog.columns, keep_removed=True)
+        leaving = set(removed)
+        todo = [item for item in db.pending() if item[0] not in leaving]
         embedded = 0
         with tqdm(total=len(todo), desc="embedding", unit="img", disable=not progress) as bar:
             for ids, vectors, failures in (engine or embed_batches)(embedder, todo, batch_size):
@@ -214,6 +216,9 @@ def index_catalog(
                     catalog.report.unreadable_images.extend({"id": i, "error": e} for i, e in failures)
                 embedded += len(ids)
                 bar.update(len(ids) + len(failures))
+        _retire_stale_faiss(db, index_path, rows)
+        db.drop_items(removed)
+        _drop_orphan_uploads(db, index_path)
         if publish is not None:
             publish(db, index_path, model_info)
             kind = "external"

@@ -322,8 +322,8 @@ class Recommender:
         scores = contrast_scores(self._candidate_vectors(ids), positives, negatives)
         reranked = bool(prefer and self.hybrid_weight) or bool(consensus)
         order = np.argsort(-scores, kind="stable")[: None if reranked else k]
-        items = self.db.get_many([ids[n] for n in order])
-        ranked = [Result(ids[n], float(scores[n]), items[ids[n]].metadata) for n in order if ids[n] in items]
+        items = self.metadata([ids[n] for n in order])
+        ranked = [Result(ids[n], float(scores[n]), items[ids[n]]) for n in order if ids[n] in items]
         if not reranked:
             return ranked
         return rerank(ranked, k, prefer=prefer, weight=self.hybrid_weight, consensus=consensus,
@@ -340,8 +340,27 @@ class Recommender:
         return normalise_filters(filters, self.columns)
 
     def _results(self, hits: list[Hit]) -> list[Result]:
-        items = self.db.get_many([h.id for h in hits])
-        return [Result(h.id, h.score, items[h.id].metadata) for h in hits if h.id in items]
+        items = self.metadata([h.id for h in hits])
+        return [Result(h.id, h.score, items[h.id]) for h in hits if h.id in items]
+
+    def metadata(self, ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        """Searched products' metadata: from the FAISS store's own copy when it has one (so a server answering
+        from this generation while a re-index changes the database still answers with this generation's
+        products), else from the database."""
+        meta = getattr(self.store, "meta", None)
+        if not isinstance(self.store, FaissStore) or not isinstance(meta, MetadataColumns):
+            return {i: item.metadata for i, item in self.db.get_many(ids).items()}
+        out: dict[str, dict[str, str]] = {}
+        missing = []
+        for item_id in ids:
+            position = self.store.position(item_id)
+            if position is None:
+                missing.append(item_id)
+            else:
+                out[item_id] = meta.row(position)
+        if missing:
+            out.update({i: item.metadata for i, item in self.db.get_many(missing).items()})
+        return out
 
 
 def _in_order(db: CatalogDB, ids: Sequence[str]) -> list[StoredItem]:

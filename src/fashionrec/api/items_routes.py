@@ -1,4 +1,5 @@
-"""The write side of the API: change products while serving (``PUT`` / ``PATCH`` / ``DELETE /api/items/{id}``).
+"""The write side of the API: change products while serving (``PUT`` / ``PATCH`` / ``DELETE /api/items/{id}``),
+and switch to a new index generation (``POST /admin/reload``).
 
 Writes need the server's API key (``FASHIONREC_API_KEY``) in the ``X-API-Key`` header, compared in constant
 time; without a key configured the write routes exist but answer 403 to everyone, and a missing or wrong key is a
@@ -16,6 +17,7 @@ from urllib.parse import parse_qsl
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request, Response
+from pydantic import BaseModel, Field
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
@@ -24,6 +26,7 @@ from fashionrec.api.errors import ApiError
 from fashionrec.api.models import ErrorOut, ItemOut
 from fashionrec.api.service import RecommenderService, get_service
 from fashionrec.api.uploads import MULTIPART_SLACK, UPLOAD_FIELD, too_large
+from fashionrec.errors import FashionrecError
 
 Service = Annotated[RecommenderService, Depends(get_service)]
 MAX_FIELD_BYTES = 16 * 1024
@@ -146,6 +149,25 @@ async def _read_urlencoded(request: Request) -> _Form:
     except (UnicodeDecodeError, ValueError) as exc:
         raise ApiError(422, f"malformed form body ({exc})") from None
     return form
+
+
+class ReloadOut(BaseModel):
+    """The index now served."""
+
+    items: int = Field(description="products in the index now served")
+    generation: int | None = Field(description="the index generation now served (None: a store without one)")
+
+
+@router.post("/admin/reload", response_model=ReloadOut, summary="Switch to the index's newest generation (API key)")
+def reload(service: Service) -> ReloadOut:
+    """Open the index directory again and switch to it between requests (a re-index, a new head or model);
+    requests already running finish on the previous one. `fashionrec serve` also does this by itself when it
+    sees a new generation (`--refresh`)."""
+    try:
+        rec = service.reload()
+    except FashionrecError as exc:
+        raise ApiError(409, f"the index cannot be opened now, still serving the previous one: {exc}") from None
+    return ReloadOut(items=len(rec), generation=service.generation())
 
 
 @router.put("/api/items/{item_id}", response_model=ItemOut, summary="Add or replace a product (API key)",

@@ -6,15 +6,28 @@ at once only makes both slower) and the SQLite connection (one connection shared
 upload needs neither lock, so it overlaps with other requests' inference. Facets and trends are computed when
 first asked for after the products changed (the items API changes them: :mod:`fashionrec.live`); a write holds the
 database lock, so a query sees the catalogue before the write or after it, never half of it.
+
+A new index generation (a re-index, a new head or model, ``fashionrec add`` from another process) is picked up
+by :meth:`RecommenderService.reload`, which the refresh thread (:meth:`RecommenderService.start_refresh`) calls when
+the database's generation moves past the one the searched vectors were published at, and ``POST /admin/reload``
+calls on demand. Each request is pinned to the Recommender that was current when it started and uses only that
+one, so it never mixes two generations; the new Recommender is opened beside the old one, then swapped in, and the
+old one is closed as soon as its last request is done (so memory does not grow with each swap). The model is
+reused when the new generation has the same one.
 """
 
 from __future__ import annotations
 
+import functools
+import json
+import logging
 import threading
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from fastapi import Request
 
@@ -36,12 +49,14 @@ from fashionrec.api.models import (
 from fashionrec.api.settings import ApiSettings
 from fashionrec.api.uploads import decode_upload
 from fashionrec import live
-from fashionrec.catalog_db import StoredItem
+from fashionrec.catalog_db import CatalogDB, StoredItem
 from fashionrec.errors import FashionrecError
 from fashionrec.feedback import BoxError, UnknownExampleError, box_pixels, check_examples
 from fashionrec.filters import Filters, parse_filters
 from fashionrec.hybrid import Preferences, parse_preferences
+from fashionrec.modelspec import same_vectors
 from fashionrec.recommend import Recommender
+from fashionrec.stores.faiss_store import FaissStore
 from fashionrec.trends import compute_trends, count_values
 
 MAX_FACET_VALUES = 200
@@ -49,45 +64,169 @@ MAX_FACET_VALUES = 200
 as a list of filter choices; it can still be used in ``filter=``."""
 
 
+log = logging.getLogger("fashionrec.api")
+F = TypeVar("F", bound=Callable[..., Any])
+RANKING_OPTIONS = ("hybrid_weight", "consensus_weight", "consensus_column", "localise", "feedback_method")
+"""Options set on a Recommender after it was opened (``fashionrec serve`` flags): carried over to the next one."""
+
+
+@dataclass
+class _Lease:
+    """One generation's Recommender and how many requests are using it."""
+
+    rec: Recommender
+    users: int = 0
+    retired: bool = False
+
+
+def pinned(method: F) -> F:
+    """Run ``method`` with one Recommender for its whole duration (``self.recommender`` inside it)."""
+
+    @functools.wraps(method)
+    def wrapper(self: RecommenderService, *args: Any, **kwargs: Any) -> Any:
+        if getattr(self._local, "rec", None) is not None:
+            return method(self, *args, **kwargs)
+        with self.use() as rec:
+            self._local.rec = rec
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                self._local.rec = None
+
+    return wrapper  # type: ignore[return-value]
+
+
 class RecommenderService:
-    """Thread-safe queries over one open :class:`Recommender`, answered as API models."""
+    """Thread-safe queries over the current :class:`Recommender`, answered as API models."""
 
     def __init__(self, recommender: Recommender, settings: ApiSettings) -> None:
-        self.recommender = recommender
         self.settings = settings
         self._model_lock = threading.Lock()
         self._db_lock = threading.Lock()
-        self._facets: FacetsOut | None = None
-        self._trends: TrendsOut | None = None
+        self._lease_lock = threading.Lock()
+        self._write_lock = threading.RLock()  # writes and reloads, one at a time
+        self._lease = _Lease(recommender)
+        self._local = threading.local()
+        self._facets: tuple[Recommender, FacetsOut] | None = None
+        self._trends: tuple[Recommender, TrendsOut] | None = None
+        self._stop = threading.Event()
+        self._refresher: threading.Thread | None = None
 
     @property
+    def recommender(self) -> Recommender:
+        """The Recommender this request is pinned to, else the current one."""
+        rec = getattr(self._local, "rec", None)
+        return rec if rec is not None else self._lease.rec
+
+    @contextmanager
+    def use(self) -> Iterator[Recommender]:
+        """The current Recommender, kept open until the block ends even if a newer one is swapped in meanwhile."""
+        with self._lease_lock:
+            lease = self._lease
+            lease.users += 1
+        try:
+            yield lease.rec
+        finally:
+            with self._lease_lock:
+                lease.users -= 1
+                close = lease.retired and lease.users == 0
+            if close:
+                with self._db_lock:
+                    lease.rec.close()
+
+    @property
+    @pinned
     def facets(self) -> FacetsOut:
+        rec = self.recommender
         with self._db_lock:
-            if self._facets is None:
-                db = self.recommender.db
-                counts = count_values((i.metadata for i in db.iter_items()), db.columns)
-                self._facets = _facets(db.count(), db.columns, counts)
-            return self._facets
+            if self._facets is None or self._facets[0] is not rec:
+                counts = count_values((i.metadata for i in rec.db.iter_items()), rec.db.columns)
+                self._facets = (rec, _facets(rec.db.count(), rec.db.columns, counts))
+            return self._facets[1]
 
     @property
+    @pinned
     def trends(self) -> TrendsOut:
+        rec = self.recommender
         with self._db_lock:
-            if self._trends is None:
-                self._trends = TrendsOut.model_validate(compute_trends(self.recommender.db))
-            return self._trends
+            if self._trends is None or self._trends[0] is not rec:
+                self._trends = (rec, TrendsOut.model_validate(compute_trends(rec.db)))
+            return self._trends[1]
 
+    # new generations --------------------------------------------------------------------------------------
+    def generation(self) -> int | None:
+        """The database generation the searched vectors were published at (None: a store without one)."""
+        generation = getattr(self._lease.rec.store, "generation", None)
+        return None if generation is None else int(generation)
+
+    def stale(self) -> bool:
+        """Whether the index moved to a newer generation than the one being served."""
+        with self.use() as rec, self._db_lock:
+            served = getattr(rec.store, "generation", None)
+            return served is not None and rec.db.generation != served
+
+    def reload(self) -> Recommender:
+        """Open the index again and swap it in between requests; the old Recommender closes after its last one."""
+        with self._write_lock:
+            old = self._lease.rec
+            new = _reopen(old)
+            for option in RANKING_OPTIONS:
+                setattr(new, option, getattr(old, option))
+            with self._lease_lock:
+                previous, self._lease = self._lease, _Lease(new)
+                previous.retired = True
+                close = previous.users == 0
+            if close:
+                with self._db_lock:
+                    old.close()
+        log.info("index reloaded: %d products, generation %s", len(new), self.generation())
+        return new
+
+    def refresh(self) -> bool:
+        """Reload when the index moved to a new generation; whether it did. A failure keeps the current one."""
+        try:
+            if not self.stale():
+                return False
+            self.reload()
+            return True
+        except Exception as exc:  # noqa: BLE001 - e.g. a re-index with a new model half done: retried next time
+            log.warning("index not reloaded yet: %s", exc)
+            return False
+
+    def start_refresh(self, interval_s: float) -> None:
+        """Check for a new index generation every ``interval_s`` seconds, in a daemon thread."""
+
+        def loop() -> None:
+            while not self._stop.wait(interval_s):
+                self.refresh()
+
+        self._refresher = threading.Thread(target=loop, name="fashionrec-refresh", daemon=True)
+        self._refresher.start()
+
+    def close(self) -> None:
+        """Stop the refresh thread and close the current Recommender."""
+        self._stop.set()
+        if self._refresher is not None:
+            self._refresher.join()
+        with self._db_lock:
+            self._lease.rec.close()
+
+    @pinned
     def health(self) -> HealthOut:
         embedder = self.recommender.embedder
         return HealthOut(status="ok", items=len(self.recommender), model=embedder.name, dim=embedder.dim)
 
+    @pinned
     def parse_filters(self, specs: Sequence[str]) -> Filters:
         """``["gender=Women", "articleType=Heels,Flats"]`` -> filters, checked against the index's columns (400)."""
         return parse_filters(specs, self.recommender.columns)
 
+    @pinned
     def parse_preferences(self, specs: Sequence[str]) -> Preferences:
         """``["baseColour=Blue"]`` -> soft preferences (hybrid ranking), checked against the index's columns (400)."""
         return parse_preferences(specs, self.recommender.columns)
 
+    @pinned
     def recommend_upload(
         self, data: bytes, k: int, filters: Filters, prefer: Preferences | None = None, consensus: float | None = None,
         box: str | None = None, like: Sequence[str] = (), unlike: Sequence[str] = (), differ: str | None = None,
@@ -113,6 +252,7 @@ class RecommenderService:
         return RecommendOut(k=k, filters=_listed(filters), results=results_out(results), query=query, box=region,
                             like=list(examples.like), unlike=list(examples.unlike), differ=differ)
 
+    @pinned
     def similar(
         self, item_id: str, k: int, filters: Filters, prefer: Preferences | None = None, consensus: float | None = None,
         like: Sequence[str] = (), unlike: Sequence[str] = (), differ: str | None = None,
@@ -127,6 +267,7 @@ class RecommenderService:
         return SimilarOut(k=k, filters=_listed(filters), results=results_out(results), item=item_out(item),
                           like=list(examples.like), unlike=list(examples.unlike), differ=differ)
 
+    @pinned
     def examples(
         self, like: Sequence[str], unlike: Sequence[str], k: int, filters: Filters, prefer: Preferences | None = None,
         consensus: float | None = None, differ: str | None = None,
@@ -139,10 +280,12 @@ class RecommenderService:
         return SteeredOut(k=k, filters=_listed(filters), results=results_out(results), like=list(examples.like),
                           unlike=list(examples.unlike), differ=differ)
 
+    @pinned
     def item(self, item_id: str) -> ItemOut:
         with self._db_lock:
             return item_out(self._item(item_id))
 
+    @pinned
     def image_path(self, item_id: str) -> Path:
         """The stored catalogue photo of ``item_id``: looked up by id, never taken from the client."""
         with self._db_lock:
@@ -153,9 +296,10 @@ class RecommenderService:
 
     # writes (the items API) ----------------------------------------------------------------------------
     def put_item(self, item_id: str, photos: Sequence[bytes], fields: dict[str, str]) -> tuple[ItemOut, bool]:
-        """Add or replace product ``item_id`` with its photo and metadata; the product, and whether it is new."""
-        rec = self.recommender
-        with _write_errors():
+        """Add or replace product ``item_id`` with its photo and metadata; the product, and whether it is new.
+
+        Writes hold the write lock from before they pick the Recommender, so none lands in one being swapped out."""
+        with _write_errors(), self._write_lock, self.use() as rec:
             live.check_item_id(item_id)
             live.check_metadata(fields, rec.columns)
             if len(photos) != 1:
@@ -171,17 +315,17 @@ class RecommenderService:
 
     def patch_item(self, item_id: str, fields: dict[str, str]) -> ItemOut:
         """Change some metadata columns of a product."""
-        with _write_errors():
+        with _write_errors(), self._write_lock, self.use() as rec:
             if not fields:
                 raise ApiError(422, "send at least one metadata column as a form field")
             with self._db_lock:
-                item = live.patch_item(self.recommender, item_id, fields)
+                item = live.patch_item(rec, item_id, fields)
                 self._changed()
         return item_out(item)
 
     def delete_item(self, item_id: str) -> None:
-        with _write_errors(), self._db_lock:
-            live.delete_item(self.recommender, item_id)
+        with _write_errors(), self._write_lock, self.use() as rec, self._db_lock:
+            live.delete_item(rec, item_id)
             self._changed()
 
     def _changed(self) -> None:
@@ -193,6 +337,25 @@ class RecommenderService:
         if item is None:
             raise ApiError(404, f"unknown item id {item_id!r}")
         return item
+
+
+def _model_setting(index_dir: Path) -> Any:
+    db = CatalogDB(index_dir)
+    try:
+        return json.loads(db.get_setting("model") or "null")
+    finally:
+        db.close()
+
+
+def _reopen(old: Recommender) -> Recommender:
+    """``old``'s index opened again (its model reused when the index still uses the same one; a store other than
+    the FAISS file, such as Milvus, is kept)."""
+    index_dir = Path(old.index_dir)
+    kept = None if isinstance(old.store, FaissStore) else old.store
+    previous = getattr(old.store, "model", None)
+    current = _model_setting(index_dir)
+    embedder = old.embedder if previous is not None and current is not None and same_vectors(previous, current) else None
+    return Recommender.open(index_dir, embedder=embedder, store=kept)
 
 
 def get_service(request: Request) -> RecommenderService:

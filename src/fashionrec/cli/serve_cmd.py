@@ -35,6 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--header-timeout", type=float, default=float(env_default("FASHIONREC_HEADER_TIMEOUT")),
                    metavar="SECONDS", help="a request's line and headers must arrive within this time, else the "
                    "connection is closed (env FASHIONREC_HEADER_TIMEOUT, default: %(default)s)")
+    p.add_argument("--refresh", type=float, default=1.0, metavar="SECONDS",
+                   help="check this often for a new index generation (a re-index, a new head, `fashionrec add`) "
+                   "and switch to it between requests; 0: never (POST /admin/reload still does) "
+                   "(default: %(default)s)")
     add_ranking_options(p)
     p.add_argument("--cors-origin", action="append", metavar="ORIGIN",
                    help="web origin allowed to call the API from a browser, e.g. https://shop.example; repeat for "
@@ -49,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 <= args.port <= 65535:
         raise FashionrecError(f"--port must be between 0 and 65535, got {args.port}")
+    if not 0 <= args.refresh < float("inf"):
+        raise FashionrecError(f"--refresh must be 0 or a positive number of seconds, got {args.refresh}")
     for flag, seconds in (("--body-timeout", args.body_timeout), ("--header-timeout", args.header_timeout)):
         if not 0 < seconds < float("inf"):
             raise FashionrecError(f"{flag} must be a positive number of seconds, got {seconds}")
@@ -65,5 +71,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"fashionrec: serving {len(rec)} products on http://{args.host}:{port}/ "
                   f"(API docs at /docs); Ctrl-C stops", file=sys.stderr)
 
-        server.serve(app, args.host, args.port, args.header_timeout, ready)  # can't bind: one line, exit 2
+        service = app.state.service
+        if args.refresh > 0:
+            service.start_refresh(args.refresh)
+        try:
+            server.serve(app, args.host, args.port, args.header_timeout, ready)  # can't bind: one line, exit 2
+        finally:
+            service.close()
     return 0
