@@ -140,6 +140,7 @@ def commands(index_dir: Path, catalog: Path) -> dict[str, list[str]]:
         "train-backbone": ["train-backbone", MISSING, "--output", MISSING + "/weights.pt"],
         "add": ["add", "x1", PHOTO, "--index-dir", MISSING],
         "remove": ["remove", "x1", "--index-dir", MISSING],
+        "duplicates": ["duplicates", "--index-dir", str(index_dir), "--json"],
     }
 
 
@@ -190,7 +191,8 @@ def values(name: str) -> st.SearchStrategy[str]:
 
 
 @pytest.mark.parametrize("command", ["info", "recommend", "trends", "serve", "index", "search", "evaluate", "train",
-                                     "train-text", "train-backbone", "add", "remove"])
+                                     "train-text", "train-backbone", "add", "remove",
+                                     "duplicates"])
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_any_value_of_any_variable_is_the_normal_outcome_or_one_line(

@@ -46,6 +46,8 @@ class CatalogReport:
     missing_images: list[str] = field(default_factory=list)
     unsafe_paths: list[str] = field(default_factory=list)
     unreadable_images: list[dict[str, str]] = field(default_factory=list)
+    near_duplicates: dict[str, object] | None = None
+    """Groups of products whose photos are the same or nearly (fashionrec.duplicates), once they are embedded."""
 
     def summary(self) -> str:
         """One line a person can read at a glance."""
@@ -64,6 +66,7 @@ class CatalogReport:
             "missing_images": self.missing_images,
             "unsafe_paths": self.unsafe_paths,
             "unreadable_images": self.unreadable_images,
+            **({} if self.near_duplicates is None else {"near_duplicates": self.near_duplicates}),
         }
 
     def write(self, path: Path) -> None:

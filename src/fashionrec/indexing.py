@@ -224,6 +224,9 @@ def index_catalog(
             kind = "external"
         else:
             kind = publish_faiss(db, index_path, model_info, index_kind).kind
+        from fashionrec.duplicates import report_section
+
+        catalog.report.near_duplicates = report_section(*db.vectors(int(model_info["dim"])))
         catalog.report.write(index_path / REPORT_FILE)
         return IndexResult(
             sync=counts,
