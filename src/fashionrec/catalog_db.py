@@ -33,6 +33,13 @@ CREATE TABLE IF NOT EXISTS items (
 """
 
 
+_PHOTOS = """CREATE TABLE IF NOT EXISTS photos (
+    item_id TEXT NOT NULL, n INTEGER NOT NULL, image_path TEXT NOT NULL, digest TEXT NOT NULL, vector BLOB NOT NULL,
+    PRIMARY KEY (item_id, n)
+)"""
+"""A product's photos after its first (n >= 1; the first lives in ``items``), with their raw features."""
+
+
 @dataclass(frozen=True)
 class StoredItem:
     """A product as stored: id, image path, metadata."""
@@ -69,6 +76,8 @@ class CatalogDB:
                 )
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
+            with self.conn:  # added beside schema 1: older fashionrec versions read the rest and ignore it
+                self.conn.execute(_PHOTOS)
         except sqlite3.DatabaseError as exc:
             self.conn.close()
             raise IndexFormatError(f"{self.path} is not a fashionrec index database ({exc})") from None
@@ -144,6 +153,8 @@ class CatalogDB:
             removed = [(i,) for i in known if i not in incoming]
             if not keep_removed:
                 self.conn.executemany("DELETE FROM items WHERE id=?", removed)
+            # a catalogue folder names one photo per product: extra photos added through the items API go
+            self.conn.execute("DELETE FROM photos")
             self.conn.execute(
                 "INSERT OR REPLACE INTO settings(key, value) VALUES ('columns', ?)", (json.dumps(list(columns)),)
             )
@@ -172,15 +183,42 @@ class CatalogDB:
         self.conn.execute("INSERT OR REPLACE INTO settings(key, value) VALUES ('generation', ?)", (str(value),))
         return value
 
-    def put_item(self, item: StoredItem, digest: str, vector: np.ndarray) -> int:
-        """Add or replace one embedded product, in one transaction; the new generation."""
+    def put_item(
+        self, item: StoredItem, digest: str, vector: np.ndarray, extra: Sequence[tuple[str, str, np.ndarray]] = ()
+    ) -> int:
+        """Add or replace one embedded product, in one transaction; the new generation. ``extra``: its further
+        photos as (image path, digest, raw features)."""
         blob = np.ascontiguousarray(vector, dtype=np.float32).tobytes()
         with self.conn:
             self.conn.execute(
                 "INSERT OR REPLACE INTO items(id, image_path, digest, meta, vector) VALUES (?,?,?,?,?)",
                 (item.id, item.image_path, digest, json.dumps(item.metadata, ensure_ascii=False), blob),
             )
+            self.conn.execute("DELETE FROM photos WHERE item_id=?", (item.id,))
+            self.conn.executemany(
+                "INSERT INTO photos(item_id, n, image_path, digest, vector) VALUES (?,?,?,?,?)",
+                [(item.id, n, path, d, np.ascontiguousarray(v, dtype=np.float32).tobytes())
+                 for n, (path, d, v) in enumerate(extra, 1)],
+            )
             return self._bump_generation()
+
+    def photo_vectors(self, dim: int) -> tuple[list[str], list[int], np.ndarray]:
+        """Every further photo of an embedded product: product ids, photo numbers, (N, dim) raw features."""
+        rows = self.conn.execute(
+            "SELECT p.item_id, p.n, p.vector FROM photos p JOIN items i ON i.id = p.item_id "
+            "WHERE i.vector IS NOT NULL ORDER BY p.item_id, p.n").fetchall()
+        matrix = np.empty((len(rows), dim), dtype=np.float32)
+        for n, (_, _, blob) in enumerate(rows):
+            matrix[n] = np.frombuffer(blob, dtype=np.float32)
+        return [r[0] for r in rows], [int(r[1]) for r in rows], matrix
+
+    def photo_path(self, item_id: str, n: int) -> str | None:
+        """Where photo ``n`` of a product is (0: its first)."""
+        if n == 0:
+            item = self.get(item_id)
+            return None if item is None else item.image_path
+        row = self.conn.execute("SELECT image_path FROM photos WHERE item_id=? AND n=?", (item_id, n)).fetchone()
+        return None if row is None else str(row[0])
 
     def update_metadata(self, item_id: str, metadata: dict[str, str]) -> int | None:
         """Replace one product's metadata; the new generation, or None when there is no such product."""
@@ -194,6 +232,7 @@ class CatalogDB:
         """Remove one product; the new generation, or None when there was no such product."""
         with self.conn:
             done = self.conn.execute("DELETE FROM items WHERE id=?", (item_id,)).rowcount
+            self.conn.execute("DELETE FROM photos WHERE item_id=?", (item_id,))
             return self._bump_generation() if done else None
 
     # embeddings -----------------------------------------------------------------------------------------
@@ -211,8 +250,10 @@ class CatalogDB:
 
     def drop_items(self, ids: Iterable[str]) -> None:
         """Remove items whose images turned out to be unreadable (they are reported, not indexed)."""
+        gone = [(i,) for i in ids]
         with self.conn:
-            self.conn.executemany("DELETE FROM items WHERE id=?", [(i,) for i in ids])
+            self.conn.executemany("DELETE FROM items WHERE id=?", gone)
+            self.conn.executemany("DELETE FROM photos WHERE item_id=?", gone)
 
     def vectors(self, dim: int) -> tuple[list[str], np.ndarray]:
         """All embedded items, in id order: their ids and an (N, dim) float32 matrix."""

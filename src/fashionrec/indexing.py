@@ -125,12 +125,16 @@ def build_store(db: CatalogDB, index_dir: Path, model: dict[str, Any], kind: Ind
     """The FAISS store of every embedding in SQLite (through the head in ``index_dir``), in memory, stamped with
     the database's generation."""
     ids, vectors = db.vectors(int(model["dim"]))
+    photos = None
+    extra_ids, numbers, extra = db.photo_vectors(int(model["dim"]))
+    if extra_ids:  # products with several photos (items API): one row per photo
+        ids, vectors, photos = ids + extra_ids, np.vstack([vectors, extra]), [0] * len(ids) + numbers
     head = load_head(index_dir, model)
     if head is not None:
         vectors = head.apply(vectors)
         model = {**model, "head": head.fingerprint}
     index, resolved = build_index(vectors, kind)
-    return FaissStore(index=index, ids=ids, kind=resolved, model=model, generation=db.generation)
+    return FaissStore(index=index, ids=ids, kind=resolved, model=model, generation=db.generation, photos=photos)
 
 
 def _scan(catalog: Catalog, progress: bool) -> list[tuple[str, str, str, dict[str, str]]]:

@@ -23,7 +23,7 @@ import io
 import json
 import re
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +41,8 @@ from fashionrec.stores.faiss_store import FaissStore
 UPLOADS_DIR = "uploads"
 ITEM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 """Ids the items API accepts: they name a folder under ``uploads/``, so no separators and no leading dot."""
+MAX_PHOTOS = 8
+"""Photos one product may have."""
 EXTENSIONS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp"}
 
 
@@ -96,20 +98,27 @@ def embed_photo(
     return Photo(data, extension, digest, np.ascontiguousarray(features, dtype=np.float32))
 
 
-def put_item(rec: Recommender, item_id: str, photo: Photo, metadata: Mapping[str, str]) -> StoredItem:
-    """Add product ``item_id`` or replace it whole: its photo, and its metadata (columns not given are empty)."""
+def put_item(
+    rec: Recommender, item_id: str, photos: Photo | Sequence[Photo], metadata: Mapping[str, str]
+) -> StoredItem:
+    """Add product ``item_id`` or replace it whole: its photos (one or several: each is embedded, and the product
+    is found by whichever matches a query best), and its metadata (columns not given are empty)."""
     store = _faiss(rec)
     check_item_id(item_id)
+    photos = [photos] if isinstance(photos, Photo) else list(photos)
+    if not 1 <= len(photos) <= MAX_PHOTOS:
+        raise FashionrecError(f"photos: a product has 1 to {MAX_PHOTOS} photos, got {len(photos)}")
     values = check_metadata(metadata, rec.columns)
     folder = Path(rec.index_dir) / UPLOADS_DIR / item_id
     folder.mkdir(parents=True, exist_ok=True)
-    path = write_atomically(folder / f"{photo.digest}.{photo.extension}", photo.data)
-    item = StoredItem(item_id, str(path.resolve()), {c: values.get(c, "") for c in rec.columns})
-    generation = rec.db.put_item(item, photo.digest, photo.features[0])
-    vector = rec.project(photo.features)[0]
-    _apply(rec, store, generation, lambda: store.upsert(item_id, vector, item.metadata))
+    paths = [write_atomically(folder / f"{p.digest}.{p.extension}", p.data).resolve() for p in photos]
+    item = StoredItem(item_id, str(paths[0]), {c: values.get(c, "") for c in rec.columns})
+    extra = [(str(path), p.digest, p.features[0]) for path, p in zip(paths[1:], photos[1:])]
+    generation = rec.db.put_item(item, photos[0].digest, photos[0].features[0], extra)
+    vectors = rec.project(np.vstack([p.features for p in photos]))
+    _apply(rec, store, generation, lambda: store.upsert(item_id, vectors, item.metadata))
     for old in folder.iterdir():  # photos of this product's earlier versions: no longer named by the database
-        if old != path and not old.name.startswith("."):
+        if old.resolve() not in paths and not old.name.startswith("."):
             old.unlink(missing_ok=True)
     return item
 

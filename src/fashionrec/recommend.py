@@ -66,10 +66,14 @@ class Result:
     id: str
     score: float
     metadata: dict[str, str]
+    photo: int = 0
+    """Which of the product's photos matched best (0: its first or only one)."""
 
     def to_dict(self) -> dict[str, Any]:
-        """Flat form used by ``--json`` and the API: id, score, then every metadata column."""
-        return {"id": self.id, "score": round(self.score, 6), **self.metadata}
+        """Flat form used by ``--json`` and the API: id, score, the photo that matched when it is not the first,
+        then every metadata column."""
+        photo = {"photo": self.photo} if self.photo else {}
+        return {"id": self.id, "score": round(self.score, 6), **photo, **self.metadata}
 
 
 def check_k(k: int) -> int:
@@ -341,7 +345,7 @@ class Recommender:
 
     def _results(self, hits: list[Hit]) -> list[Result]:
         items = self.metadata([h.id for h in hits])
-        return [Result(h.id, h.score, items[h.id]) for h in hits if h.id in items]
+        return [Result(h.id, h.score, items[h.id], h.photo) for h in hits if h.id in items]
 
     def metadata(self, ids: Sequence[str]) -> dict[str, dict[str, str]]:
         """Searched products' metadata: from the FAISS store's own copy when it has one (so a server answering

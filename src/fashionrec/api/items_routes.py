@@ -27,6 +27,7 @@ from fashionrec.api.models import ErrorOut, ItemOut
 from fashionrec.api.service import RecommenderService, get_service
 from fashionrec.api.uploads import MULTIPART_SLACK, UPLOAD_FIELD, too_large
 from fashionrec.errors import FashionrecError
+from fashionrec.live import MAX_PHOTOS
 
 Service = Annotated[RecommenderService, Depends(get_service)]
 MAX_FIELD_BYTES = 16 * 1024
@@ -173,10 +174,11 @@ def reload(service: Service) -> ReloadOut:
 @router.put("/api/items/{item_id}", response_model=ItemOut, summary="Add or replace a product (API key)",
             status_code=200, responses={201: {"model": ItemOut, "description": "a new product"}})
 async def put_item(item_id: str, request: Request, response: Response, service: Service) -> ItemOut:
-    """Multipart form: the photo in `file`, and the metadata as one field per column of the index (columns not
-    sent are empty). Searchable, and durable, when the answer arrives: 201 for a new product, 200 for a replaced
+    """Multipart form: the photo in `file` (repeat the field for several photos of the product, up to 8: each is
+    embedded and the product is found by whichever matches a query best), and the metadata as one field per
+    column of the index (columns not sent are empty). Searchable, and durable, when the answer arrives: 201 for a new product, 200 for a replaced
     one."""
-    form = await read_form(request, service.settings.max_upload_bytes, 1)
+    form = await read_form(request, service.settings.max_upload_bytes, MAX_PHOTOS)
     item, created = await run_in_threadpool(service.put_item, item_id, form.files, form.fields)
     response.status_code = 201 if created else 200
     return item

@@ -31,6 +31,8 @@ class ResultOut(ItemOut):
 
     rank: int = Field(ge=1)
     score: float = Field(description="cosine similarity to the query, higher is more similar (at most 1)")
+    photo: int = Field(default=0, ge=0, description="which of the product's photos matched best (0: its first or "
+                       "only one); served by `GET /images/{id}?photo=N`")
 
 
 class ResultsOut(BaseModel):
@@ -120,6 +122,7 @@ def item_out(item: StoredItem) -> ItemOut:
 
 def results_out(results: list[Result]) -> list[ResultOut]:
     return [
-        ResultOut(id=r.id, image_url=image_url(r.id), metadata=r.metadata, rank=rank, score=round(r.score, 6))
+        ResultOut(id=r.id, image_url=image_url(r.id), metadata=r.metadata, rank=rank, score=round(r.score, 6),
+                  photo=r.photo)
         for rank, r in enumerate(results, 1)
     ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -99,9 +99,10 @@ def trends(service: Service) -> TrendsOut:
     "/images/{item_id}", response_class=FileResponse, summary="A product's catalogue photo",
     responses={200: {"content": {"image/jpeg": {}, "image/png": {}}, "description": "the image file"}},
 )
-def image(item_id: str, service: Service) -> FileResponse:
-    """Looked up by product id in the index; clients cannot name a file path."""
-    return FileResponse(service.image_path(item_id), headers={"Cache-Control": "public, max-age=3600"})
+def image(item_id: str, service: Service, photo: Annotated[int, Query(ge=0, le=64)] = 0) -> FileResponse:
+    """Looked up by product id in the index; clients cannot name a file path. `photo=N` asks for a product's
+    N-th further photo (products given several through `PUT /api/items/{id}`; results name the one that matched)."""
+    return FileResponse(service.image_path(item_id, photo), headers={"Cache-Control": "public, max-age=3600"})
 
 
 @router.get("/healthz", response_model=HealthOut, summary="Liveness and what is loaded")

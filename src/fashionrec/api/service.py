@@ -286,10 +286,15 @@ class RecommenderService:
             return item_out(self._item(item_id))
 
     @pinned
-    def image_path(self, item_id: str) -> Path:
-        """The stored catalogue photo of ``item_id``: looked up by id, never taken from the client."""
+    def image_path(self, item_id: str, photo: int = 0) -> Path:
+        """The stored catalogue photo of ``item_id`` (its ``photo``-th further one when asked): looked up by id,
+        never taken from the client."""
         with self._db_lock:
-            path = Path(self._item(item_id).image_path)
+            self._item(item_id)
+            found = self.recommender.db.photo_path(item_id, photo)
+        if found is None:
+            raise ApiError(404, f"item {item_id!r} has no photo {photo}")
+        path = Path(found)
         if not path.is_file():
             raise ApiError(404, f"the image of item {item_id!r} is missing from the catalogue folder")
         return path
@@ -302,14 +307,16 @@ class RecommenderService:
         with _write_errors(), self._write_lock, self.use() as rec:
             live.check_item_id(item_id)
             live.check_metadata(fields, rec.columns)
-            if len(photos) != 1:
-                raise ApiError(422, f"send exactly one photo in the multipart field 'file' (got {len(photos)})")
-            upload = decode_upload(photos[0], self.settings.max_pixels)
+            if not 1 <= len(photos) <= live.MAX_PHOTOS:
+                raise ApiError(422, f"send 1 to {live.MAX_PHOTOS} photos in the multipart field 'file' "
+                                    f"(got {len(photos)})")
+            uploads = [decode_upload(data, self.settings.max_pixels) for data in photos]
             with self._model_lock:
-                photo = live.embed_photo(rec, photos[0], upload.image, max_pixels=self.settings.max_pixels)
+                embedded = [live.embed_photo(rec, data, upload.image, max_pixels=self.settings.max_pixels)
+                            for data, upload in zip(photos, uploads)]
             with self._db_lock:
                 created = rec.db.get(item_id) is None
-                item = live.put_item(rec, item_id, photo, fields)
+                item = live.put_item(rec, item_id, embedded, fields)
                 self._changed()
         return item_out(item), created
 

@@ -16,6 +16,8 @@ class Hit:
 
     id: str
     score: float
+    photo: int = 0
+    """Which of the product's photos matched best (0: its first or only one)."""
 
 
 class VectorStore(Protocol):

@@ -179,17 +179,42 @@ class FaissStore:
     meta: MetadataColumns | None = None
     generation: int = 0
     """The database generation (CatalogDB.generation) these vectors were published from."""
+    photos: list[int] | None = None
+    """Which photo of its product each row is, when some product has several (rows of one product are then
+    found once, by their best photo); None: one row per product."""
 
     def __post_init__(self) -> None:
         self.dim = int(self.index.d)
-        self._position = {item_id: n for n, item_id in enumerate(self.ids)}
+        self._index_rows()
         if isinstance(self.index, faiss.IndexHNSW):
             self.index.hnsw.efSearch = HNSW_EF_SEARCH
         if isinstance(self.index, faiss.IndexIVF):
             self.index.make_direct_map()  # _exact_subset reconstructs vectors by position; IVF needs this map for it
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self._rows) if self._rows is not None else len(self.ids)
+
+    def _index_rows(self) -> None:
+        """Row lookups: the first row of each product, and every row of it when products have several."""
+        if self.photos is not None and not any(self.photos):
+            self.photos = None
+        self._position = {}
+        for n, item_id in enumerate(self.ids):
+            self._position.setdefault(item_id, n)
+        self._rows: dict[str, list[int]] | None = None
+        self._most_photos = 1
+        if self.photos is not None:
+            self._rows = {}
+            for n, item_id in enumerate(self.ids):
+                self._rows.setdefault(item_id, []).append(n)
+            self._most_photos = max(len(rows) for rows in self._rows.values())
+
+    def rows_of(self, item_id: str) -> list[int]:
+        """Every row of a product (one per photo)."""
+        if self._rows is not None:
+            return self._rows.get(item_id, [])
+        pos = self._position.get(item_id)
+        return [] if pos is None else [pos]
 
     # persistence ----------------------------------------------------------------------------------------
     def save(self, index_dir: Path) -> Path:
@@ -204,6 +229,7 @@ class FaissStore:
                 "model": self.model,
                 "ids": self.ids,
                 "generation": self.generation,
+                **({} if self.photos is None else {"photos": self.photos}),
                 "payload_sha256": hashlib.sha256(payload).hexdigest(),
             }
         ).encode()
@@ -236,52 +262,61 @@ class FaissStore:
             index = faiss.deserialize_index(np.frombuffer(payload, dtype=np.uint8))
             ids, kind, model = [str(i) for i in header["ids"]], str(header["kind"]), dict(header["model"])
             generation = int(header.get("generation", 0))
+            photos = None if header.get("photos") is None else [int(n) for n in header["photos"]]
         except (RuntimeError, KeyError, TypeError, ValueError) as exc:
             raise IndexFormatError(f"{path}: unreadable index content ({exc}); re-run `fashionrec index`") from None
-        if index.ntotal != len(ids):
+        if index.ntotal != len(ids) or (photos is not None and len(photos) != len(ids)):
             raise IndexFormatError(f"{path}: {index.ntotal} vectors but {len(ids)} ids")
-        return cls(index=index, ids=ids, kind=kind, model=model, generation=generation)
+        return cls(index=index, ids=ids, kind=kind, model=model, generation=generation, photos=photos)
 
     # changes one product at a time (the items API) ------------------------------------------------------
-    def upsert(self, item_id: str, vector: np.ndarray, metadata: dict[str, str]) -> None:
-        """Add a product's vector (unit, in the searched space), replacing any it had.
+    def upsert(self, item_id: str, vectors: np.ndarray, metadata: dict[str, str]) -> None:
+        """Add a product's vectors (one unit row per photo, in the searched space), replacing any it had.
 
         Exact ("flat") indexes add and remove in place; the other kinds cannot remove a vector (HNSW) or would
         put it in lists trained without it, so they are rebuilt from the vectors they hold (seconds at 100k)."""
         self.remove(item_id)
-        row = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, self.dim)
+        rows = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
         if isinstance(self.index, faiss.IndexFlat):
-            self.index.add(row)
+            self.index.add(rows)
         else:
-            held = self.index.reconstruct_n(0, self.index.ntotal) if self.index.ntotal else row[:0]
-            self.index, self.kind = build_index(np.vstack([held, row]), self.kind)  # type: ignore[arg-type]
-        self.ids.append(item_id)
-        self._position[item_id] = len(self.ids) - 1
+            held = self.index.reconstruct_n(0, self.index.ntotal) if self.index.ntotal else rows[:0]
+            self.index, self.kind = build_index(np.vstack([held, rows]), self.kind)  # type: ignore[arg-type]
+        if self.photos is None and len(rows) > 1:
+            self.photos = [0] * len(self.ids)
+        if self.photos is not None:
+            self.photos.extend(range(len(rows)))
+        self.ids.extend([item_id] * len(rows))
         if self.meta is not None:
-            self.meta.append(metadata)
+            for _ in range(len(rows)):
+                self.meta.append(metadata)
+        self._index_rows()
 
     def remove(self, item_id: str) -> bool:
-        """Drop a product's vector; False when the store has none for it."""
-        pos = self._position.get(item_id)
-        if pos is None:
+        """Drop a product's vectors; False when the store has none for it."""
+        rows = self.rows_of(item_id)
+        if not rows:
             return False
-        if isinstance(self.index, faiss.IndexFlat):
-            self.index.remove_ids(faiss.IDSelectorRange(pos, pos + 1))  # later rows move up by one, in order
+        if isinstance(self.index, faiss.IndexFlat):  # later rows move up, in order
+            self.index.remove_ids(faiss.IDSelectorBatch(np.asarray(rows, dtype=np.int64)))
         else:
-            keep = np.delete(np.arange(self.index.ntotal), pos)
+            keep = np.delete(np.arange(self.index.ntotal), rows)
             held = self.index.reconstruct_batch(keep) if len(keep) else np.zeros((0, self.dim), np.float32)
             self.index, self.kind = build_index(held, self.kind)  # type: ignore[arg-type]
-        del self.ids[pos]
-        self._position = {i: n for n, i in enumerate(self.ids)}
-        if self.meta is not None:
-            self.meta.delete(pos)
+        for pos in sorted(rows, reverse=True):
+            del self.ids[pos]
+            if self.photos is not None:
+                del self.photos[pos]
+            if self.meta is not None:
+                self.meta.delete(pos)
+        self._index_rows()
         return True
 
     def set_metadata(self, item_id: str, metadata: dict[str, str]) -> None:
         """New filter values for a product already in the store."""
-        pos = self._position.get(item_id)
-        if pos is not None and self.meta is not None:
-            self.meta.set(pos, metadata)
+        if self.meta is not None:
+            for pos in self.rows_of(item_id):
+                self.meta.set(pos, metadata)
 
     # search ---------------------------------------------------------------------------------------------
     def position(self, item_id: str) -> int | None:
@@ -297,17 +332,15 @@ class FaissStore:
         if mask is not None and exclude:
             mask = mask.copy()
             for item_id in exclude:
-                pos = self._position.get(item_id)
-                if pos is not None:
-                    mask[pos] = False
+                mask[self.rows_of(item_id)] = False
             exclude = set()
         if mask is not None and not mask.any():
             return [[] for _ in range(len(queries))]
-        fetch = min(k + len(exclude), len(self.ids))
+        fetch = min((k + len(exclude)) * self._most_photos, len(self.ids))
         if fetch <= 0:
             return [[] for _ in range(len(queries))]
         if mask is not None and not isinstance(self.index, faiss.IndexFlat) and mask.sum() <= 4 * fetch + 1000:
-            return self._exact_subset(queries, np.flatnonzero(mask), fetch)
+            return self._exact_subset(queries, np.flatnonzero(mask), min(k, len(self)))
         selector, bits = None, None
         if mask is not None:
             bits = np.packbits(mask, bitorder="little")
@@ -330,7 +363,10 @@ class FaissStore:
 
     def _exact_subset(self, queries: np.ndarray, positions: np.ndarray, fetch: int) -> list[list[Hit]]:
         """Score the allowed vectors exactly: for very selective filters on an ANN index, and to complete a short
-        approximate answer. Chunked, so memory stays bounded however many vectors are allowed."""
+        approximate answer. Chunked, so memory stays bounded however many vectors are allowed. ``fetch`` counts
+        products (their best photo each)."""
+        products = fetch
+        fetch = min(fetch * self._most_photos, len(positions))
         best_scores = np.empty((len(queries), 0), dtype=np.float32)
         best_positions = np.empty((len(queries), 0), dtype=np.int64)
         for start in range(0, len(positions), EXACT_CHUNK):
@@ -341,20 +377,19 @@ class FaissStore:
             order = np.argsort(-scores, axis=1, kind="stable")[:, :fetch]
             best_scores = np.take_along_axis(scores, order, 1)
             best_positions = np.take_along_axis(candidates, order, 1)
-        return [
-            [Hit(self.ids[int(p)], float(s)) for s, p in zip(row_scores, row_positions)]
-            for row_scores, row_positions in zip(best_scores, best_positions)
-        ]
+        return [self._hits(s, p, products, set()) for s, p in zip(best_scores, best_positions)]
 
     def _hits(self, scores: np.ndarray, positions: np.ndarray, k: int, exclude: set[str]) -> list[Hit]:
         hits: list[Hit] = []
+        seen: set[str] = set()
         for score, pos in zip(scores, positions):
             if pos < 0:
                 continue
             item_id = self.ids[int(pos)]
-            if item_id in exclude:
+            if item_id in exclude or item_id in seen:
                 continue
-            hits.append(Hit(item_id, float(score)))
+            seen.add(item_id)
+            hits.append(Hit(item_id, float(score), 0 if self.photos is None else self.photos[int(pos)]))
             if len(hits) == k:
                 break
         return hits

@@ -1,0 +1,112 @@
+"""Several photos per product (issue 17): each photo is embedded, the product is found by whichever matches best,
+once per answer, and the answer says which photo matched."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from fashionrec import live
+from fashionrec.api import ApiSettings, create_app
+from fashionrec.indexing import index_catalog
+from fashionrec.modelspec import ModelSpec
+from fashionrec.recommend import Recommender
+from fashionrec.stores.faiss_store import FaissStore, build_index
+from tests.conftest import DEMO_QUERIES
+from tests.test_items_api import AUTH, KEY
+
+PHOTOS = [(DEMO_QUERIES / f"{name}.jpg").read_bytes() for name in ("dress", "shoes", "pants")]
+
+
+@pytest.fixture
+def rec(live_index: Path) -> Iterator[Recommender]:
+    with Recommender.open(live_index) as opened:
+        yield opened
+
+
+@pytest.fixture
+def client(rec: Recommender) -> TestClient:
+    return TestClient(create_app(rec, settings=ApiSettings(api_key=KEY)))
+
+
+def put_three(client: TestClient, item_id: str = "multi", **meta: str) -> None:
+    files = [("file", (f"{n}.jpg", photo)) for n, photo in enumerate(PHOTOS)]
+    answer = client.put(f"/api/items/{item_id}", files=files, data=meta, headers=AUTH)
+    assert answer.status_code == 201, answer.text
+
+
+def results(client: TestClient, photo: bytes, **params: object) -> list[dict]:
+    answer = client.post("/api/recommend", files={"file": ("q.jpg", photo)}, params={"k": 10, **params})
+    assert answer.status_code == 200, answer.text
+    return answer.json()["results"]
+
+
+def test_a_product_with_three_photos_is_found_by_any_of_them_once(client: TestClient, rec: Recommender) -> None:
+    put_three(client, articleType="Mixed", baseColour="Plum")
+    assert len(rec) == 21 and client.get("/healthz").json()["items"] == 21
+    for n, photo in enumerate(PHOTOS):
+        found = results(client, photo)
+        assert found[0]["id"] == "multi" and found[0]["photo"] == n
+        assert [r["id"] for r in found].count("multi") == 1 and len(found) == 10
+        assert client.get("/images/multi", params={"photo": n}).content == photo
+    assert client.get("/images/multi", params={"photo": 3}).status_code == 404
+    assert [r["id"] for r in results(client, PHOTOS[2], filter="baseColour=Plum")] == ["multi"]
+    assert client.patch("/api/items/multi", data={"baseColour": "Teal"}, headers=AUTH).status_code == 200
+    assert results(client, PHOTOS[1], filter="baseColour=Plum") == []
+    assert [(r["id"], r["photo"]) for r in results(client, PHOTOS[1], filter="baseColour=Teal")] == [("multi", 1)]
+    similar = client.get("/api/items/multi/similar", params={"k": 30}).json()["results"]
+    assert "multi" not in [r["id"] for r in similar] and len(similar) == 20
+
+
+def test_photos_survive_a_reopen_and_a_write_cut_short(client: TestClient, rec: Recommender) -> None:
+    put_three(client)
+    with Recommender.open(rec.index_dir) as reopened:
+        assert [reopened.recommend(p, k=1)[0].photo for p in PHOTOS] == [0, 1, 2]
+    rec.db.update_metadata("multi", {c: "" for c in rec.columns})  # committed; the vector file is now behind
+    with Recommender.open(rec.index_dir) as rebuilt:
+        assert [(r.id, r.photo) for r in (rebuilt.recommend(p, k=1)[0] for p in PHOTOS)] == [
+            ("multi", 0), ("multi", 1), ("multi", 2)]
+        assert len(rebuilt) == 21
+
+
+def test_replacing_with_one_photo_and_deleting_drop_the_others(client: TestClient, rec: Recommender) -> None:
+    put_three(client)
+    answer = client.put("/api/items/multi", files={"file": ("p.jpg", PHOTOS[0])}, headers=AUTH)
+    assert answer.status_code == 200
+    assert client.get("/images/multi", params={"photo": 1}).status_code == 404
+    assert all(r["photo"] == 0 for r in results(client, PHOTOS[1]) if r["id"] == "multi")
+    assert len(list((rec.index_dir / "uploads" / "multi").iterdir())) == 1
+    put_three(client, "multi-2")
+    assert client.delete("/api/items/multi-2", headers=AUTH).status_code == 204
+    assert "multi-2" not in [r["id"] for r in results(client, PHOTOS[2])] and len(rec) == 21
+
+
+def test_a_later_index_of_the_folder_drops_extra_photos(rec: Recommender, live_index: Path) -> None:
+    photos = [live.embed_photo(rec, p) for p in PHOTOS]
+    live.put_item(rec, "1548", photos, {"articleType": "Mixed"})  # a catalogue product given three photos
+    index_catalog(live_index.parent / "catalog", live_index, model=ModelSpec("efficientnet-lite0", 64), progress=False)
+    with Recommender.open(live_index) as reopened:
+        assert reopened.db.photo_path("1548", 1) is None and len(reopened) == 20
+        assert isinstance(reopened.store, FaissStore) and reopened.store.photos is None
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_the_store_finds_each_product_once_by_its_best_photo(kind: str) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(6, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index, resolved = build_index(vectors, kind)  # type: ignore[arg-type]
+    store = FaissStore(index, ["a", "a", "a", "b", "c", "d"], resolved, {}, photos=[0, 1, 2, 0, 0, 0])
+    assert len(store) == 4
+    for n in range(3):
+        hits = store.search(vectors[n], 4)[0]
+        assert (hits[0].id, hits[0].photo) == ("a", n) and sorted(h.id for h in hits) == ["a", "b", "c", "d"]
+    assert [h.id for h in store.search(vectors[1], 4, exclude={"a"})[0]] == [
+        h.id for h in store.search(vectors[1], 4)[0] if h.id != "a"]
+    store.remove("a")
+    assert len(store) == 3 and store.photos is None and store.index.ntotal == 3
