@@ -16,9 +16,10 @@ from fashionrec.errors import FashionrecError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("add", help="add a product to an index, or replace it (photo and metadata)")
+    p = sub.add_parser("add", help="add a product to an index, or replace it (photos and metadata)")
     p.add_argument("item_id", metavar="ID", help="product id (letters, digits, '.', '_', '-')")
-    p.add_argument("photo", metavar="PHOTO", help="the product photo (JPEG, PNG, WebP, GIF or BMP)")
+    p.add_argument("photos", metavar="PHOTO", nargs="+",
+                   help="the product's photos, 1 to 8 (JPEG, PNG, WebP, GIF or BMP); it is found by its best match")
     p.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE",
                    help="a metadata column of the index; repeat for several (columns not given are empty)")
     add_index_dir(p)
@@ -46,14 +47,17 @@ def run_add(args: argparse.Namespace) -> int:
     from fashionrec.recommend import Recommender
 
     metadata = parse_meta(args.meta)
-    data = Path(args.photo).read_bytes()
+    if len(args.photos) > live.MAX_PHOTOS:
+        raise FashionrecError(f"photos: a product has 1 to {live.MAX_PHOTOS} photos, got {len(args.photos)}")
+    data = [Path(photo).read_bytes() for photo in args.photos]
+    max_pixels = int(env_default("FASHIONREC_MAX_PIXELS").strip())
     with Recommender.open(args.index_dir) as rec:
         live.check_item_id(args.item_id)
         live.check_metadata(metadata, rec.columns)
-        photo = live.embed_photo(rec, data, max_pixels=int(env_default("FASHIONREC_MAX_PIXELS").strip()))
-        item = live.put_item(rec, args.item_id, photo, metadata)
+        photos = [live.embed_photo(rec, d, max_pixels=max_pixels) for d in data]
+        item = live.put_item(rec, args.item_id, photos, metadata)
         total = len(rec)
-    _report(args, {"id": item.id, "action": "put", "items": total, "metadata": item.metadata},
+    _report(args, {"id": item.id, "action": "put", "photos": len(photos), "items": total, "metadata": item.metadata},
             f"added {item.id}; the index has {total} products")
     return 0
 
