@@ -83,6 +83,7 @@ def test_refresh_picks_up_a_change_made_by_another_process(app_and_service, live
     answer = client.post("/api/recommend", files={"file": ("q.jpg", DRESS)}, params={"k": 1})
     assert answer.json()["results"][0]["id"] == "from-elsewhere"
     assert client.get("/api/facets").json()["items"] == 21
+    assert "fashionrec_index_items 21.0" in client.get("/metrics").text
 
 
 def get_json(url: str, data: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, dict]:
