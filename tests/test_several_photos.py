@@ -72,6 +72,15 @@ def test_photos_survive_a_reopen_and_a_write_cut_short(client: TestClient, rec: 
         assert len(rebuilt) == 21
 
 
+def test_a_writer_that_missed_another_ones_write_rebuilds_with_its_photos(rec: Recommender) -> None:
+    photos = [live.embed_photo(rec, p) for p in PHOTOS]
+    with Recommender.open(rec.index_dir) as other:
+        live.put_item(other, "multi", photos, {})
+    live.put_item(rec, "single", photos[0], {})  # rec's store is two generations behind now: rebuilt from SQLite
+    assert [(r.id, r.photo) for r in (rec.recommend(p, k=2)[0] for p in PHOTOS[1:])] == [("multi", 1), ("multi", 2)]
+    assert len(rec) == 22
+
+
 def test_replacing_with_one_photo_and_deleting_drop_the_others(client: TestClient, rec: Recommender) -> None:
     put_three(client)
     answer = client.put("/api/items/multi", files={"file": ("p.jpg", PHOTOS[0])}, headers=AUTH)

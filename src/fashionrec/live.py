@@ -168,7 +168,7 @@ def _apply(rec: Recommender, store: FaissStore, generation: int, change: Callabl
         fresh = build_store(rec.db, Path(rec.index_dir), model, store.kind)  # type: ignore[arg-type]
         found = rec.db.get_many(fresh.ids)
         store.index, store.ids, store.kind, store.model = fresh.index, fresh.ids, fresh.kind, fresh.model
-        store.generation = fresh.generation
+        store.generation, store.photos = fresh.generation, fresh.photos
         store.meta = MetadataColumns(rec.db.columns, [found[i].metadata for i in fresh.ids])
         store.__post_init__()
     rec.forget_cached_values()
