@@ -119,3 +119,40 @@ def test_the_store_finds_each_product_once_by_its_best_photo(kind: str) -> None:
         h.id for h in store.search(vectors[1], 4)[0] if h.id != "a"]
     store.remove("a")
     assert len(store) == 3 and store.photos is None and store.index.ntotal == 3
+
+
+def test_a_catalogue_row_can_name_several_photos(tmp_path: Path) -> None:
+    import csv
+    import shutil
+
+    from tests.conftest import subset_catalog
+
+    catalog = subset_catalog(tmp_path / "catalog", 10)
+    (catalog / "extra").mkdir()
+    shutil.copy(DEMO_QUERIES / "shoes.jpg", catalog / "extra" / "shoes.jpg")
+    shutil.copy(DEMO_QUERIES / "pants.jpg", catalog / "extra" / "pants.jpg")
+    with (catalog / "styles.csv").open(newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    first, second, third = rows[1][0], rows[2][0], rows[3][0]
+    listed = {first: f"images/{first}.jpg; extra/shoes.jpg ;extra/pants.jpg", second: f"images/{second}.jpg;extra/gone.jpg",
+              third: "../outside.jpg"}
+    rows = [rows[0] + ["images"]] + [row + [listed.get(row[0], "")] for row in rows[1:]]
+    with (catalog / "styles.csv").open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(rows)
+    model = ModelSpec("efficientnet-lite0", 64)
+    result = index_catalog(catalog, tmp_path / "index", model=model, progress=False)
+    assert result.total == 9 and result.embedded == 11  # 9 products, 2 further photos
+    assert result.report.unsafe_paths == [third]
+    assert result.report.missing_images == [f"{second} (photo 1: extra/gone.jpg)"]
+    with Recommender.open(tmp_path / "index") as rec:
+        assert "images" not in rec.columns and len(rec) == 9
+        assert [(rec.recommend(p, k=1)[0].id, rec.recommend(p, k=1)[0].photo) for p in PHOTOS[1:]] == [
+            (first, 1), (first, 2)]
+    assert index_catalog(catalog, tmp_path / "index", model=model, progress=False).embedded == 0  # incremental
+    rows[1][-1] = f"images/{first}.jpg;extra/pants.jpg"  # one photo fewer: pants is photo 1 now
+    with (catalog / "styles.csv").open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(rows)
+    assert index_catalog(catalog, tmp_path / "index", model=model, progress=False).embedded == 1
+    with Recommender.open(tmp_path / "index") as rec:
+        assert (rec.recommend(PHOTOS[2], k=1)[0].id, rec.recommend(PHOTOS[2], k=1)[0].photo) == (first, 1)
+        assert rec.db.photo_path(first, 2) is None

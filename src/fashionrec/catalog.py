@@ -34,6 +34,8 @@ class CatalogItem:
     id: str
     image_path: Path
     metadata: dict[str, str]
+    more_images: tuple[Path, ...] = ()
+    """Its further photos (an ``images`` column listing several), each embedded; the product is found by its best."""
 
 
 @dataclass
@@ -119,6 +121,11 @@ def _check_pattern(image_pattern: str, header: Sequence[str]) -> None:
             )
 
 
+IMAGES_COLUMN = "images"
+"""A CSV column listing a product's photos, ``;``-separated paths relative to the catalogue folder (the first is
+its main photo); where it is empty, or absent, ``--image-pattern`` names the one photo. Not kept as metadata."""
+
+
 def read_catalog(
     catalog_dir: str | os.PathLike[str],
     metadata: str | os.PathLike[str] | None = None,
@@ -130,7 +137,7 @@ def read_catalog(
     """Read the CSV and pair each row with its image.
 
     ``image_pattern`` is formatted with the row's fields (``{id}`` and any column) and resolved against
-    ``catalog_dir``; a path that escapes the catalogue (``..`` or a symlink pointing outside) is refused, so a
+    ``catalog_dir`` (an ``images`` column, when a row fills it, lists several photos instead: IMAGES_COLUMN); a path that escapes the catalogue (``..`` or a symlink pointing outside) is refused, so a
     CSV can never make us read arbitrary files. ``columns`` limits the metadata kept (default: all).
     """
     root = Path(catalog_dir)
@@ -154,7 +161,7 @@ def read_catalog(
             raise FashionrecError(f"{csv_path}: no '{id_column}' column in header {header[:12]}")
         if len(set(header)) != len(header):
             raise FashionrecError(f"{csv_path}: duplicate column names in header")
-        keep = [c for c in header if c != id_column] if columns is None else list(columns)
+        keep = [c for c in header if c not in (id_column, IMAGES_COLUMN)] if columns is None else list(columns)
         unknown = [c for c in keep if c not in header]
         if unknown:
             raise FashionrecError(f"{csv_path}: unknown columns {unknown}; the header has {header}")
@@ -189,14 +196,21 @@ def read_catalog(
                     relative = image_pattern.format(**record)
                 except (KeyError, IndexError, ValueError) as exc:
                     raise FashionrecError(f"bad --image-pattern {image_pattern!r}: {exc}") from None
-                image_path = root / relative
-                if not _inside(image_path, root):
+                listed = [p.strip() for p in record.get(IMAGES_COLUMN, "").split(";") if p.strip()]
+                paths = [root / p for p in listed] if listed else [root / relative]
+                if not all(_inside(path, root) for path in paths):
                     report.unsafe_paths.append(item_id)
                     continue
-                if not image_path.is_file():
+                if not paths[0].is_file():
                     report.missing_images.append(item_id)
                     continue
-                items.append(CatalogItem(item_id, image_path, {c: record[c] for c in keep}))
+                more = []
+                for n, path in enumerate(paths[1:], 1):
+                    if path.is_file():
+                        more.append(path)
+                    else:  # a missing further photo is reported; the product keeps the others
+                        report.missing_images.append(f"{item_id} (photo {n}: {listed[n]})")
+                items.append(CatalogItem(item_id, paths[0], {c: record[c] for c in keep}, tuple(more)))
         except csv.Error as exc:
             raise FashionrecError(f"{csv_path}: unreadable CSV near line {reader.line_num}: {exc}") from None
     return Catalog(items=items, report=report, columns=keep)

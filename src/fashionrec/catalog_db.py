@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +34,7 @@ CREATE TABLE IF NOT EXISTS items (
 
 
 _PHOTOS = """CREATE TABLE IF NOT EXISTS photos (
-    item_id TEXT NOT NULL, n INTEGER NOT NULL, image_path TEXT NOT NULL, digest TEXT NOT NULL, vector BLOB NOT NULL,
+    item_id TEXT NOT NULL, n INTEGER NOT NULL, image_path TEXT NOT NULL, digest TEXT NOT NULL, vector BLOB,
     PRIMARY KEY (item_id, n)
 )"""
 """A product's photos after its first (n >= 1; the first lives in ``items``), with their raw features."""
@@ -153,8 +153,6 @@ class CatalogDB:
             removed = [(i,) for i in known if i not in incoming]
             if not keep_removed:
                 self.conn.executemany("DELETE FROM items WHERE id=?", removed)
-            # a catalogue folder names one photo per product: extra photos added through the items API go
-            self.conn.execute("DELETE FROM photos")
             self.conn.execute(
                 "INSERT OR REPLACE INTO settings(key, value) VALUES ('columns', ?)", (json.dumps(list(columns)),)
             )
@@ -202,11 +200,43 @@ class CatalogDB:
             )
             return self._bump_generation()
 
+    def sync_photos(self, photos: Mapping[str, Sequence[tuple[str, str]]]) -> None:
+        """Make the further photos match the catalogue: ``photos`` maps a product to its further photos' (image
+        path, digest), in order. A photo whose content is unchanged keeps its vector; any other photo (those added
+        through the items API included: the folder wins) goes."""
+        known = {(r[0], int(r[1])): r[2] for r in self.conn.execute("SELECT item_id, n, digest FROM photos")}
+        wanted = {(item_id, n): (path, digest) for item_id, listed in photos.items()
+                  for n, (path, digest) in enumerate(listed, 1)}
+        with self.conn:
+            self.conn.executemany("DELETE FROM photos WHERE item_id=? AND n=?",
+                                  [key for key, digest in known.items() if wanted.get(key, ("", None))[1] != digest])
+            for (item_id, n), (path, digest) in wanted.items():
+                if known.get((item_id, n)) == digest:
+                    self.conn.execute("UPDATE photos SET image_path=? WHERE item_id=? AND n=?", (path, item_id, n))
+                else:
+                    self.conn.execute("INSERT INTO photos(item_id, n, image_path, digest, vector) VALUES (?,?,?,?,NULL)",
+                                      (item_id, n, path, digest))
+
+    def pending_photos(self) -> list[tuple[str, int, str]]:
+        """(product id, photo number, image path) of further photos that still need an embedding."""
+        return [(r[0], int(r[1]), r[2]) for r in self.conn.execute(
+            "SELECT item_id, n, image_path FROM photos WHERE vector IS NULL ORDER BY item_id, n")]
+
+    def put_photo_vectors(self, keys: Sequence[tuple[str, int]], vectors: np.ndarray) -> None:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        with self.conn:
+            self.conn.executemany("UPDATE photos SET vector=? WHERE item_id=? AND n=?",
+                                  [(v.tobytes(), i, n) for (i, n), v in zip(keys, vectors)])
+
+    def drop_photos(self, keys: Iterable[tuple[str, int]]) -> None:
+        with self.conn:
+            self.conn.executemany("DELETE FROM photos WHERE item_id=? AND n=?", list(keys))
+
     def photo_vectors(self, dim: int) -> tuple[list[str], list[int], np.ndarray]:
         """Every further photo of an embedded product: product ids, photo numbers, (N, dim) raw features."""
         rows = self.conn.execute(
             "SELECT p.item_id, p.n, p.vector FROM photos p JOIN items i ON i.id = p.item_id "
-            "WHERE i.vector IS NOT NULL ORDER BY p.item_id, p.n").fetchall()
+            "WHERE i.vector IS NOT NULL AND p.vector IS NOT NULL ORDER BY p.item_id, p.n").fetchall()
         matrix = np.empty((len(rows), dim), dtype=np.float32)
         for n, (_, _, blob) in enumerate(rows):
             matrix[n] = np.frombuffer(blob, dtype=np.float32)

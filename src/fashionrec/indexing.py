@@ -149,6 +149,44 @@ def _scan(catalog: Catalog, progress: bool) -> list[tuple[str, str, str, dict[st
     return rows
 
 
+PHOTO_KEY = "\x00"  # joins a product id and a photo number into one key for the embedding batches
+
+
+def _scan_more_photos(catalog: Catalog) -> dict[str, list[tuple[str, str]]]:
+    """(resolved path, content digest) of every product's further photos (an ``images`` column)."""
+    photos: dict[str, list[tuple[str, str]]] = {}
+    for item in catalog.items:
+        listed = photos[item.id] = []
+        for n, path in enumerate(item.more_images, 1):
+            try:
+                listed.append((str(path.resolve()), file_digest(path)))
+            except OSError as exc:
+                catalog.report.unreadable_images.append({"id": f"{item.id} (photo {n})", "error": f"cannot read {path}: {exc}"})
+    return {item_id: listed for item_id, listed in photos.items() if listed}
+
+
+def _embed_more_photos(
+    db: CatalogDB, embedder: Embedder, batch_size: int, catalog: Catalog,
+    engine: Callable[[Embedder, Sequence[tuple[str, str]], int], Iterable[EmbeddedBatch]] | None,
+) -> int:
+    """Embed the further photos still without a vector; an unreadable one is reported and dropped alone."""
+    todo = [(f"{item_id}{PHOTO_KEY}{n}", path) for item_id, n, path in db.pending_photos()]
+    done = 0
+    for keys, vectors, failures in (engine or embed_batches)(embedder, todo, batch_size):
+        db.put_photo_vectors([_photo_key(k) for k in keys], vectors)
+        if failures:
+            db.drop_photos(_photo_key(k) for k, _ in failures)
+            catalog.report.unreadable_images.extend(
+                {"id": f"{_photo_key(k)[0]} (photo {_photo_key(k)[1]})", "error": e} for k, e in failures)
+        done += len(keys)
+    return done
+
+
+def _photo_key(key: str) -> tuple[str, int]:
+    item_id, _, n = key.rpartition(PHOTO_KEY)
+    return item_id, int(n)
+
+
 def _retire_stale_faiss(db: CatalogDB, index_path: Path, rows: Sequence[tuple[str, ...]]) -> None:
     """Delete the FAISS file before products it holds leave SQLite: a run killed after that then leaves an index
     that says it is incomplete (re-run to finish), never vectors of products the database no longer has."""
@@ -209,6 +247,7 @@ def index_catalog(
         # from the previous generation finds every product it knows (issue 17: swaps between generations).
         removed = sorted({item.id for item in db.iter_items()} - {row[0] for row in rows})
         counts = db.sync(rows, catalog.columns, keep_removed=True)
+        db.sync_photos(_scan_more_photos(catalog))
         leaving = set(removed)
         todo = [item for item in db.pending() if item[0] not in leaving]
         embedded = 0
@@ -220,6 +259,7 @@ def index_catalog(
                     catalog.report.unreadable_images.extend({"id": i, "error": e} for i, e in failures)
                 embedded += len(ids)
                 bar.update(len(ids) + len(failures))
+        embedded += _embed_more_photos(db, embedder, batch_size, catalog, engine)
         _retire_stale_faiss(db, index_path, rows)
         db.drop_items(removed)
         _drop_orphan_uploads(db, index_path)
