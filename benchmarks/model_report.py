@@ -19,6 +19,7 @@ from _common import REPO, RESULTS_DIR
 
 DOC = REPO / "docs" / "model.md"
 CARD = REPO / "src" / "fashionrec" / "weights" / "fashion-lite0.json"
+README_START, README_END = "<!-- model-table", "<!-- /model-table -->"
 
 
 def _load(name: str) -> dict[str, Any]:
@@ -112,6 +113,12 @@ def main() -> int:
         out += [f"| {r['model']} | {r['images_per_s']:.1f} | {r['query_p50_ms']:.1f} |" for r in data["rows"]]
         out.append("")
     DOC.write_text("\n".join(out))
+    readme = (REPO / "README.md").read_text()
+    start, end = readme.find(README_START), readme.find(README_END)
+    if start >= 0 and end > start:
+        block = [readme[start:].split("\n", 1)[0], "", f"Measured on {machine.get('cores')} CPU cores "
+                 "(details and protocol: [docs/model.md](docs/model.md)):", "", *comparison(runs), ""]
+        (REPO / "README.md").write_text(readme[:start] + "\n".join(block) + "\n" + readme[end:])
     print("\n".join(out))
     return 0
 

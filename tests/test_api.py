@@ -67,7 +67,7 @@ def assert_error(response: httpx.Response, status: int, *fragments: str) -> None
 # health, recommend ------------------------------------------------------------------------------------------
 def test_healthz_reports_the_loaded_index(client: TestClient) -> None:
     body = client.get("/healthz").json()
-    assert body == {"status": "ok", "items": 300, "model": "efficientnet-lite2", "dim": 1280}
+    assert body == {"status": "ok", "items": 300, "model": "fashion", "dim": 256}
 
 
 def test_recommend_returns_k_ranked_results_with_metadata_and_image_urls(client: TestClient) -> None:

@@ -104,8 +104,8 @@ def test_torch_module_gives_the_unnormalised_features(embedder: Embedder) -> Non
 
 
 def test_default_model_and_sizes() -> None:
-    assert available_models()[0] == DEFAULT_MODEL == "efficientnet-lite2"
-    assert set(available_models()) == {*PACKAGED, "resnet50", "clip"}  # the last two need user weights
+    assert available_models()[0] == DEFAULT_MODEL == "fashion"
+    assert set(available_models()) == {"fashion", *PACKAGED, "resnet50", "clip"}  # the last two need user weights
     lite0 = create_embedder("efficientnet-lite0")
     assert (lite0.name, lite0.dim, lite0.image_size) == ("efficientnet-lite0", 1280, 224)
     assert lite0.preprocess(_tshirt()).shape == (3, 224, 224)
@@ -160,7 +160,7 @@ def test_weights_override_is_used(tmp_path: Path) -> None:
 
 
 def test_unknown_model_and_bad_size() -> None:
-    with pytest.raises(FashionrecError, match="unknown model 'vit-h14'; available: efficientnet-lite2, "):
+    with pytest.raises(FashionrecError, match="unknown model 'vit-h14'; available: fashion, efficientnet-lite2, "):
         create_embedder("vit-h14")
     with pytest.raises(FashionrecError, match="image size"):
         create_embedder("efficientnet-lite0", image_size=16)

@@ -58,7 +58,7 @@ BAD = {  # each must be refused, by the variable's name
 }
 GOOD = {  # documented values, each accepted
     "FASHIONREC_INDEX_DIR": ["index", "/srv/fashion index", "ü/x"],
-    "FASHIONREC_MODEL": ["efficientnet-lite2", "efficientnet-lite0", "mobilenetv2"],
+    "FASHIONREC_MODEL": ["fashion", "efficientnet-lite2", "efficientnet-lite0", "mobilenetv2"],
     "FASHIONREC_BACKEND": ["auto", "onnx", "torch"],
     "FASHIONREC_PRECISION": ["fp32", "int8"],
     "FASHIONREC_BATCH_SIZE": ["1", "32", "4096"],

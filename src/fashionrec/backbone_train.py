@@ -44,6 +44,7 @@ from tqdm import tqdm
 from fashionrec.atomic import write_atomically
 from fashionrec.augment import photo_like
 from fashionrec.catalog import read_catalog
+from fashionrec.embedders.base import configure_threads
 from fashionrec.embedders.efficientnet import LITE_MEAN, LITE_STD, packaged_weights
 from fashionrec.embedders.fashion import FashionNet
 from fashionrec.embedders.preprocess import Preprocessor
@@ -420,6 +421,7 @@ def train_backbone(catalogue_dir: str | os.PathLike[str], output: str | os.PathL
     """
     config.check()
     started = time.time()
+    configure_threads()  # FASHIONREC_THREADS: a resumed run must sum in the same order as the one it continues
     torch.manual_seed(config.seed)
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_MODEL", "Embedder", "TorchEmbedder", "available_models", "create_embedder", "resolve_image_size"]
 
-DEFAULT_MODEL = "efficientnet-lite2"
+DEFAULT_MODEL = "fashion"
 
 MIN_IMAGE_SIZE = 32
 """Every backbone downsamples 32 times; below that the last feature map is a single padded pixel."""
@@ -30,8 +30,8 @@ class _Entry(NamedTuple):
 
 
 _MODELS: dict[str, _Entry] = {
+    "fashion": _Entry("fashion", 128),  # ours, shipped in the package: Lite0 fine-tuned on fashion, 256-d
     "efficientnet-lite2": _Entry("efficientnet", 224),
-    "fashion": _Entry("fashion", 128),  # ours: Lite0 fine-tuned on fashion (fashionrec train-backbone), 256-d
     "efficientnet-lite0": _Entry("efficientnet", 224),
     "mobilenetv2": _Entry("mobilenet", 224),
     "resnet50": _Entry("resnet", 224),
@@ -61,10 +61,11 @@ def create_embedder(
     image_size: int | None = None,
     weights: str | os.PathLike[str] | None = None,
 ) -> TorchEmbedder:
-    """Build the embedder ``name`` with its ImageNet weights, fully offline (in PyTorch; see ``ModelSpec.build``).
+    """Build the embedder ``name`` with its packaged weights (ours for ``fashion``, ImageNet for the others), fully
+    offline (in PyTorch; see ``ModelSpec.build``).
 
-    ``image_size`` is the square side images are resized to (default per model, 224); smaller is
-    much faster, and the 60x80 catalogue photos carry little detail beyond 160 px. ``weights`` is a
+    ``image_size`` is the square side images are resized to (default per model: 128 for ``fashion``, which was
+    trained at that size, 224 for the others). ``weights`` is a
     ``state_dict`` file that replaces the packaged weights (required for ``resnet50``, which has none).
     """
     size = resolve_image_size(name, image_size)

@@ -38,9 +38,10 @@ class FashionNet(nn.Module):
         return out
 
 
-def packaged_weights() -> Path:
-    """Path of the shipped weights, after checking their SHA-256 against the card shipped with them."""
-    folder = Path(str(resources.files("fashionrec") / "weights"))
+def packaged_weights(folder: Path | None = None) -> Path:
+    """Path of the shipped weights (in ``folder``, default the package's), after checking their SHA-256 against
+    the card shipped with them."""
+    folder = folder or Path(str(resources.files("fashionrec") / "weights"))
     path, card = folder / WEIGHTS_FILE, folder / CARD_FILE
     if not path.is_file() or not card.is_file():
         raise FashionrecError(f"the fashion model's weights are not installed ({path}); reinstall fashionrec")
