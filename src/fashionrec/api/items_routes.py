@@ -18,14 +18,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel, Field
-from python_multipart.exceptions import MultipartParseError
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import parse_options_header
 from starlette.concurrency import run_in_threadpool
 
 from fashionrec.api.errors import ApiError
 from fashionrec.api.models import ErrorOut, ItemOut
 from fashionrec.api.service import RecommenderService, get_service
-from fashionrec.api.uploads import MULTIPART_SLACK, UPLOAD_FIELD, too_large
+from fashionrec.api.uploads import MULTIPART_SLACK, UPLOAD_FIELD, stream_multipart, too_large
 from fashionrec.errors import FashionrecError
 from fashionrec.live import MAX_PHOTOS
 
@@ -119,22 +118,8 @@ async def read_form(request: Request, max_bytes: int, max_files: int) -> _Form:
     boundary = params.get(b"boundary")
     if content_type != b"multipart/form-data" or not boundary:
         raise ApiError(415, f"send a multipart/form-data body (photo in {UPLOAD_FIELD!r}, one field per column)")
-    body_limit = max_files * max_bytes + MULTIPART_SLACK
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > body_limit:
-        raise too_large(max_bytes)
     form = _Form(max_bytes)
-    parser = MultipartParser(boundary, form.callbacks())  # type: ignore[arg-type]
-    received = 0
-    try:
-        async for chunk in request.stream():
-            received += len(chunk)
-            if received > body_limit:
-                raise too_large(max_bytes)
-            parser.write(chunk)
-        parser.finalize()
-    except MultipartParseError as exc:
-        raise ApiError(422, f"malformed multipart body ({exc})") from None
+    await stream_multipart(request, boundary, form.callbacks(), max_files * max_bytes + MULTIPART_SLACK, max_bytes)
     return form
 
 

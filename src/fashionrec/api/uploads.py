@@ -121,18 +121,14 @@ class _FilePart:
             self._buffer = None
 
 
-async def read_upload(request: Request, max_bytes: int) -> bytes:
-    """The bytes of the multipart field ``file``, read from the request stream into memory, at most ``max_bytes``."""
-    content_type, params = parse_options_header(request.headers.get("content-type", ""))
-    boundary = params.get(b"boundary")
-    if content_type != b"multipart/form-data" or not boundary:
-        raise ApiError(415, f"send the photo as multipart/form-data in the field {UPLOAD_FIELD!r}")
-    body_limit = max_bytes + MULTIPART_SLACK
+async def stream_multipart(request: Request, boundary: bytes, callbacks: object, body_limit: int,
+                           max_bytes: int) -> None:
+    """Feed the request body to a multipart parser with ``callbacks``, refusing (413) a body over ``body_limit``
+    as declared or as received; a malformed body is a 422."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > body_limit:
         raise too_large(max_bytes)
-    part = _FilePart(max_bytes)
-    parser = MultipartParser(boundary, part.callbacks())  # type: ignore[arg-type]
+    parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
     received = 0
     try:
         async for chunk in request.stream():
@@ -143,6 +139,16 @@ async def read_upload(request: Request, max_bytes: int) -> bytes:
         parser.finalize()
     except MultipartParseError as exc:
         raise ApiError(422, f"malformed multipart body ({exc})") from None
+
+
+async def read_upload(request: Request, max_bytes: int) -> bytes:
+    """The bytes of the multipart field ``file``, read from the request stream into memory, at most ``max_bytes``."""
+    content_type, params = parse_options_header(request.headers.get("content-type", ""))
+    boundary = params.get(b"boundary")
+    if content_type != b"multipart/form-data" or not boundary:
+        raise ApiError(415, f"send the photo as multipart/form-data in the field {UPLOAD_FIELD!r}")
+    part = _FilePart(max_bytes)
+    await stream_multipart(request, boundary, part.callbacks(), max_bytes + MULTIPART_SLACK, max_bytes)
     if part.data is None:
         raise ApiError(422, f"no complete file in the multipart field {UPLOAD_FIELD!r}")
     return part.data
