@@ -95,7 +95,11 @@ def main() -> int:
            "articleType is in the photo class's set (`mapping.json`); type+colour P@5 counts a result when both "
            "articleType and baseColour match the query product. `+ head` is `fashionrec train` with its defaults on the "
            "same index; `+ localise` crops the photo to the garment first (`fashionrec.localise`).", "",
-           f"Machine: {machine.get('cores')} cores, {machine.get('cpu')}.", "", *comparison(runs), "",
+           f"Machine: {machine.get('cores')} cores, {machine.get('cpu')}.", "",
+           *(f"- {model}: `{name}.json`: {run.get('note') or 'no note'}" for (model, run), name in
+             zip(runs.items(), (args.imagenet, args.fashion), strict=True)), "",
+           "A run whose note does not name the hash split held out another seeded 10 % (the positional split of "
+           "its time): the same protocol and query count, other products.", "", *comparison(runs), "",
            "## Photo hit@5 per class", "", *per_class(runs), ""]
     if CARD.is_file():
         card = json.loads(CARD.read_text())

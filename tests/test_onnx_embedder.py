@@ -65,7 +65,7 @@ def test_backend_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert isinstance(SPEC.build(cache_dir=tmp_path), TorchEmbedder)
     assert not (tmp_path / ONNX_DIR).exists()
     monkeypatch.setenv("FASHIONREC_BACKEND", "tensorrt")
-    with pytest.raises(FashionrecError, match="backend must be one of auto, onnx, torch"):
+    with pytest.raises(FashionrecError, match="BACKEND must be one of auto, onnx, torch"):
         SPEC.build(cache_dir=tmp_path)
 
 

@@ -245,10 +245,11 @@ def test_cli_evaluate_holdout_hybrid_and_report(
     result = json.loads(out)
     assert result["protocol"] == "holdout" and len(result["runs"]) == 2
     image_only = result["runs"]["image-only"]
-    assert image_only["queries"] == 24 and image_only["searched"] == 96  # queries never in the searched index
+    held = len(Head.load(trained_index).holdout_ids)
+    assert image_only["queries"] == held and image_only["searched"] == 120 - held  # queries never in the searched index
     assert 0 <= image_only["metrics"]["P@5"] <= 1 and "agree_gender@5" in image_only["metrics"]
     assert (tmp_path / "report" / "p5_by_group.png").stat().st_size > 1000
-    assert "| image-only | 24 |" in (tmp_path / "report" / "report.md").read_text()
+    assert f"| image-only | {held} |" in (tmp_path / "report" / "report.md").read_text()
 
 
 def test_cli_evaluate_photos_and_errors(
@@ -417,4 +418,5 @@ def test_cli_consensus_options(trained_index: Path, capsys: pytest.CaptureFixtur
     assert code == 0, err
     runs = json.loads(out)["runs"]
     assert set(runs) == {"consensus (articleType, w=0.5)", "image-only"}
-    assert all(run["queries"] == 24 and run["searched"] == 96 for run in runs.values())
+    held = len(Head.load(trained_index).holdout_ids)
+    assert all(run["queries"] == held and run["searched"] == 120 - held for run in runs.values())
