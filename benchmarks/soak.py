@@ -9,8 +9,13 @@ photo uploads, catalogue reads (item, similar, image) and bad requests (empty, t
 bomb, oversized upload through httpx and through urllib, which sends the whole body before reading, malformed
 multipart, hostile ids, a body and headers dribbled slower than the server's timeouts). With ``--restarts N`` the
 run is cut into N+1 equal parts and the server is killed with SIGKILL (mid-traffic) and restarted between them;
-requests refused while it is down are counted apart, not as errors. There are no write endpoints, feedback
-queries or index refreshes to mix in yet (the API only reads), so there is no acknowledged write to lose.
+requests refused while it is down, or cut by the kill (no answer, and a kill happened while the request was out:
+recorded per request), are counted apart as "server down", not as errors. The good mix also has feedback queries
+(``like`` / ``unlike`` of catalogue ids returned by earlier answers, ``differ=baseColour``, ``box``), item writes
+(PUT of a new product with a photo and metadata, PATCH, DELETE, with the server's ``FASHIONREC_API_KEY``) and
+``POST /admin/reload``. Every acknowledged write is remembered; after each restart and at the end, with the clients
+paused, each written product is fetched: a live one must answer 200 with its last acknowledged metadata, a deleted
+one 404. Anything else is a lost write (must be 0). A write cut by a kill is unacknowledged and no longer checked.
 
 Reported: requests and status codes per kind, 5xx count (must be 0), connection errors outside the restart
 windows (must be 0), p50/p99 latency, and each server process's RSS after its warm-up (``--warmup-seconds`` of
@@ -61,8 +66,12 @@ SLOW_TIMEOUT_S = 3  # the server's --body-timeout and --header-timeout in this r
 CLOSED = 0  # pseudo status: the server closed the connection without an answer (expected for slow headers)
 CONNECTION_ERROR = -1  # pseudo status: no answer while the server was up (a failure)
 SERVER_DOWN = -2  # pseudo status: no answer while the server was being killed and restarted (expected)
+API_KEY = "soak-test-key-0123456789abcdefghi"[:32]  # a fixed 32-character test key for the server process
+WRITE_COLUMNS = ("gender", "articleType", "baseColour", "productDisplayName")
+COLOURS = ("Red", "Blue", "Black", "White", "Green", "Navy Blue", "Grey")
 Request = Callable[[httpx.Client, random.Random], int]
-EXPECTED = {"hostile:slow-headers": {CLOSED}, "hostile:slow-body": {408}}
+EXPECTED = {"write:put": {201}, "write:patch": {200, 201}, "write:delete": {204, 201},  # 201: no live product of its own yet, so a PUT
+            "hostile:slow-headers": {CLOSED}, "hostile:slow-body": {408}}
 """Kinds whose answer is a specific pseudo status or code; others: good kinds 200, bad kinds any 4xx."""
 
 
@@ -115,7 +124,69 @@ def _dribble(base: str, head: bytes, drip: bytes) -> int:
     return int(answer.split(b" ")[1]) if answer.startswith(b"HTTP/1.1 ") else CONNECTION_ERROR
 
 
-def build_mix(item_ids: list[str], base: str) -> dict[str, tuple[bool, Request]]:
+class Ledger:
+    """Catalogue ids seen in answers (for feedback queries) and every acknowledged write, per writing thread."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.seen: list[str] = []
+        self.acked: dict[str, dict[str, str] | None] = {}  # id -> last acknowledged metadata, None: deleted
+        self.owner: dict[str, int] = {}
+        self.unacknowledged = 0
+
+    def remember(self, response: httpx.Response) -> int:
+        """Keep the catalogue ids of an answer (never the soak's own, which may be deleted); its status."""
+        if response.status_code == 200:
+            ids = [r["id"] for r in response.json().get("results", []) if not r["id"].startswith("soak-")]
+            with self.lock:
+                self.seen = (self.seen + ids)[-500:]
+        return response.status_code
+
+    def pick_seen(self, r: random.Random, n: int, fallback: list[str]) -> list[str]:
+        with self.lock:
+            pool = list(dict.fromkeys(self.seen)) if len(set(self.seen)) >= n else fallback
+        return r.sample(pool, n)
+
+    def live_own(self) -> list[str]:
+        me = threading.get_ident()
+        with self.lock:
+            return [i for i, m in self.acked.items() if m is not None and self.owner[i] == me]
+
+    def write(self, item_id: str, send: Callable[[], httpx.Response], ok: int, meta: dict[str, str] | None) -> int:
+        """Send a write; remember it when acknowledged with ``ok``; forget the id when it got no answer."""
+        try:
+            response = send()
+        except httpx.HTTPError:
+            with self.lock:  # no answer: it may or may not have happened, so it is no longer checked
+                self.acked.pop(item_id, None)
+                self.unacknowledged += 1
+            raise
+        if response.status_code == ok:
+            with self.lock:
+                self.acked[item_id] = meta
+                self.owner[item_id] = threading.get_ident()
+        return response.status_code
+
+    def check(self, base: str) -> dict[str, Any]:
+        """Fetch every acknowledged write (clients paused): lost ones are any other answer."""
+        with self.lock:
+            acked = dict(self.acked)
+        lost: list[str] = []
+        with httpx.Client(base_url=base, timeout=60, headers={"X-API-Key": API_KEY}) as c:
+            for item_id, meta in acked.items():
+                response = c.get(f"/api/items/{item_id}")
+                if meta is None:
+                    ok = response.status_code == 404
+                else:
+                    ok = response.status_code == 200 and all(
+                        response.json()["metadata"].get(k) == v for k, v in meta.items())
+                if not ok:
+                    lost.append(item_id)
+        return {"live": sum(m is not None for m in acked.values()), "deleted": sum(m is None for m in acked.values()),
+                "lost": len(lost), "lost_ids": lost[:20]}
+
+
+def build_mix(item_ids: list[str], base: str, ledger: Ledger) -> dict[str, tuple[bool, Request]]:
     """name -> (is a good request, how to send it)."""
     photos = _photos()
     first = photos[0]
@@ -141,6 +212,55 @@ def build_mix(item_ids: list[str], base: str) -> dict[str, tuple[bool, Request]]
                                                   params={"k": 10}).status_code),
         "good:image": (True, lambda c, r: c.get(f"/images/{r.choice(item_ids)}").status_code),
     }
+
+    def feedback_recommend(c: httpx.Client, r: random.Random) -> int:
+        like, unlike = ledger.pick_seen(r, 2, item_ids)
+        params: dict[str, Any] = {"k": 10, "like": like, "unlike": unlike}
+        if r.random() < 0.5:
+            params["differ"] = "baseColour"
+        if r.random() < 0.3:
+            params["box"] = "0.1,0.1,0.8,0.8"
+        return ledger.remember(c.post("/api/recommend", params=params,
+                                      files={"file": ("x.jpg", r.choice(photos), "image/jpeg")}))
+
+    def feedback_similar(c: httpx.Client, r: random.Random) -> int:
+        item, like, unlike = ledger.pick_seen(r, 3, item_ids)
+        params = {"k": 10, "like": like, "unlike": unlike} if r.random() < 0.5 else {"k": 10, "differ": "baseColour"}
+        return ledger.remember(c.get(f"/api/items/{item}/similar", params=params))
+
+    def put(c: httpx.Client, r: random.Random) -> int:
+        item_id = f"soak-{uuid.uuid4().hex[:12]}"
+        meta = {"gender": r.choice(["Men", "Women"]), "articleType": "Tshirts", "baseColour": r.choice(COLOURS),
+                "productDisplayName": f"Soak product {item_id}"}
+        return ledger.write(item_id, lambda: c.put(f"/api/items/{item_id}", headers={"X-API-Key": API_KEY}, data=meta,
+                                                   files={"file": ("x.jpg", r.choice(photos), "image/jpeg")}), 201, meta)
+
+    def patch(c: httpx.Client, r: random.Random) -> int:
+        live = ledger.live_own()
+        if not live:
+            return put(c, r)
+        item_id = r.choice(live)
+        with ledger.lock:
+            meta = {**(ledger.acked[item_id] or {}), "baseColour": r.choice(COLOURS),
+                    "productDisplayName": f"Soak product {item_id} patched {uuid.uuid4().hex[:6]}"}
+        change = {k: meta[k] for k in ("baseColour", "productDisplayName")}
+        return ledger.write(item_id, lambda: c.patch(f"/api/items/{item_id}", headers={"X-API-Key": API_KEY},
+                                                     data=change), 200, meta)
+
+    def delete(c: httpx.Client, r: random.Random) -> int:
+        live = ledger.live_own()
+        if len(live) < 3:  # keep a few live products per client
+            return put(c, r)
+        item_id = r.choice(live)
+        return ledger.write(item_id, lambda: c.delete(f"/api/items/{item_id}", headers={"X-API-Key": API_KEY}),
+                            204, None)
+
+    mix["good:feedback-recommend"] = (True, feedback_recommend)
+    mix["good:feedback-similar"] = (True, feedback_similar)
+    mix["write:put"] = (True, put)
+    mix["write:patch"] = (True, patch)
+    mix["write:delete"] = (True, delete)
+    mix["admin:reload"] = (True, lambda c, r: c.post("/admin/reload", headers={"X-API-Key": API_KEY}).status_code)
     for name, body in bad_bodies.items():
         mix[name] = (False, upload(body))
     mix["bad:oversized-urllib"] = (False, lambda c, r: _urllib_upload(base, first + bytes(3 * MAX_UPLOAD_MB * 1024 * 1024)))
@@ -177,7 +297,7 @@ def start_server(index_dir: Path, port: int) -> subprocess.Popen[bytes]:
            "--port", str(port), "--max-upload-mb", str(MAX_UPLOAD_MB), "--body-timeout", str(SLOW_TIMEOUT_S),
            "--header-timeout", str(SLOW_TIMEOUT_S)]
     server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                              env={**os.environ, "HF_HUB_OFFLINE": "1", "FASHIONREC_API_KEY": API_KEY})
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if server.poll() is not None:
@@ -197,12 +317,14 @@ class Server:
     def __init__(self, index_dir: Path, port: int) -> None:
         self.index_dir, self.port = index_dir, port
         self.down = threading.Event()  # set while the server is being killed and restarted
+        self.kills = 0  # SIGKILLs sent so far: a request during which it changed may have been cut by one
         self.proc = start_server(index_dir, port)
 
     def kill_and_restart(self) -> float:
         """SIGKILL now, mid-traffic; start again; the seconds it was down."""
         self.down.set()
         began = time.monotonic()
+        self.kills += 1
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
         self.proc = start_server(self.index_dir, self.port)
@@ -215,14 +337,18 @@ class Server:
 
 
 def soak(base: str, mix: dict[str, tuple[bool, Request]], clients: int, seconds: float, bad_share: float,
-         seed: int, server: Server, restarts: int, warmup_s: float
-         ) -> tuple[dict[str, list[tuple[int, float]]], list[dict[str, Any]], list[float]]:
-    """Run the clients for ``seconds`` of server up-time, killing the server ``restarts`` times; per-kind (status, latency s), one RSS record per
-    server process (after its warm-up and at its end, with samples every ~2 s), and the seconds each restart took."""
+         seed: int, server: Server, restarts: int, warmup_s: float, ledger: Ledger
+         ) -> tuple[dict[str, list[tuple[int, float, bool]]], list[dict[str, Any]], list[float], list[dict[str, Any]]]:
+    """Run the clients for ``seconds`` of server up-time, killing the server ``restarts`` times; per-kind (status,
+    latency s, whether a kill happened during it), one RSS record per server process (after its warm-up and at its
+    end, with samples every ~2 s), the seconds each restart took, and the write check after each restart and at the end."""
     good = [n for n, (ok, _) in mix.items() if ok]
+    weights = [0.25 if n == "admin:reload" else 1.0 for n in good]  # a reload reopens the index: rarer
     bad = [n for n, (ok, _) in mix.items() if not ok]
-    records: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    records: dict[str, list[tuple[int, float, bool]]] = defaultdict(list)
     lock = threading.Lock()
+    paused = threading.Event()  # set while the acknowledged writes are checked
+    busy = [threading.Lock() for _ in range(clients)]  # held by each client while its request is out
     start = time.monotonic()
     stop = threading.Event()
 
@@ -230,22 +356,39 @@ def soak(base: str, mix: dict[str, tuple[bool, Request]], clients: int, seconds:
         rng = random.Random(seed * 1000 + n)
         with httpx.Client(base_url=base, timeout=60) as c:
             while not stop.is_set():
-                name = rng.choice(bad if rng.random() < bad_share else good)
-                was_down = server.down.is_set()
-                began = time.perf_counter()
-                try:
-                    status = mix[name][1](c, rng)
-                except httpx.HTTPError:
-                    status = CONNECTION_ERROR
-                if status == CONNECTION_ERROR and (was_down or server.down.is_set()):
+                if paused.is_set():
+                    time.sleep(0.05)
+                    continue
+                name = (rng.choice(bad) if rng.random() < bad_share else rng.choices(good, weights)[0])
+                with busy[n]:
+                    was_down, kills = server.down.is_set(), server.kills
+                    began = time.perf_counter()
+                    try:
+                        status = mix[name][1](c, rng)
+                    except httpx.HTTPError:
+                        status = CONNECTION_ERROR
+                    killed = was_down or server.down.is_set() or server.kills != kills
+                if status in (CONNECTION_ERROR, CLOSED) and killed:  # refused, or cut by the kill: server down
                     status = SERVER_DOWN
                 with lock:
-                    records[name].append((status, time.perf_counter() - began))
+                    records[name].append((status, time.perf_counter() - began, killed))
                 if status == SERVER_DOWN:
                     time.sleep(0.2)
 
+    def check_writes(when: str) -> None:
+        paused.set()
+        for b in busy:  # wait for every request out to finish
+            b.acquire()
+        try:
+            checks.append({"when": when, **ledger.check(base)})
+        finally:
+            for b in busy:
+                b.release()
+            paused.clear()
+
     processes: list[dict[str, Any]] = []
     downtimes: list[float] = []
+    checks: list[dict[str, Any]] = []
     part = seconds / (restarts + 1)
     with ThreadPoolExecutor(clients) as pool:
         futures = [pool.submit(client, n) for n in range(clients)]
@@ -266,10 +409,12 @@ def soak(base: str, mix: dict[str, tuple[bool, Request]], clients: int, seconds:
                               "rss_samples_mib": [(t, round(k / 1024, 1)) for t, k in samples]})
             if n < restarts:
                 downtimes.append(round(server.kill_and_restart(), 1))
+                check_writes(f"after restart {n + 1}")
         stop.set()
         for f in futures:
             f.result()
-    return records, processes, downtimes
+    check_writes("at the end")
+    return records, processes, downtimes, checks
 
 
 def percentile_ms(latencies: list[float], q: float) -> float:
@@ -310,32 +455,35 @@ def main() -> int:
             item_ids = [item.id for item in db.iter_items()]
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        mix = build_mix(item_ids, base)
+        ledger = Ledger()
+        mix = build_mix(item_ids, base, ledger)
         server = Server(index_dir, port)
         try:
             with httpx.Client(base_url=base, timeout=60) as c:  # warm-up: first inferences allocate their buffers
                 for _ in range(10):
                     mix["good:recommend"][1](c, random.Random(0))
-            records, processes, downtimes = soak(base, mix, args.clients, args.seconds, args.bad_share, args.seed,
-                                                 server, args.restarts, args.warmup_seconds)
+            records, processes, downtimes, checks = soak(base, mix, args.clients, args.seconds, args.bad_share,
+                                                         args.seed, server, args.restarts, args.warmup_seconds, ledger)
             healthy = httpx.get(f"{base}/healthz", timeout=10).status_code == 200
         finally:
             server.stop()
 
     rows = []
     for name in sorted(records):
-        statuses = Counter(s for s, _ in records[name])
-        latencies = [t for s, t in records[name] if s != SERVER_DOWN]
+        statuses = Counter(s for s, _, _ in records[name])
+        latencies = [t for s, t, _ in records[name] if s != SERVER_DOWN]
         rows.append({"kind": name, "requests": len(records[name]), "statuses": dict(sorted(statuses.items())),
                      "p50_ms": percentile_ms(latencies, 50), "p99_ms": percentile_ms(latencies, 99)})
     all_records = [r for rs in records.values() for r in rs]
-    good_latencies = [t for n, rs in records.items() if mix[n][0] for s, t in rs if s != SERVER_DOWN]
-    upload_latencies = [t for n, rs in records.items() if n.startswith("good:recommend") for s, t in rs
+    good_latencies = [t for n, rs in records.items() if mix[n][0] for s, t, _ in rs if s != SERVER_DOWN]
+    upload_latencies = [t for n, rs in records.items() if n.startswith("good:recommend") for s, t, _ in rs
                         if s != SERVER_DOWN]
-    server_errors = sum(1 for s, _ in all_records if s >= 500)
-    connection_errors = sum(1 for s, _ in all_records if s == CONNECTION_ERROR)
-    refused_while_down = sum(1 for s, _ in all_records if s == SERVER_DOWN)
-    wrong_status = {n: sum(1 for s, _ in records[n] if unexpected(n, mix[n][0], s)) for n in records}
+    server_errors = sum(1 for s, _, _ in all_records if s >= 500)
+    connection_errors = sum(1 for s, _, _ in all_records if s == CONNECTION_ERROR)
+    refused_while_down = sum(1 for s, _, _ in all_records if s == SERVER_DOWN)
+    during_kill = sum(1 for _, _, k in all_records if k)
+    wrong_status = {n: sum(1 for s, _, _ in records[n] if unexpected(n, mix[n][0], s)) for n in records}
+    lost_writes = max(c["lost"] for c in checks)
     max_growth = max(p["rss_growth_pct"] for p in processes)
     summary: dict[str, Any] = {
         "machine": f"{platform.machine()} {os.cpu_count()} CPUs, {platform.python_version()}",
@@ -347,7 +495,9 @@ def main() -> int:
                           "header_timeout_s": SLOW_TIMEOUT_S},
         "requests": len(all_records), "requests_per_s": round(len(all_records) / args.seconds, 1),
         "server_errors_5xx": server_errors, "connection_errors": connection_errors,
-        "refused_while_restarting": refused_while_down, "acknowledged_writes_lost": None,
+        "refused_while_restarting": refused_while_down, "requests_during_a_kill": during_kill,
+        "acknowledged_writes_lost": lost_writes, "unacknowledged_writes": ledger.unacknowledged,
+        "write_checks": checks,
         "unexpected_status": {n: c for n, c in wrong_status.items() if c},
         "good_p50_ms": percentile_ms(good_latencies, 50), "good_p99_ms": percentile_ms(good_latencies, 99),
         "upload_p50_ms": percentile_ms(upload_latencies, 50), "upload_p99_ms": percentile_ms(upload_latencies, 99),
@@ -365,13 +515,16 @@ def main() -> int:
     print(f"5xx: {server_errors}, connection errors: {connection_errors}, refused while restarting: "
           f"{refused_while_down} ({args.restarts} SIGKILL restarts, down {downtimes} s), unexpected statuses: "
           f"{summary['unexpected_status'] or 'none'}; healthy after: {healthy}")
+    for check in checks:
+        print(f"writes checked {check['when']}: {check['live']} live, {check['deleted']} deleted, "
+              f"{check['lost']} lost")
     for proc in processes:
         print(f"server process {proc['process']}: RSS {proc['rss_after_warmup_mib']} MiB after warm-up -> "
               f"{proc['rss_end_mib']} MiB at its end ({proc['rss_growth_pct']:+} %)")
     results = RESULTS.with_name(f"{args.name}.json")
     results.parent.mkdir(parents=True, exist_ok=True)
     results.write_text(json.dumps(summary, indent=1) + "\n")
-    failed = server_errors or connection_errors or summary["unexpected_status"] or not healthy or max_growth >= 10
+    failed = server_errors or connection_errors or lost_writes or summary["unexpected_status"] or not healthy or max_growth >= 10
     return 1 if failed else 0
 
 
