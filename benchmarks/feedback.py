@@ -24,6 +24,7 @@ Writes benchmarks/results/NAME.json and prints a table.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import time
 from collections.abc import Sequence
@@ -55,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--crop", action=argparse.BooleanOptionalAction, default=True,
                         help="also P@5 of the photos with a garment_box crop (stand-in for hand-drawn boxes)")
+    parser.add_argument("--boxes", type=Path, default=Path(__file__).with_name("crop_boxes.json"),
+                        help="hand-drawn boxes on test photos (JSON), compared with the whole photo")
     parser.add_argument("--name", default="feedback")
     parser.add_argument("--note", default="")
     parser.add_argument("--json", action="store_true")
@@ -76,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append({"set": name, "method": method, "queries": len(queries),
                              **simulate(searched, queries, method, args.rounds)})
         crop_rows = crop_benchmark(searched, args.photos, load_mapping(args.mapping)) if args.crop else []
+        if args.boxes and args.boxes.is_file():
+            crop_rows += hand_box_benchmark(searched, args.photos, load_mapping(args.mapping), args.boxes)
 
     headers = ["queries", "method", "n", *(f"P@5 r{r}" for r in range(args.rounds + 1)),
                *(f"hit@5 r{r}" for r in range(args.rounds + 1)), "ms/query"]
@@ -133,6 +138,22 @@ def crop_benchmark(rec: Recommender, folder: Path, mapping: dict[str, list[str]]
         relevant = set(mapping[photo.parent.name])
         for label, box in (("full photo", None), ("box = garment_box (stand-in)", (left, top, right - left, bottom - top))):
             results = rec.recommend(image, K, box=box)
+            ok = [x.metadata.get("articleType") in relevant for x in results]
+            scores[label].append((sum(ok) / K, float(any(ok))))
+    return [{"set": "photos test", "query": label, "queries": len(v), "P@5": round(float(np.mean([p for p, _ in v])), 4),
+             "hit@5": round(float(np.mean([h for _, h in v])), 4)} for label, v in scores.items()]
+
+
+def hand_box_benchmark(rec: Recommender, folder: Path, mapping: dict[str, list[str]], boxes_file: Path
+                       ) -> list[dict[str, Any]]:
+    """P@5 / hit@5 of the photos with a hand-drawn box (``boxes_file``) against the same photos whole."""
+    boxes = json.loads(boxes_file.read_text())["boxes"]
+    scores: dict[str, list[tuple[float, float]]] = {"full photo (hand-boxed subset)": [], "hand-drawn box": []}
+    for name, box in tqdm(sorted(boxes.items()), desc="hand boxes", unit="img"):
+        image = load_image(folder / name)
+        relevant = set(mapping[name.split("/")[0]])
+        for label, query_box in (("full photo (hand-boxed subset)", None), ("hand-drawn box", tuple(box))):
+            results = rec.recommend(image, K, box=query_box)
             ok = [x.metadata.get("articleType") in relevant for x in results]
             scores[label].append((sum(ok) / K, float(any(ok))))
     return [{"set": "photos test", "query": label, "queries": len(v), "P@5": round(float(np.mean([p for p, _ in v])), 4),

@@ -92,8 +92,10 @@ def test_milvus_filters_return_only_matches_and_k_when_k_match(ray_milvus: tuple
 
 
 def _cli_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:
-    assert main(list(argv)) == 0
-    return json.loads(capsys.readouterr().out)
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    assert code == 0, captured.err[-2000:]  # the CLI's one error line, when there is one
+    return json.loads(captured.out)
 
 
 def test_update_and_delete_through_the_cli(
