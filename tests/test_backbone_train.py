@@ -18,6 +18,7 @@ import torch
 from fashionrec.backbone_train import BackboneConfig, set_loss, train_backbone
 from fashionrec.cli import main
 from fashionrec.embedders import create_embedder
+from fashionrec.errors import FashionrecError
 from fashionrec.split import holdout_mask, is_held_out
 from tests.conftest import DEMO_CATALOG, DEMO_QUERIES
 
@@ -87,6 +88,29 @@ def test_tiny_schedule_end_to_end(tmp_path: Path, labelled_photos: tuple[Path, P
     again = train_backbone(DEMO_CATALOG, tmp_path / "w2.pt", photos_dir=photos, mapping_path=mapping,
                            work_dir=tmp_path / "work", config=BackboneConfig(**TINY), progress=False)
     assert again.sha256 == result.sha256
+
+
+def test_a_run_continues_from_another_runs_checkpoint(tmp_path: Path, labelled_photos: tuple[Path, Path]) -> None:
+    photos, mapping = labelled_photos
+    common = dict(photos_dir=photos, mapping_path=mapping, progress=False)
+    train_backbone(DEMO_CATALOG, tmp_path / "first.pt", work_dir=tmp_path / "first", config=BackboneConfig(**TINY),
+                   **common)
+    init = tmp_path / "first" / "checkpoint.pt"
+    # one step at a negligible learning rate: the continued run keeps what the first one learnt, a fresh one does not
+    nudge = {**TINY, "steps": 1, "lr": 1e-9, "backbone_lr": 0.0}
+    train_backbone(DEMO_CATALOG, tmp_path / "cont.pt", work_dir=tmp_path / "cont",
+                   config=BackboneConfig(**nudge, init=str(init)), **common)
+    train_backbone(DEMO_CATALOG, tmp_path / "fresh.pt", work_dir=tmp_path / "fresh", config=BackboneConfig(**nudge),
+                   **common)
+    first, cont, fresh = (torch.load(tmp_path / f"{name}.pt", weights_only=True) for name in ("first", "cont", "fresh"))
+    assert json.loads((tmp_path / "cont.json").read_text())["config"]["init"] == str(init)
+    assert torch.allclose(cont["proj.weight"].float(), first["proj.weight"].float(), atol=1e-3)
+    assert not torch.allclose(fresh["proj.weight"].float(), first["proj.weight"].float(), atol=1e-3)
+    with pytest.raises(FashionrecError, match="other labels or another dimension"):
+        train_backbone(DEMO_CATALOG, tmp_path / "bad.pt", work_dir=tmp_path / "bad",
+                       config=BackboneConfig(**{**nudge, "dim": 64}, init=str(init)), **common)
+    with pytest.raises(FashionrecError, match="does not exist"):
+        BackboneConfig(init=str(tmp_path / "missing.pt")).check()
 
 
 def test_killed_run_resumes_to_the_same_weights(tmp_path: Path, labelled_photos: tuple[Path, Path],

@@ -83,6 +83,7 @@ class BackboneConfig:
     seed: int = 0
     max_products: int = 0  # 0 = every product; a seeded sample otherwise (tiny schedules, tests)
     checkpoint_every: int = 100
+    init: str = ""  # a previous run's checkpoint.pt to start from (network and proxies; fresh optimiser and schedule)
 
     def check(self) -> None:
         if not 32 <= self.image_size <= 512:
@@ -96,6 +97,8 @@ class BackboneConfig:
             raise FashionrecError("holdout must be in [0, 0.9) and photo_share in [0, 1)")
         if self.lr <= 0 or self.backbone_lr < 0 or self.temperature <= 0:
             raise FashionrecError("lr and temperature must be positive, backbone_lr not negative")
+        if self.init and not Path(self.init).is_file():
+            raise FashionrecError(f"init checkpoint {self.init} does not exist")
 
 
 @dataclass
@@ -462,6 +465,17 @@ def train_backbone(catalogue_dir: str | os.PathLike[str], output: str | os.PathL
     return result
 
 
+def _start_from(path: Path, net: FashionNet, proxies: nn.ParameterDict) -> None:
+    """Load the network and proxies of a previous run's checkpoint (the same labels and dimension)."""
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    shapes = {k: tuple(v.shape) for k, v in saved.get("proxies", {}).items()}
+    if shapes != {k: tuple(v.shape) for k, v in proxies.items()}:
+        raise FashionrecError(f"init checkpoint {path} was trained on other labels or another dimension")
+    net.load_state_dict(saved["net"])
+    proxies.load_state_dict(saved["proxies"])
+    logger.info("starting from %s (step %d of its run)", path, saved.get("step", 0))
+
+
 def _fit(net: FashionNet, data: TrainData, work: Path, config: BackboneConfig, progress: bool) -> list[float]:
     """The training loop over cached maps, checkpointed and resumable; returns the mean loss per 100 steps."""
     backbone, head = trainable_parameters(net, config.frozen_blocks)
@@ -486,6 +500,8 @@ def _fit(net: FashionNet, data: TrainData, work: Path, config: BackboneConfig, p
             logger.info("resuming from step %d", step)
         else:
             logger.warning("ignoring %s: it was made with other settings", checkpoint)
+    if step == 0 and config.init:
+        _start_from(Path(config.init), net, proxies)
     photo_rows = np.flatnonzero(data.is_photo)
     product_rows = np.flatnonzero(~data.is_photo)
     product_p = _sampling_weights(data.labels[MAIN_LABEL][product_rows])

@@ -11,7 +11,7 @@ from fashionrec.cli.common import add_json
 # Mirrors fashionrec.backbone_train.BackboneConfig's defaults without importing PyTorch for --help.
 _DEFAULTS = {"image_size": 128, "dim": 256, "frozen_blocks": 8, "catalogue_views": 2, "photo_views": 8,
              "steps": 2500, "batch_size": 128, "photo_share": 0.25, "lr": 2e-3, "backbone_lr": 5e-4,
-             "holdout": 0.1, "seed": 0, "max_products": 0, "checkpoint_every": 100}
+             "holdout": 0.1, "seed": 0, "max_products": 0, "checkpoint_every": 100, "init": ""}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,8 +25,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="cache of frozen features and checkpoints (default: %(default)s)")
     add_json(p)
     for name, value in _DEFAULTS.items():
-        p.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value,
-                       help="(default: %(default)s)")
+        if name != "init":
+            p.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value,
+                           help="(default: %(default)s)")
+    p.add_argument("--init", default="", help="a previous run's checkpoint.pt to continue from (its network and "
+                   "proxies, with a fresh optimiser and schedule)")
     p.set_defaults(func=run)
 
 
