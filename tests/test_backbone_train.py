@@ -22,7 +22,7 @@ from fashionrec.errors import FashionrecError
 from fashionrec.split import holdout_mask, is_held_out
 from tests.conftest import DEMO_CATALOG, DEMO_QUERIES
 
-TINY = dict(image_size=64, steps=12, batch_size=8, catalogue_views=2, photo_views=2, checkpoint_every=4)
+TINY = {"image_size": 64, "steps": 12, "batch_size": 8, "catalogue_views": 2, "photo_views": 2, "checkpoint_every": 4}
 
 
 @pytest.fixture
@@ -92,7 +92,7 @@ def test_tiny_schedule_end_to_end(tmp_path: Path, labelled_photos: tuple[Path, P
 
 def test_a_run_continues_from_another_runs_checkpoint(tmp_path: Path, labelled_photos: tuple[Path, Path]) -> None:
     photos, mapping = labelled_photos
-    common = dict(photos_dir=photos, mapping_path=mapping, progress=False)
+    common = {"photos_dir": photos, "mapping_path": mapping, "progress": False}
     train_backbone(DEMO_CATALOG, tmp_path / "first.pt", work_dir=tmp_path / "first", config=BackboneConfig(**TINY),
                    **common)
     init = tmp_path / "first" / "checkpoint.pt"
