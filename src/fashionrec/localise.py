@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
 
 from fashionrec.config import env_default
 from fashionrec.errors import FashionrecError
@@ -70,6 +69,8 @@ def localise(image: Image.Image, params: LocaliseParams = DEFAULT_PARAMS, *, whi
 
 def _analyse(image: Image.Image, p: LocaliseParams) -> tuple[Box, np.ndarray | None]:
     """The box and, when one was found, the foreground mask (float 0..1 at work size, dilated a little)."""
+    from scipy import ndimage  # here: importing it costs every command half a second, and localising is opt-in
+
     width, height = image.size
     full: Box = (0, 0, width, height)
     if min(width, height) < p.min_pixels:
@@ -131,6 +132,8 @@ def _clusters(pixels: np.ndarray, p: LocaliseParams) -> tuple[np.ndarray, np.nda
 
 def _clean(foreground: np.ndarray, keep_ratio: float) -> np.ndarray:
     """Open, close and fill the mask, then keep its largest connected component and those nearly as large."""
+    from scipy import ndimage
+
     mask = ndimage.binary_opening(foreground, iterations=1)
     mask = ndimage.binary_fill_holes(ndimage.binary_closing(mask, iterations=2, border_value=0))
     labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))

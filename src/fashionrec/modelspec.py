@@ -71,9 +71,11 @@ class ModelSpec:
         if not onnxruntime_available():
             raise FashionrecError(f"{'precision ' + self.precision if backend == 'auto' else 'backend onnx'} needs "
                                   "onnxruntime: pip install 'fashionrec[fast]'")
+        from fashionrec.embedders.packaged import packaged_onnx
+
         size = resolve_image_size(self.name, self.image_size)
         key = cache_key(self.name, size, _fingerprint(self.weights), self.precision)
-        return onnx_embedder(key, build_torch, cache_dir, self.precision)
+        return onnx_embedder(key, build_torch, cache_dir, self.precision, packaged_onnx(self.name, size, self.weights))
 
     def to_dict(self, embedder: Embedder | None = None) -> dict[str, Any]:
         """Serialisable form; with the built embedder, the resolved input size and dimension are recorded too."""

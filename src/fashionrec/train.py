@@ -79,7 +79,8 @@ class TrainConfig:
     dropout: float = 0.2
     holdout: float = 0.1
     seed: int = 0
-    backbone_weight: float = 1.33  # the backbone features kept beside the MLP output (see fashionrec.head.Head)
+    backbone_weight: float | None = None  # the backbone features kept beside the MLP output (fashionrec.head.Head);
+    # None: default_backbone_weight(model)
     augment_views: int = 1  # photo-like views per training product (0 = studio shots only)
 
     def check(self) -> None:
@@ -90,9 +91,24 @@ class TrainConfig:
                 raise FashionrecError(f"--{name.replace('_', '-')} must be at least 1")
         if not 0 <= self.augment_views <= 16:
             raise FashionrecError(f"--augment-views must be between 0 and 16, got {self.augment_views}")
-        if self.lr <= 0 or self.temperature <= 0 or self.aux_weight < 0 or self.backbone_weight < 0:
+        negative_blend = self.backbone_weight is not None and self.backbone_weight < 0
+        if self.lr <= 0 or self.temperature <= 0 or self.aux_weight < 0 or negative_blend:
             raise FashionrecError("--lr and --temperature must be positive, --aux-weight and --backbone-weight not "
                                   "negative")
+
+
+BLEND_WEIGHT = 1.33  # backbone weight of the blend, for generic (ImageNet) backbones
+FASHION_MODELS = ("fashion",)  # backbones trained for fashion retrieval (fashionrec train-backbone)
+
+
+def default_backbone_weight(model: Mapping[str, Any]) -> float:
+    """The head's default blend for the backbone ``model`` (its recorded spec).
+
+    A generic ImageNet backbone keeps its features beside the MLP output (weight 1.33): the MLP alone, trained on
+    studio shots, made real photos worse. A backbone trained for fashion retrieval (``fashion``) is already that
+    compact metric space, and the blend only doubles the searched vector (512-d instead of the MLP's 256) for no
+    gain (docs/quality.md), so its head searches the MLP output alone (weight 0)."""
+    return 0.0 if model.get("name") in FASHION_MODELS else BLEND_WEIGHT
 
 
 @dataclass
@@ -441,10 +457,11 @@ def train_index(
             x = np.vstack([x, p_x])
             y = {name: np.concatenate([codes, np.full(len(p_x), -1, np.int64)]) for name, codes in y.items()}
         weights, history = fit_head(x, y, config, progress, main_sets=main_sets)
+        backbone_weight = default_backbone_weight(model) if config.backbone_weight is None else config.backbone_weight
         meta = {
             "model": model,
-            "config": asdict(config),
-            "backbone_weight": config.backbone_weight,
+            "config": {**asdict(config), "backbone_weight": backbone_weight},
+            "backbone_weight": backbone_weight,
             "labels": {name: len(v) for name, v in vocab.items()},
             "trained_on": int((~held).sum()),
             "augmented_views": len(rows),

@@ -8,7 +8,7 @@ from dataclasses import asdict
 
 from fashionrec.cli.common import add_index_dir, add_json
 from fashionrec.stores.faiss_store import KINDS
-from fashionrec.train import PHOTO_SHARE, PHOTO_VIEWS, TrainConfig, train_index
+from fashionrec.train import BLEND_WEIGHT, PHOTO_SHARE, PHOTO_VIEWS, TrainConfig, train_index
 
 DEFAULTS = TrainConfig()
 
@@ -27,8 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--aux-weight", type=float, default=DEFAULTS.aux_weight,
                    help="loss weight of subCategory/baseColour/gender vs articleType (default: %(default)s)")
     p.add_argument("--backbone-weight", type=float, default=DEFAULTS.backbone_weight,
-                   help="weight of the raw backbone features kept beside the head's output; 0 = head output only "
-                   "(default: %(default)s, the best measured for real photos)")
+                   help="weight of the raw backbone features kept beside the head's output; 0 = head output only, "
+                   "--dim wide (default: 0 for the fashion model, whose own output is already fashion-tuned; "
+                   f"{BLEND_WEIGHT} for ImageNet backbones, the best measured for real photos)")
     p.add_argument("--augment-views", type=int, default=DEFAULTS.augment_views,
                    help="photo-like views (new background, tilt, crop, light) of each training product to learn from "
                    "as well; each view embeds the catalogue once more, cached in INDEX_DIR/augment (default: "

@@ -15,7 +15,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -47,15 +47,9 @@ class OnnxEmbedder:
 
     def __init__(
         self, model: bytes | str, *, name: str, dim: int, preprocess: Preprocessor, precision: str = "fp32",
-        meta: dict[str, object] | None = None,
+        meta: dict[str, object] | None = None, session: Any = None,
     ) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = thread_count()
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        self._session = session if session is not None else _session(model)
         self._input = self._session.get_inputs()[0].name
         self.name = name
         self.dim = dim
@@ -71,16 +65,14 @@ class OnnxEmbedder:
     @classmethod
     def load(cls, model: bytes | str) -> OnnxEmbedder:
         """Open an exported model (file path or bytes); what it needs besides the graph is in its metadata."""
-        import onnxruntime as ort
-
-        session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+        session = _session(model)  # the one session serves both the metadata and the inference
         raw = session.get_modelmeta().custom_metadata_map.get(_METADATA_KEY)
         if raw is None:
             raise FashionrecError("the ONNX file was not exported by fashionrec (no metadata)")
         meta = json.loads(raw)
         preprocess = Preprocessor(int(meta["image_size"]), tuple(meta["mean"]), tuple(meta["std"]))
         return cls(model, name=str(meta["name"]), dim=int(meta["dim"]), preprocess=preprocess,
-                   precision=str(meta.get("precision", "fp32")), meta=meta)
+                   precision=str(meta.get("precision", "fp32")), meta=meta, session=session)
 
     def embed_arrays(self, batch: np.ndarray) -> np.ndarray:
         """Run the network on a preprocessed batch and L2-normalise each row -> float32 (N, dim)."""
@@ -94,6 +86,17 @@ class OnnxEmbedder:
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
         return self.embed_arrays(np.stack([self.preprocess(image) for image in images]))
+
+
+def _session(model: bytes | str) -> Any:
+    """An ONNX Runtime CPU session with every graph optimisation, on this process's share of the CPUs."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = thread_count()
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
 def export(embedder: TorchEmbedder) -> bytes:
@@ -156,12 +159,15 @@ def cache_key(name: str, image_size: int, weights_fingerprint: str | None, preci
 
 
 def onnx_embedder(
-    key: str, build_torch: Callable[[], TorchEmbedder], cache_dir: Path | None, precision: str = "fp32"
+    key: str, build_torch: Callable[[], TorchEmbedder], cache_dir: Path | None, precision: str = "fp32",
+    packaged: bytes | None = None,
 ) -> OnnxEmbedder:
-    """The cached export ``cache_dir/onnx/<key>.onnx`` if it loads, else a fresh, parity-checked export
-    (quantised to int8 after the float parity check when ``precision`` says so).
+    """The cached export ``cache_dir/onnx/<key>.onnx`` if it loads, else the float export shipped with the package
+    (``packaged``, see :mod:`fashionrec.embedders.packaged`), else a fresh, parity-checked export; quantised to int8
+    after that when ``precision`` says so.
 
-    A damaged cache file is replaced; a read-only index directory just means the export stays in memory.
+    A damaged cache file is replaced; a read-only index directory just means the export stays in memory. The
+    shipped float export is used as it is, never copied into the index.
     """
     path = cache_dir / ONNX_DIR / f"{key}.onnx" if cache_dir is not None else None
     if path is not None and path.is_file():
@@ -169,12 +175,17 @@ def onnx_embedder(
             return OnnxEmbedder.load(str(path))
         except Exception as exc:  # noqa: BLE001 -- onnxruntime raises its own exception types for a damaged file
             print(f"fashionrec: warning: re-exporting damaged ONNX cache {path} ({exc})", file=sys.stderr)
-    reference = build_torch()
-    data = export(reference)
-    embedder = OnnxEmbedder.load(data)
-    cosine = parity(reference, embedder)
-    if cosine < PARITY_MIN_COSINE:
-        raise FashionrecError(f"ONNX export of {reference.name} disagrees with PyTorch (cosine {cosine:.6f})")
+    if packaged is not None:
+        data, embedder = packaged, OnnxEmbedder.load(packaged)
+        if precision == "fp32":
+            return embedder
+    else:
+        reference = build_torch()
+        data = export(reference)
+        embedder = OnnxEmbedder.load(data)
+        cosine = parity(reference, embedder)
+        if cosine < PARITY_MIN_COSINE:
+            raise FashionrecError(f"ONNX export of {reference.name} disagrees with PyTorch (cosine {cosine:.6f})")
     if precision == "int8":
         data, embedder = int8_model(data, embedder)
     if path is not None:
