@@ -27,7 +27,8 @@ from fashionrec.errors import FashionrecError
 from fashionrec.head import load_head
 from fashionrec.imageio import load_image
 from fashionrec.modelspec import ModelSpec, same_vectors
-from fashionrec.stores.faiss_store import INDEX_FILE, FaissStore, IndexKind, build_index
+from fashionrec.stores.budget import Budget, build_within_budget
+from fashionrec.stores.faiss_store import INDEX_FILE, FaissStore, IndexKind
 
 if TYPE_CHECKING:  # only an annotation here; importing it loads PyTorch
     from fashionrec.embedders import Embedder
@@ -143,20 +144,33 @@ def embed_batches(
             yield ok_ids, vectors, failures
 
 
-def publish_faiss(db: CatalogDB, index_dir: Path, model: dict[str, Any], kind: IndexKind) -> FaissStore:
+def publish_faiss(db: CatalogDB, index_dir: Path, model: dict[str, Any], kind: IndexKind,
+                  budget: Budget | None = None) -> FaissStore:
     """Rebuild the FAISS file from every embedding in SQLite and write it atomically, as a new generation.
 
     With a trained head in ``index_dir`` the file holds head-space vectors and its header records the head's
-    fingerprint (SQLite keeps the raw backbone features, so a new head never re-embeds an image)."""
+    fingerprint (SQLite keeps the raw backbone features, so a new head never re-embeds an image). ``budget``
+    (default: the one the last ``index`` run stored) chooses the kind and tunes its search parameter."""
     db.new_generation()
-    store = build_store(db, index_dir, model, kind)
+    store = build_store(db, index_dir, model, kind, budget)
     store.save(index_dir)
     return store
 
 
-def build_store(db: CatalogDB, index_dir: Path, model: dict[str, Any], kind: IndexKind) -> FaissStore:
+BUDGET_SETTING = "index_budget"
+
+
+def stored_budget(db: CatalogDB) -> Budget | None:
+    """The memory and recall budget given to the last ``index`` run that gave one."""
+    text = db.get_setting(BUDGET_SETTING)
+    return Budget.from_dict(json.loads(text)) if text else None
+
+
+def build_store(db: CatalogDB, index_dir: Path, model: dict[str, Any], kind: IndexKind,
+                budget: Budget | None = None) -> FaissStore:
     """The FAISS store of every embedding in SQLite (through the head in ``index_dir``), in memory, stamped with
-    the database's generation."""
+    the database's generation; its build record holds the kind chosen, the search parameters and the recall@10
+    measured on a sample (fashionrec.stores.budget)."""
     ids, vectors = db.vectors(int(model["dim"]))
     photos = None
     extra_ids, numbers, extra = db.photo_vectors(int(model["dim"]))
@@ -166,8 +180,10 @@ def build_store(db: CatalogDB, index_dir: Path, model: dict[str, Any], kind: Ind
     if head is not None:
         vectors = head.apply(vectors)
         model = {**model, "head": head.fingerprint}
-    index, resolved = build_index(vectors, kind)
-    return FaissStore(index=index, ids=ids, kind=resolved, model=model, generation=db.generation, photos=photos)
+    strict = budget is not None  # a budget stored by an earlier run never fails a rebuild (items API, training)
+    index, resolved, record = build_within_budget(vectors, kind, budget if strict else stored_budget(db), strict=strict)
+    return FaissStore(index=index, ids=ids, kind=resolved, model=model, generation=db.generation, photos=photos,
+                      build=record)
 
 
 def _scan(catalog: Catalog, progress: bool) -> list[tuple[str, str, str, dict[str, str]]]:
@@ -251,6 +267,7 @@ def index_catalog(
     embedder: Embedder | None = None,
     batch_size: int = 32,
     index_kind: IndexKind = "auto",
+    budget: Budget | None = None,
     progress: bool = True,
     publish: Callable[[CatalogDB, Path, dict[str, Any]], object] | None = None,
     engine: Callable[[Embedder, Sequence[tuple[str, str]], int], Iterable[EmbeddedBatch]] | None = None,
@@ -259,7 +276,8 @@ def index_catalog(
 
     ``embedder`` overrides building one from ``model`` (tests and the Ray engine pass their own); ``publish``
     replaces the default FAISS publication (the Milvus store plugs in here); ``engine`` replaces the local
-    ``embed_batches`` (the Ray engine plugs in here).
+    ``embed_batches`` (the Ray engine plugs in here). ``budget`` (memory and target recall) chooses the index
+    kind when ``index_kind`` is "auto" and tunes its search parameter; it is kept for later publications.
     """
     if batch_size < 1:
         raise FashionrecError("--batch-size must be at least 1")
@@ -276,6 +294,8 @@ def index_catalog(
         if previous is not None and not same_vectors(json.loads(previous), model_info):
             db.clear_vectors()
         db.set_setting("model", json.dumps(model_info))
+        if budget is not None:
+            db.set_setting(BUDGET_SETTING, json.dumps(budget.to_dict()))
         # Products that left the catalogue stay until the new vectors are ready, so that a server still answering
         # from the previous generation finds every product it knows (issue 17: swaps between generations).
         removed = sorted({item.id for item in db.iter_items()} - {row[0] for row in rows})
@@ -300,7 +320,7 @@ def index_catalog(
             publish(db, index_path, model_info)
             kind = "external"
         else:
-            kind = publish_faiss(db, index_path, model_info, index_kind).kind
+            kind = publish_faiss(db, index_path, model_info, index_kind, budget).kind
         from fashionrec.duplicates import report_section
 
         catalog.report.near_duplicates = report_section(*db.vectors(int(model_info["dim"])))

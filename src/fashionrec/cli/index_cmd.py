@@ -10,8 +10,10 @@ from dataclasses import asdict
 from fashionrec.cli.common import add_index_dir, add_json, add_store_options
 from fashionrec.config import env_default
 from fashionrec.embedders import available_models
+from fashionrec.errors import FashionrecError
 from fashionrec.indexing import index_catalog
 from fashionrec.modelspec import PRECISIONS, ModelSpec
+from fashionrec.stores.budget import Budget, parse_recall, parse_size
 from fashionrec.stores.faiss_store import KINDS
 
 
@@ -33,7 +35,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--columns", help="comma-separated metadata columns to keep (default: all)")
     p.add_argument("--batch-size", type=int, default=int(env_default("FASHIONREC_BATCH_SIZE")))
     p.add_argument("--index-kind", default="auto", choices=["auto", *KINDS],
-                   help="FAISS index: exact (flat) or approximate; auto picks by catalogue size")
+                   help="FAISS index: exact (flat) or approximate; auto picks by catalogue size, or by budget")
+    p.add_argument("--max-index-memory", metavar="SIZE",
+                   help="largest vector index to build, e.g. 512MB or 2GiB; with --index-kind auto the fastest kind "
+                   "that fits is chosen (fashionrec.stores.budget)")
+    p.add_argument("--target-recall", metavar="R",
+                   help="recall@10 (0-1] to reach, measured after the build on a sample of the catalogue against "
+                   "exact search; the search parameter is set to the cheapest that reaches it")
     add_store_options(p)
     p.add_argument("--engine", choices=["local", "ray"], default=env_default("FASHIONREC_ENGINE"),
                    help="where images are embedded: this process, or Ray actors "
@@ -44,7 +52,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def parse_budget(args: argparse.Namespace) -> Budget | None:
+    """The --max-index-memory / --target-recall budget; None when neither is given."""
+    if args.max_index_memory is None and args.target_recall is None:
+        return None
+    return Budget(0 if args.max_index_memory is None else parse_size(args.max_index_memory),
+                  0.0 if args.target_recall is None else parse_recall(args.target_recall))
+
+
 def run(args: argparse.Namespace) -> int:
+    budget = parse_budget(args)
+    if budget is not None and args.store == "milvus":
+        raise FashionrecError("--max-index-memory and --target-recall apply to the FAISS store, not --store milvus")
     spec = ModelSpec(args.model, args.image_size, args.weights, args.precision)
     show_progress = sys.stderr.isatty() or not args.json
     publisher = None
@@ -67,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         model=spec,
         batch_size=args.batch_size,
         index_kind=args.index_kind,
+        budget=budget,
         progress=show_progress,
         publish=publisher,
         engine=engine,

@@ -29,8 +29,8 @@ from fashionrec.stores.base import Hit
 MAGIC = b"FASHIONREC-FAISS"
 FORMAT_VERSION = 1
 INDEX_FILE = "vectors.faiss"
-IndexKind = Literal["auto", "flat", "hnsw", "ivf", "ivfsq", "pcaivfsq"]
-KINDS: tuple[str, ...] = ("flat", "hnsw", "ivf", "ivfsq", "pcaivfsq")
+IndexKind = Literal["auto", "flat", "hnsw", "ivf", "ivfsq", "pcaivfsq", "ivfpqfs"]
+KINDS: tuple[str, ...] = ("flat", "hnsw", "ivf", "ivfsq", "pcaivfsq", "ivfpqfs")
 # "auto" by catalogue size. Exact search reads every vector per query (40k x 1280 float32 = 205 MB, ~13 ms on a
 # 2-core VM), so it is kept only where that stays under ~2 ms; HNSW then answers in < 1 ms at recall@10 ~0.99 and
 # builds in seconds; past HNSW_MAX_ITEMS its float32 vectors and build time grow too large, and IVF over 8-bit
@@ -52,6 +52,13 @@ IVFSQ_NPROBE = 32
 PCA_DIM = 256  # coarse stage of "pcaivfsq": the embeddings' top principal directions
 REFINE_K_FACTOR = 4  # "pcaivfsq" re-ranks k * this many coarse candidates on the full vectors
 PCA_IVF_NPROBE = 16  # "pcaivfsq" at 1M x 1280: nprobe 16 / k_factor 4 -> recall@10 0.981 at 1,277 q/s (1 thread)
+# "ivfpqfs", the compact kind for embeddings of at most 256 dimensions: IVF lists scanned with 4-bit fast-scan PQ
+# codes (one 4-bit code per dimension of the residual, dim / 2 bytes, compared by SIMD table look-ups), the best
+# k_factor x k candidates re-ranked on an 8-bit copy (dim bytes). Half-dimension PQ codes proved too coarse on
+# real-shaped data: re-ranking could not recover what they missed. Recall then follows nprobe; the values below are
+# the defaults, which `fashionrec index --target-recall` tunes (see fashionrec.stores.budget).
+PQFS_NPROBE = 12
+PQFS_K_FACTOR = 8
 TRAIN_PER_LIST = 64  # k-means training points per IVF list: enough for stable centroids, bounded training time
 EXACT_CHUNK = 16_384  # vectors scored per step by exact search over a subset (bounded memory)
 
@@ -65,7 +72,7 @@ def resolve_kind(kind: IndexKind, n: int, dim: int) -> str:
         if n < HNSW_MAX_ITEMS:
             return "hnsw"
         return "pcaivfsq" if dim >= 2 * PCA_DIM else "ivfsq"
-    if kind in ("ivfsq", "pcaivfsq") and n < IVFSQ_MIN_ITEMS:
+    if kind in ("ivfsq", "pcaivfsq", "ivfpqfs") and n < IVFSQ_MIN_ITEMS:
         return "flat"
     if kind not in KINDS:
         raise ValueError(f"unknown index kind {kind!r}")
@@ -78,13 +85,30 @@ def ivfsq_factory(n: int, dim: int) -> str:
     return f"IVF{nlist},SQ8"
 
 
+def ivfpqfs_factory(n: int, dim: int) -> str:
+    """FAISS factory string of "ivfpqfs": the IVF lists of ``ivfsq``, 4-bit fast-scan PQ codes (one per dimension),
+    re-ranked on an 8-bit scalar-quantised copy."""
+    return f"{ivfsq_factory(n, dim).split(',')[0]},PQ{dim}x4fs,Refine(SQ8)"
+
+
 def describe(kind: str, n: int, dim: int) -> str:
     """An index kind in FAISS factory terms, for reports."""
     if kind == "ivfsq":
         return ivfsq_factory(n, dim)
     if kind == "pcaivfsq":
         return f"PCA{pca_dim(dim)},{ivfsq_factory(n, pca_dim(dim))} + SQ8 refine x{REFINE_K_FACTOR}"
-    return kind
+    if kind == "ivfpqfs":
+        return ivfpqfs_factory(n, dim)
+    if kind == "hnsw":
+        return f"HNSW{HNSW_M},Flat"
+    if kind == "ivf":
+        return f"IVF{ivf_nlist(n)},Flat"
+    return "Flat"
+
+
+def ivf_nlist(n: int) -> int:
+    """IVF lists of the "ivf" kind."""
+    return max(1, min(int(4 * np.sqrt(max(n, 1))), max(n // 39, 1)))
 
 
 def pca_dim(dim: int) -> int:
@@ -117,12 +141,20 @@ def new_index(kind: IndexKind, n: int, dim: int) -> tuple[faiss.Index, str]:
         index.hnsw.efSearch = HNSW_EF_SEARCH
         return index, resolved
     if resolved == "ivf":
-        nlist = max(1, min(int(4 * np.sqrt(max(n, 1))), max(n // 39, 1)))
+        nlist = ivf_nlist(n)
         ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
         ivf.nprobe = max(1, nlist // 16)
         return ivf, resolved
     if resolved == "pcaivfsq":
         return pca_ivfsq(n, dim), resolved
+    if resolved == "ivfpqfs":
+        # L2, as "pcaivfsq": PQ codes the residuals to the list centroids, which L2 handles exactly; for unit
+        # vectors L2 ranks as cosine and FaissStore.search turns the distances back into cosines.
+        index = faiss.index_factory(dim, ivfpqfs_factory(n, dim), faiss.METRIC_L2)
+        ivf = faiss.extract_index_ivf(index)
+        ivf.nprobe = min(PQFS_NPROBE, ivf.nlist)
+        index.k_factor = PQFS_K_FACTOR  # index_factory returns the IndexRefine itself (already downcast)
+        return index, resolved
     ivfsq = faiss.index_factory(dim, ivfsq_factory(n, dim), faiss.METRIC_INNER_PRODUCT)
     ivfsq.nprobe = min(IVFSQ_NPROBE, faiss.extract_index_ivf(ivfsq).nlist)
     return ivfsq, resolved
@@ -150,14 +182,38 @@ def build_index(vectors: np.ndarray, kind: IndexKind = "auto") -> tuple[faiss.In
     return index, resolved
 
 
+def search_settings(index: faiss.Index) -> dict[str, int | float]:
+    """The index's search-time parameters (nprobe, k_factor, efSearch: those it has)."""
+    settings: dict[str, int | float] = {}
+    if isinstance(index, faiss.IndexHNSW):
+        settings["efSearch"] = int(index.hnsw.efSearch)
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is not None:
+        settings["nprobe"] = int(ivf.nprobe)
+    if isinstance(index, faiss.IndexRefine):
+        settings["k_factor"] = float(index.k_factor)
+    return settings
+
+
+def apply_search_settings(index: faiss.Index, settings: dict[str, Any]) -> None:
+    """Set the search-time parameters named in ``settings`` that the index has (others are ignored)."""
+    if "efSearch" in settings and isinstance(index, faiss.IndexHNSW):
+        index.hnsw.efSearch = int(settings["efSearch"])
+    ivf = faiss.try_extract_index_ivf(index)
+    if "nprobe" in settings and ivf is not None:
+        ivf.nprobe = max(1, min(int(settings["nprobe"]), ivf.nlist))
+    if "k_factor" in settings and isinstance(index, faiss.IndexRefine):
+        index.k_factor = float(settings["k_factor"])
+
+
 def search_params(index: faiss.Index, selector: faiss.IDSelector | None) -> faiss.SearchParameters | None:
     """Per-call parameters carrying the filter's selector into the search."""
     if selector is None:
         return None
-    if isinstance(index, faiss.IndexRefine):  # the filter acts in the coarse IVF stage, below the PCA transform
+    if isinstance(index, faiss.IndexRefine):  # the filter acts in the coarse IVF stage (below any PCA transform)
         base = faiss.downcast_index(index.base_index)
         ivf = faiss.SearchParametersIVF(sel=selector, nprobe=faiss.extract_index_ivf(base).nprobe)
-        pre = faiss.SearchParametersPreTransform(index_params=ivf)
+        pre = faiss.SearchParametersPreTransform(index_params=ivf) if isinstance(base, faiss.IndexPreTransform) else ivf
         params = faiss.IndexRefineSearchParameters(k_factor=index.k_factor, base_index_params=pre)
         params.keep_alive = (pre, ivf)  # the structs hold raw pointers to each other; SWIG would free them early
         return params
@@ -182,14 +238,22 @@ class FaissStore:
     photos: list[int] | None = None
     """Which photo of its product each row is, when some product has several (rows of one product are then
     found once, by their best photo); None: one row per product."""
+    build: dict[str, Any] | None = None
+    """What was built and measured (fashionrec.stores.budget): factory string, search parameters, recall@10 on a
+    sample, bytes, the budget; search parameters tuned to a target recall are set again on every load."""
 
     def __post_init__(self) -> None:
         self.dim = int(self.index.d)
         self._index_rows()
+        self._set_search_parameters()
+
+    def _set_search_parameters(self) -> None:
         if isinstance(self.index, faiss.IndexHNSW):
             self.index.hnsw.efSearch = HNSW_EF_SEARCH
         if isinstance(self.index, faiss.IndexIVF):
             self.index.make_direct_map()  # _exact_subset reconstructs vectors by position; IVF needs this map for it
+        if self.build and (self.build.get("budget") or {}).get("target_recall"):
+            apply_search_settings(self.index, self.build.get("search") or {})
 
     def __len__(self) -> int:
         return len(self._rows) if self._rows is not None else len(self.ids)
@@ -230,6 +294,7 @@ class FaissStore:
                 "ids": self.ids,
                 "generation": self.generation,
                 **({} if self.photos is None else {"photos": self.photos}),
+                **({} if self.build is None else {"build": self.build}),
                 "payload_sha256": hashlib.sha256(payload).hexdigest(),
             }
         ).encode()
@@ -263,11 +328,14 @@ class FaissStore:
             ids, kind, model = [str(i) for i in header["ids"]], str(header["kind"]), dict(header["model"])
             generation = int(header.get("generation", 0))
             photos = None if header.get("photos") is None else [int(n) for n in header["photos"]]
+            build = header.get("build")
+            if build is not None and not isinstance(build, dict):
+                raise TypeError("build record is not an object")
         except (RuntimeError, KeyError, TypeError, ValueError) as exc:
             raise IndexFormatError(f"{path}: unreadable index content ({exc}); re-run `fashionrec index`") from None
         if index.ntotal != len(ids) or (photos is not None and len(photos) != len(ids)):
             raise IndexFormatError(f"{path}: {index.ntotal} vectors but {len(ids)} ids")
-        return cls(index=index, ids=ids, kind=kind, model=model, generation=generation, photos=photos)
+        return cls(index=index, ids=ids, kind=kind, model=model, generation=generation, photos=photos, build=build)
 
     # changes one product at a time (the items API) ------------------------------------------------------
     def upsert(self, item_id: str, vectors: np.ndarray, metadata: dict[str, str]) -> None:
@@ -282,6 +350,7 @@ class FaissStore:
         else:
             held = self.index.reconstruct_n(0, self.index.ntotal) if self.index.ntotal else rows[:0]
             self.index, self.kind = build_index(np.vstack([held, rows]), self.kind)  # type: ignore[arg-type]
+            self._set_search_parameters()
         if self.photos is None and len(rows) > 1:
             self.photos = [0] * len(self.ids)
         if self.photos is not None:
@@ -303,6 +372,7 @@ class FaissStore:
             keep = np.delete(np.arange(self.index.ntotal), rows)
             held = self.index.reconstruct_batch(keep) if len(keep) else np.zeros((0, self.dim), np.float32)
             self.index, self.kind = build_index(held, self.kind)  # type: ignore[arg-type]
+            self._set_search_parameters()
         for pos in sorted(rows, reverse=True):
             del self.ids[pos]
             if self.photos is not None:
