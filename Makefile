@@ -1,9 +1,10 @@
 # Two entry points (see README): `make demo` and `make test`. Both install everything they need first.
 VENV ?= .venv
+SERVE_VENV ?= .venv-serve
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: install demo test chromium
+.PHONY: install demo test chromium torch-free
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +15,11 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# `pip install .` alone (no PyTorch): the environment tests/test_torch_free_install.py serves from
+torch-free:
+	test -x $(SERVE_VENV)/bin/python || $(PYTHON) -m venv $(SERVE_VENV)
+	$(SERVE_VENV)/bin/python -m pip install -q .
+
 chromium:
 	@command -v chromium >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
@@ -21,5 +27,5 @@ demo: install
 	$(VENV)/bin/fashionrec index demo/catalog --index-dir demo-index
 	$(VENV)/bin/fashionrec recommend demo/queries/*.jpg --index-dir demo-index --sheet demo-index/sheet.png
 
-test: install chromium
+test: install chromium torch-free
 	$(PY) -m pytest -q

