@@ -22,13 +22,10 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
 
 from fashionrec.config import env_default
 from fashionrec.errors import FashionrecError
-
-if TYPE_CHECKING:
-    from fashionrec.recommend import Result
+from fashionrec.result import Result
 
 POOL_FACTOR = 5
 MIN_POOL = 50
@@ -110,7 +107,6 @@ def rerank(
 ) -> list[Result]:
     """The top k of ``results`` (ranked by cosine) by cosine + weight * agreement with ``prefer`` + consensus *
     the neighbours' vote for the product's ``column``; the returned scores are the combined ones."""
-    from fashionrec.recommend import Result
 
     shares = consensus_shares(results, column) if consensus else {}
 

@@ -15,9 +15,8 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Self
 
 import numpy as np
 from PIL import Image
@@ -49,6 +48,7 @@ from fashionrec.hybrid import (
 from fashionrec.imageio import load_image
 from fashionrec.localise import default_localise, localise
 from fashionrec.modelspec import ModelSpec, same_vectors
+from fashionrec.result import Result
 from fashionrec.stores.base import Hit, VectorStore
 from fashionrec.stores.faiss_store import FaissStore
 
@@ -57,23 +57,6 @@ if TYPE_CHECKING:  # only an annotation here; importing it loads PyTorch
 
 ImageSource = str | os.PathLike[str] | bytes | Image.Image
 MAX_K = 1000
-
-
-@dataclass(frozen=True)
-class Result:
-    """One recommended product."""
-
-    id: str
-    score: float
-    metadata: dict[str, str]
-    photo: int = 0
-    """Which of the product's photos matched best (0: its first or only one)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """Flat form used by ``--json`` and the API: id, score, the photo that matched when it is not the first,
-        then every metadata column."""
-        photo = {"photo": self.photo} if self.photo else {}
-        return {"id": self.id, "score": round(self.score, 6), **photo, **self.metadata}
 
 
 def check_k(k: int) -> int:
@@ -145,7 +128,7 @@ class Recommender:
     def close(self) -> None:
         self.db.close()
 
-    def __enter__(self) -> Recommender:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
