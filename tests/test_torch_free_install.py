@@ -15,7 +15,8 @@ from urllib.request import Request, urlopen
 
 import pytest
 
-from tests.conftest import DEMO_CATALOG, DEMO_QUERIES, REPO, ServeProcess
+from fashionrec.recommend import Recommender
+from tests.conftest import DEMO_CATALOG, DEMO_QUERIES, REPO, ServeProcess, subset_catalog
 
 SERVE_VENV = REPO / ".venv-serve"
 PYTHON = SERVE_VENV / "bin" / "python"
@@ -44,6 +45,17 @@ def test_it_serves_the_demo_index_and_answers_a_photo(demo_index: Path,
     assert len(answer["results"]) == 5
     assert all(r["metadata"]["articleType"] for r in answer["results"])
     assert answer["results"][0]["score"] >= answer["results"][-1]["score"]
+
+
+def test_it_indexes_with_the_default_model_from_its_shipped_onnx_export(tmp_path: Path) -> None:
+    catalogue = subset_catalog(tmp_path / "catalogue", 12)
+    done = subprocess.run([str(SERVE_VENV / "bin" / "fashionrec"), "index", str(catalogue), "--index-dir",
+                           str(tmp_path / "index")], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    with Recommender.open(tmp_path / "index") as rec:
+        assert len(rec) == 12 and rec.store.model["name"] == "fashion"
+        assert [r.id for r in rec.recommend(catalogue / "images" / f"{rec.store.ids[0]}.jpg", k=1)] == \
+            [rec.store.ids[0]]
 
 
 def test_indexing_with_a_model_it_cannot_build_says_what_to_install(tmp_path: Path) -> None:
