@@ -34,11 +34,13 @@ KINDS: tuple[str, ...] = ("flat", "hnsw", "ivf", "ivfsq", "pcaivfsq", "ivfpqfs")
 # "auto" by catalogue size. Exact search reads every vector per query (40k x 1280 float32 = 205 MB, ~13 ms on a
 # 2-core VM), so it is kept only where that stays under ~2 ms; HNSW then answers in < 1 ms at recall@10 ~0.99 and
 # builds in seconds; past HNSW_MAX_ITEMS its float32 vectors and build time grow too large, and IVF over 8-bit
-# scalar-quantised vectors takes over (1/4 of the memory, built in minutes at 1M). 4-bit fast-scan PQ with a
-# re-ranking copy was tried and lost: on real-shaped data its coarse codes miss a third of the true top-10 even
-# with 320 re-ranked candidates. At the backbone's 1280 dimensions an IVF-SQ8 scan reads 1,280 bytes per candidate
-# and tops out near 700 q/s at recall 0.95 on 1M vectors; "pcaivfsq" scans 256-d PCA codes instead and re-ranks a
-# few candidates per result on the full-dimension SQ8 copy. See benchmarks/ann_scale.py.
+# scalar-quantised vectors takes over (1/4 of the memory, built in minutes at 1M). 4-bit fast-scan PQ with several
+# dimensions per code and a re-ranking copy was tried and lost: on real-shaped data its coarse codes miss a third
+# of the true top-10 even with 320 re-ranked candidates; one 4-bit code per dimension ("ivfpqfs", below) does not
+# lose them, and is what a budget (fashionrec.stores.budget) picks for large catalogues of small vectors. At the
+# backbone's 1280 dimensions an IVF-SQ8 scan reads 1,280 bytes per candidate and tops out near 700 q/s at recall
+# 0.95 on 1M vectors; "pcaivfsq" scans 256-d PCA codes instead and re-ranks a few candidates per result on the
+# full-dimension SQ8 copy. See benchmarks/ann_scale.py.
 AUTO_FLAT_MAX_ITEMS = 5_000
 HNSW_MAX_ITEMS = 300_000
 HNSW_M = 32
