@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -24,6 +24,8 @@ class VectorStore(Protocol):
     """Search L2-normalised vectors by inner product (= cosine), with metadata filters applied in the search."""
 
     dim: int
+    model: dict[str, Any]
+    """The model description the vectors were made with (name, input size, weights fingerprint, dim, head)."""
 
     def __len__(self) -> int: ...
 
