@@ -50,6 +50,7 @@ def main(argv: list[str] | None) -> int:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--note", default="", help="free text stored in the JSON (e.g. machine load)")
     parser.add_argument("--json", action="store_true", help="also print the JSON result to stdout")
+    parser.add_argument("--name", default="query_latency", help="results file: benchmarks/results/NAME.json")
     args = parser.parse_args(argv)
     if args.kind:
         with open_db(args.index_dir) as db:
@@ -59,6 +60,9 @@ def main(argv: list[str] | None) -> int:
     with Recommender.open(args.index_dir) as rec:
         items, kind = len(rec), getattr(rec.store, "kind", "?")
         backend = getattr(rec.embedder, "backend", "?")
+        model = {"name": rec.embedder.name, "image_size": rec.embedder.image_size, "backbone_dim": rec.embedder.dim,
+                 "head": rec.head is not None, "head_backbone_weight": rec.head.backbone_weight if rec.head else None,
+                 "searched_dim": rec.store.dim}
         rows["in-process recommend(bytes)"] = timed(lambda i: rec.recommend(photos[i % len(photos)], k=K), args.queries)
         vectors = rec.embed(photos)
         rows["search only"] = timed(lambda i: rec.store.search(vectors[i % len(photos)][None], K), args.queries)
@@ -75,12 +79,13 @@ def main(argv: list[str] | None) -> int:
     finally:
         server.terminate()
         server.wait(timeout=30)
-    data = {"benchmark": "query_latency", "items": items, "index_kind": kind, "backend": backend, "k": K,
+    data = {"benchmark": "query_latency", "items": items, "index_kind": kind, "backend": backend, "model": model, "k": K,
             "queries": args.queries, "photos": len(photos), "results": rows, "machine": machine(), "note": args.note}
     print_table(["path", "p50 ms", "p99 ms", "mean ms"],
                 [[name, r["p50_ms"], r["p99_ms"], r["mean_ms"]] for name, r in rows.items()], json_mode=args.json)
-    print(f"{items:,} items, index {kind}, backend {backend}")
-    write_results("query_latency", data, echo=args.json)
+    print(f"{items:,} items, index {kind}, backend {backend}, {model['name']} @ {model['image_size']} px, searched "
+          f"{model['searched_dim']}-d")
+    write_results(args.name, data, echo=args.json)
     return 0
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
-from scipy import ndimage
 
 STUDIO_WHITE = 245  # a pixel whose darkest channel is brighter than this is studio background (JPEG noise ~5)
 
@@ -21,6 +20,8 @@ STUDIO_WHITE = 245  # a pixel whose darkest channel is brighter than this is stu
 def studio_background(pixels: np.ndarray) -> np.ndarray:
     """Mask of the studio-white pixels connected to the image border: white parts of the garment itself (a
     white shirt, a logo) are enclosed by its outline and stay out of the mask."""
+    from scipy import ndimage  # here: the CLI imports this module for every command, and scipy costs ~0.5 s
+
     white = pixels.min(axis=2) > STUDIO_WHITE
     labels, _ = ndimage.label(white)
     edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
