@@ -1,4 +1,6 @@
-"""Shared fixtures: the demo catalogue, a demo index built once per session, and the shared real data."""
+"""Everything tests share: fixtures (demo catalogue and index, small live indexes, API apps and clients, real
+``fashionrec serve`` processes) and plain helpers and constants. Test modules import helpers from here only, never
+from one another."""
 
 from __future__ import annotations
 
@@ -8,23 +10,34 @@ import shutil
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 from fashionrec.indexing import index_catalog
+from fashionrec.modelspec import ModelSpec
 from fashionrec.recommend import Recommender
 
 if TYPE_CHECKING:
+    import httpx
+    from fastapi import FastAPI
     from fastapi.testclient import TestClient
+
+    from fashionrec.embedders import Embedder
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_CATALOG = REPO / "demo" / "catalog"
 DEMO_QUERIES = REPO / "demo" / "queries"
+DEMO_IMAGES = sorted((DEMO_CATALOG / "images").glob("*.jpg"))
 SHARED = Path(os.environ.get("FASHIONREC_SHARED_DATA", REPO.parent / "shared" / "data"))
+CLI_ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}  # the environment of ``fashionrec`` subprocesses
+FAST_MODEL = ModelSpec("efficientnet-lite0", 128)  # a small, fast model for indexes built by the tests
+KEY = "test-key-0123456789abcdef"  # the API key of apps and servers that accept writes
+AUTH = {"X-API-Key": KEY}
 
 
 @pytest.fixture(scope="session")
@@ -120,13 +133,78 @@ def demo_recommender(demo_index: Path) -> Iterator[Recommender]:
 
 
 @pytest.fixture(scope="module")
-def demo_client(demo_recommender: Recommender) -> TestClient:
-    """The API with default settings over ``demo_recommender``, in process."""
-    from fastapi.testclient import TestClient
-
+def demo_app(demo_recommender: Recommender) -> FastAPI:
+    """The API app with default settings over ``demo_recommender``."""
     from fashionrec.api import ApiSettings, create_app
 
-    return TestClient(create_app(demo_recommender, settings=ApiSettings()))
+    return create_app(demo_recommender, settings=ApiSettings())
+
+
+@pytest.fixture(scope="module")
+def demo_client(demo_app: FastAPI) -> TestClient:
+    """A client of ``demo_app``, in process."""
+    from fastapi.testclient import TestClient
+
+    return TestClient(demo_app)
+
+
+def upload(client: TestClient, data: bytes, *, params: dict | list | None = None, name: str = "photo.jpg",
+           content_type: str = "image/jpeg") -> httpx.Response:
+    """``POST /api/recommend`` with ``data`` as the uploaded file."""
+    return client.post("/api/recommend", params=params, files={"file": (name, data, content_type)})
+
+
+def assert_error(response: httpx.Response, status: int, *fragments: str) -> None:
+    """A JSON error body with the given status whose message mentions every fragment."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error", "detail"}
+    for fragment in fragments:
+        assert fragment.lower() in body["error"].lower(), body
+
+
+def form(fields: dict[str, str], photo: bytes | None = None) -> tuple[bytes, dict[str, str]]:
+    """A multipart body of ``fields`` (and ``photo`` as ``file``) and its Content-Type header, for urllib."""
+    boundary = "items-test-boundary"
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode() for k, v in fields.items()]
+    if photo is not None:
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="p.jpg"\r\n'
+                     "Content-Type: image/jpeg\r\n\r\n".encode() + photo + b"\r\n")
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+def write_catalog(root: Path, rows: Iterable[Iterable[str]], images: dict[str, bytes | None] | None = None) -> Path:
+    """A catalogue at ``root``: ``styles.csv`` from ``rows`` (first row = header), and ``images/<name>`` files
+    (``None`` content = copy of a real demo photo)."""
+    import csv
+
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    with (root / "styles.csv").open("w", newline="", encoding="utf-8") as out:
+        csv.writer(out).writerows(rows)
+    for n, (name, content) in enumerate((images or {}).items()):
+        data = DEMO_IMAGES[n % len(DEMO_IMAGES)].read_bytes() if content is None else content
+        (root / "images" / name).write_bytes(data)
+    return root
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m fashionrec ARGS`` in a subprocess (with ``CLI_ENV``); its exit status and text output."""
+    return subprocess.run([sys.executable, "-m", "fashionrec", *args], capture_output=True, text=True, env=CLI_ENV,
+                          timeout=300, check=False)
+
+
+def assert_one_clear_error(proc: subprocess.CompletedProcess[str], message: str) -> None:
+    """Exit 2 and exactly one stderr line, ``fashionrec: error: ...`` containing ``message``; no traceback."""
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("fashionrec: error:") and message in lines[0], proc.stderr
+
+
+@pytest.fixture(scope="module")
+def fast_embedder() -> Embedder:
+    """``FAST_MODEL``, built once per test module."""
+    return FAST_MODEL.build()
 
 
 def subset_catalog(root: Path, count: int, start: int = 0) -> Path:
@@ -163,6 +241,29 @@ def live_index(small_live_index: Path, tmp_path: Path) -> Path:
     shutil.copytree(small_live_index.parent / "catalog", tmp_path / "catalog")
     shutil.copytree(small_live_index, tmp_path / "index")
     return tmp_path / "index"
+
+
+@pytest.fixture
+def live_rec(live_index: Path) -> Iterator[Recommender]:
+    """``live_index`` opened (closed after the test)."""
+    with Recommender.open(live_index) as opened:
+        yield opened
+
+
+@pytest.fixture
+def live_client(live_rec: Recommender) -> TestClient:
+    """The API over ``live_rec`` with the API key ``KEY`` configured (writes allowed with ``AUTH``), in process."""
+    from fastapi.testclient import TestClient
+
+    from fashionrec.api import ApiSettings, create_app
+
+    return TestClient(create_app(live_rec, settings=ApiSettings(api_key=KEY)))
+
+
+@pytest.fixture(scope="module")
+def catalog_120(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first 120 products of the demo catalogue (read-only: copy it to change it)."""
+    return subset_catalog(tmp_path_factory.mktemp("catalog-120"), 120)
 
 
 class ServeProcess:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import csv
 import importlib.machinery
+import importlib.util
 import re
 import sys
 import types
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -17,13 +17,13 @@ import pytest
 from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 
-from fashionrec.api import ApiSettings, create_app
+from fashionrec.api import create_app
 from fashionrec.api.app import WEB_DIR
 from fashionrec.catalog_db import CatalogDB
 from fashionrec.cli import main
 from fashionrec.recommend import Recommender
 from fashionrec.trends import compute_trends
-from tests.conftest import DEMO_CATALOG, DEMO_QUERIES
+from tests.conftest import DEMO_CATALOG, DEMO_QUERIES, assert_error, upload
 
 QUERY = DEMO_QUERIES / "t-shirt.jpg"
 
@@ -33,45 +33,14 @@ def demo_rows() -> dict[str, dict[str, str]]:
         return {row["id"]: row for row in csv.DictReader(fp)}
 
 
-@pytest.fixture(scope="module")
-def recommender(demo_index: Path) -> Iterator[Recommender]:
-    with Recommender.open(demo_index) as rec:
-        yield rec
-
-
-@pytest.fixture(scope="module")
-def api_app(recommender: Recommender) -> FastAPI:
-    """The app with default settings over the demo index (shared by the API test modules)."""
-    return create_app(recommender, settings=ApiSettings())
-
-
-@pytest.fixture(scope="module")
-def client(api_app: FastAPI) -> TestClient:
-    return TestClient(api_app)
-
-
-def upload(client: TestClient, data: bytes, *, params: dict | list | None = None, name: str = "photo.jpg",
-           content_type: str = "image/jpeg") -> httpx.Response:
-    return client.post("/api/recommend", params=params, files={"file": (name, data, content_type)})
-
-
-def assert_error(response: httpx.Response, status: int, *fragments: str) -> None:
-    """A JSON error body with the given status whose message mentions every fragment."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error", "detail"}
-    for fragment in fragments:
-        assert fragment.lower() in body["error"].lower(), body
-
-
 # health, recommend ------------------------------------------------------------------------------------------
-def test_healthz_reports_the_loaded_index(client: TestClient) -> None:
-    body = client.get("/healthz").json()
+def test_healthz_reports_the_loaded_index(demo_client: TestClient) -> None:
+    body = demo_client.get("/healthz").json()
     assert body == {"status": "ok", "items": 300, "model": "fashion", "dim": 256}
 
 
-def test_recommend_returns_k_ranked_results_with_metadata_and_image_urls(client: TestClient) -> None:
-    response = upload(client, QUERY.read_bytes(), params={"k": 7})
+def test_recommend_returns_k_ranked_results_with_metadata_and_image_urls(demo_client: TestClient) -> None:
+    response = upload(demo_client, QUERY.read_bytes(), params={"k": 7})
     assert response.status_code == 200, response.text
     body = response.json()
     rows = demo_rows()
@@ -88,9 +57,9 @@ def test_recommend_returns_k_ranked_results_with_metadata_and_image_urls(client:
         assert r["metadata"]["productDisplayName"] == rows[r["id"]]["productDisplayName"]
 
 
-def test_recommend_applies_filters_inside_the_search(client: TestClient) -> None:
+def test_recommend_applies_filters_inside_the_search(demo_client: TestClient) -> None:
     params = [("k", "10"), ("filter", "gender=Women"), ("filter", "masterCategory=Apparel,Footwear")]
-    body = upload(client, QUERY.read_bytes(), params=params).json()
+    body = upload(demo_client, QUERY.read_bytes(), params=params).json()
     assert body["filters"] == {"gender": ["Women"], "masterCategory": ["Apparel", "Footwear"]}
     assert len(body["results"]) == 10
     for r in body["results"]:
@@ -98,8 +67,8 @@ def test_recommend_applies_filters_inside_the_search(client: TestClient) -> None
         assert r["metadata"]["masterCategory"] in {"Apparel", "Footwear"}
 
 
-def test_a_filter_matching_nothing_gives_an_empty_list(client: TestClient) -> None:
-    body = upload(client, QUERY.read_bytes(), params={"filter": "gender=Martians"}).json()
+def test_a_filter_matching_nothing_gives_an_empty_list(demo_client: TestClient) -> None:
+    body = upload(demo_client, QUERY.read_bytes(), params={"filter": "gender=Martians"}).json()
     assert body["results"] == []
 
 
@@ -113,45 +82,45 @@ def test_a_filter_matching_nothing_gives_an_empty_list(client: TestClient) -> No
         ({"k": "many"}, 422, "query.k"),
     ],
 )
-def test_bad_query_parameters_are_4xx_json(client: TestClient, params: dict, status: int, fragment: str) -> None:
-    assert_error(upload(client, QUERY.read_bytes(), params=params), status, fragment)
-    assert_error(client.get("/api/items/1548/similar", params=params), status, fragment)
+def test_bad_query_parameters_are_4xx_json(demo_client: TestClient, params: dict, status: int, fragment: str) -> None:
+    assert_error(upload(demo_client, QUERY.read_bytes(), params=params), status, fragment)
+    assert_error(demo_client.get("/api/items/1548/similar", params=params), status, fragment)
 
 
 # items, similar, images -------------------------------------------------------------------------------------
-def test_item_returns_its_catalogue_row(client: TestClient) -> None:
-    body = client.get("/api/items/1548").json()
+def test_item_returns_its_catalogue_row(demo_client: TestClient) -> None:
+    body = demo_client.get("/api/items/1548").json()
     row = demo_rows()["1548"]
     assert body["id"] == "1548" and body["image_url"] == "/images/1548"
     assert body["metadata"] == {k: v for k, v in row.items() if k != "id"}
 
 
-def test_similar_excludes_the_item_and_honours_filters(client: TestClient) -> None:
-    body = client.get("/api/items/1548/similar", params={"k": 5, "filter": "subCategory=Shoes"}).json()
+def test_similar_excludes_the_item_and_honours_filters(demo_client: TestClient) -> None:
+    body = demo_client.get("/api/items/1548/similar", params={"k": 5, "filter": "subCategory=Shoes"}).json()
     assert body["item"]["id"] == "1548"
     ids = [r["id"] for r in body["results"]]
     assert len(ids) == 5 and "1548" not in ids
     assert {r["metadata"]["subCategory"] for r in body["results"]} == {"Shoes"}
 
 
-def test_unknown_items_are_404(client: TestClient) -> None:
-    assert_error(client.get("/api/items/nope"), 404, "unknown item id 'nope'")
-    assert_error(client.get("/api/items/nope/similar"), 404, "unknown item id")
-    assert_error(client.get("/images/nope"), 404, "unknown item id")
+def test_unknown_items_are_404(demo_client: TestClient) -> None:
+    assert_error(demo_client.get("/api/items/nope"), 404, "unknown item id 'nope'")
+    assert_error(demo_client.get("/api/items/nope/similar"), 404, "unknown item id")
+    assert_error(demo_client.get("/images/nope"), 404, "unknown item id")
 
 
-def test_images_are_served_by_id_only(client: TestClient) -> None:
-    response = client.get("/images/1548")
+def test_images_are_served_by_id_only(demo_client: TestClient) -> None:
+    response = demo_client.get("/images/1548")
     assert response.status_code == 200
     assert response.headers["content-type"] == "image/jpeg"
     assert response.content == (DEMO_CATALOG / "images" / "1548.jpg").read_bytes()
     for sneaky in ("..%2F..%2Fstyles.csv", "%2Fetc%2Fpasswd", "1548.jpg"):
-        assert client.get(f"/images/{sneaky}").status_code == 404
+        assert demo_client.get(f"/images/{sneaky}").status_code == 404
 
 
 # facets, trends ---------------------------------------------------------------------------------------------
-def test_facets_count_the_catalogue(client: TestClient) -> None:
-    body = client.get("/api/facets").json()
+def test_facets_count_the_catalogue(demo_client: TestClient) -> None:
+    body = demo_client.get("/api/facets").json()
     facets = {f["column"]: {v["value"]: v["count"] for v in f["values"]} for f in body["facets"]}
     rows = demo_rows().values()
     assert body["items"] == 300
@@ -160,12 +129,12 @@ def test_facets_count_the_catalogue(client: TestClient) -> None:
     assert "productDisplayName" in body["other_columns"] and "productDisplayName" not in facets
 
 
-def test_trends_endpoint_serves_compute_trends(client: TestClient, recommender: Recommender) -> None:
-    assert client.get("/api/trends").json() == compute_trends(recommender.db)
+def test_trends_endpoint_serves_compute_trends(demo_client: TestClient, demo_recommender: Recommender) -> None:
+    assert demo_client.get("/api/trends").json() == compute_trends(demo_recommender.db)
 
 
-def test_compute_trends_on_the_demo_catalogue(recommender: Recommender) -> None:
-    trends = compute_trends(recommender.db)
+def test_compute_trends_on_the_demo_catalogue(demo_recommender: Recommender) -> None:
+    trends = compute_trends(demo_recommender.db)
     charts = {c["column"]: c for c in trends["charts"]}
     rows = list(demo_rows().values())
     assert trends["items"] == 300
@@ -193,13 +162,13 @@ def test_compute_trends_skips_columns_the_catalogue_lacks(tmp_path: Path) -> Non
 
 
 # errors, metrics, concurrency -------------------------------------------------------------------------------
-def test_unknown_routes_and_methods_are_json_errors(client: TestClient) -> None:
-    assert_error(client.get("/api/nothing-here"), 404, "not found")
-    assert_error(client.get("/api/recommend"), 405, "method not allowed")
+def test_unknown_routes_and_methods_are_json_errors(demo_client: TestClient) -> None:
+    assert_error(demo_client.get("/api/nothing-here"), 404, "not found")
+    assert_error(demo_client.get("/api/recommend"), 405, "method not allowed")
 
 
-def test_metrics_count_requests_by_route_template(recommender: Recommender) -> None:
-    fresh = TestClient(create_app(recommender))  # its own registry: counts start at zero
+def test_metrics_count_requests_by_route_template(demo_recommender: Recommender) -> None:
+    fresh = TestClient(create_app(demo_recommender))  # its own registry: counts start at zero
     fresh.get("/api/items/1548")
     fresh.get("/api/items/nope")
     fresh.get("/api/items/nope2")
@@ -211,12 +180,13 @@ def test_metrics_count_requests_by_route_template(recommender: Recommender) -> N
     assert "nope" not in text  # raw paths never become labels
 
 
-def test_concurrent_requests_get_the_same_answers_as_sequential_ones(api_app: FastAPI, client: TestClient) -> None:
+def test_concurrent_requests_get_the_same_answers_as_sequential_ones(demo_app: FastAPI, demo_client: TestClient) -> None:
     photos = [p.read_bytes() for p in sorted(DEMO_QUERIES.glob("*.jpg"))]
-    sequential = [upload(client, p, params={"k": 5}).json()["results"] for p in photos]
+    assert len(photos) >= 2
+    sequential = [upload(demo_client, p, params={"k": 5}).json()["results"] for p in photos]
 
     async def all_at_once() -> list[httpx.Response]:
-        transport = httpx.ASGITransport(app=api_app)
+        transport = httpx.ASGITransport(app=demo_app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as ac:
             posts = [ac.post("/api/recommend?k=5", files={"file": ("p.jpg", p, "image/jpeg")}) for p in photos * 2]
             return await asyncio.gather(*posts, ac.get("/healthz"), ac.get("/api/items/1548/similar"))
@@ -227,22 +197,30 @@ def test_concurrent_requests_get_the_same_answers_as_sequential_ones(api_app: Fa
 
 
 # optional text search, CLI ----------------------------------------------------------------------------------
-def test_a_search_routes_module_is_included_when_present(recommender: Recommender, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_search_routes_module_is_included_when_present(demo_recommender: Recommender, monkeypatch: pytest.MonkeyPatch) -> None:
     name = "fashionrec.api.search_routes"
     module = types.ModuleType(name)
     module.__spec__ = importlib.machinery.ModuleSpec(name, None)
     module.router = APIRouter()
     module.router.add_api_route("/api/search", lambda q: {"q": q})
     monkeypatch.setitem(sys.modules, name, module)
-    searchable = TestClient(create_app(recommender))
+    searchable = TestClient(create_app(demo_recommender))
     assert "/api/search" in searchable.get("/openapi.json").json()["paths"]
     assert searchable.get("/api/search", params={"q": "red dress"}).json() == {"q": "red dress"}
 
 
-def test_serve_without_search_module_does_not_offer_it(client: TestClient) -> None:
-    if (Path(__file__).parent.parent / "src" / "fashionrec" / "api" / "search_routes.py").exists():
-        pytest.skip("text search is installed")
-    assert "/api/search" not in client.get("/openapi.json").json()["paths"]
+def test_serve_without_search_module_does_not_offer_it(
+    demo_recommender: Recommender, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Text search is optional: an install without ``fashionrec.api.search_routes`` serves no /api/search."""
+    def paths() -> dict:
+        return TestClient(create_app(demo_recommender)).get("/openapi.json").json()["paths"]
+
+    name = "fashionrec.api.search_routes"
+    find_spec = importlib.util.find_spec
+    assert "/api/search" in paths()  # this checkout has it
+    monkeypatch.setattr(importlib.util, "find_spec", lambda module, *args: None if module == name else find_spec(module, *args))
+    assert "/api/search" not in paths()
 
 
 @pytest.mark.parametrize(
@@ -266,17 +244,19 @@ def test_serve_needs_an_index(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 
 # web page ---------------------------------------------------------------------------------------------------
-def test_web_page_and_assets_are_served_with_a_strict_csp(client: TestClient) -> None:
-    page = client.get("/")
+def test_web_page_and_assets_are_served_with_a_strict_csp(demo_client: TestClient) -> None:
+    page = demo_client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "script-src 'self'" in page.headers["content-security-policy"]
     for asset in ("/static/app.js", "/static/style.css"):
         assert asset in page.text
-        assert client.get(asset).status_code == 200
+        assert demo_client.get(asset).status_code == 200
 
 
 def test_web_page_loads_nothing_from_other_hosts() -> None:
-    for path in sorted(WEB_DIR.glob("*.*")):
+    paths = sorted(WEB_DIR.glob("*.*"))
+    assert {"index.html", "app.js", "style.css"} <= {p.name for p in paths}  # the loop reads the real page
+    for path in paths:
         text = path.read_text(encoding="utf-8")
         external = [url for url in re.findall(r"(?:https?:)?//[\w.-]+\.[a-z]{2,}[^\s\"')]*", text)
                     if not url.startswith("http://www.w3.org/")]  # the SVG namespace name, never fetched

@@ -3,13 +3,13 @@
 Guarantees tested here: a file is only ever served by product id, looked up in the index (never a path from the
 client); every hostile request gets a 4xx JSON error, never a 5xx, a traceback or a file outside the catalogue;
 CORS is closed by default and open only to configured origins; no endpoint mutates the index without an API key
-(today none mutates at all: the test fails as soon as one appears unguarded).
+(the items API and ``/admin/reload`` among them: the test fails as soon as one appears unguarded).
 """
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -24,8 +24,7 @@ from fashionrec.embedders import Embedder
 from fashionrec.indexing import index_catalog
 from fashionrec.modelspec import ModelSpec
 from fashionrec.recommend import Recommender
-from tests.conftest import DEMO_QUERIES
-from tests.test_hardening_catalog import DEMO_IMAGES, write_catalog
+from tests.conftest import DEMO_IMAGES, DEMO_QUERIES, write_catalog
 
 FAST_MODEL = ModelSpec("efficientnet-lite0", 64)
 ODD_IDS = ["a b", "50%", "what?", "#1", "ü-ß", "x;y", "'; DROP TABLE items; --", "dot.dot", "plus+sign"]
@@ -178,25 +177,40 @@ def test_cors_opens_only_to_configured_origins(recommender: Recommender) -> None
 
 # mutating endpoints -------------------------------------------------------------------------------------------
 
+def _api_routes(routes: Iterable[object], prefix: str = "") -> Iterator[tuple[str, APIRoute]]:
+    """Every endpoint under ``routes`` with its full path. FastAPI keeps a router added with ``include_router`` as
+    one entry holding that router (``original_router``), so ``app.routes`` alone holds none of its endpoints."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield prefix + route.path, route
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from _api_routes(included.routes, prefix + route.include_context.prefix)  # type: ignore[attr-defined]
+
+
 def _mutating_routes(app: FastAPI) -> list[tuple[str, str]]:
     return [
-        (method, route.path)
-        for route in app.routes
-        if isinstance(route, APIRoute)
+        (method, path)
+        for path, route in _api_routes(app.routes)
         for method in route.methods
-        if method in {"POST", "PUT", "PATCH", "DELETE"} and route.path not in READ_ONLY_POSTS
+        if method in {"POST", "PUT", "PATCH", "DELETE"} and path not in READ_ONLY_POSTS
     ]
 
 
 def test_mutating_endpoints_require_an_api_key(app: FastAPI, client: TestClient) -> None:
-    """Every add/remove/re-index endpoint must refuse a request without a key (401/403). None exists today; this
-    fails as soon as one is added unguarded."""
-    for method, path in _mutating_routes(app):
+    """Every add/remove/re-index endpoint must refuse a request without a key (401/403); this fails as soon as one
+    is added unguarded."""
+    endpoints = {path for path, _ in _api_routes(app.routes)}
+    assert {"/api/recommend", "/api/items/{item_id}", "/healthz"} <= endpoints  # the walk finds the app's endpoints
+    routes = _mutating_routes(app)
+    assert set(routes) >= {("PUT", "/api/items/{item_id}"), ("PATCH", "/api/items/{item_id}"),
+                           ("DELETE", "/api/items/{item_id}"), ("POST", "/admin/reload")}
+    for method, path in routes:
         url = path.replace("{item_id}", "1")
         response = client.request(method, url, json={})
         assert response.status_code in (401, 403), (method, path, response.status_code)
-    methods = {m for route in app.routes if isinstance(route, APIRoute) for m in route.methods}
-    assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
+    methods = {m for _, route in _api_routes(app.routes) for m in route.methods}
+    assert "GET" in methods and methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
 
 
 @pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
@@ -217,7 +231,7 @@ def _part(name: str, data: bytes, filename: str = "photo.jpg") -> bytes:
             "Content-Type: image/jpeg\r\n\r\n").encode() + data + b"\r\n"
 
 
-PHOTO = sorted(DEMO_QUERIES.glob("*.jpg"))[0].read_bytes()
+PHOTO = min(DEMO_QUERIES.glob("*.jpg")).read_bytes()
 END = f"--{BOUNDARY}--\r\n".encode()
 
 

@@ -59,7 +59,8 @@ def test_info_reports_counts(demo_index: Path, capsys: pytest.CaptureFixture[str
 )
 def test_user_mistakes_give_one_line(demo_index: Path, tmp_path: Path, args: list[str], message: str) -> None:
     argv = [a.format(index=demo_index, missing=tmp_path / "missing") for a in args]
-    proc = subprocess.run([sys.executable, "-m", "fashionrec", *argv], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-m", "fashionrec", *argv], capture_output=True, text=True, timeout=120,
+                          check=False)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.startswith("fashionrec: error:")]

@@ -12,17 +12,14 @@ and exit 2; and the server keeps answering good requests throughout.
 from __future__ import annotations
 
 import asyncio
-import csv
 import http.client
 import json
 import logging
 import os
 import select
-import shutil
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -32,12 +29,9 @@ import pytest
 
 from fashionrec.api import ApiSettings, create_app
 from fashionrec.api.body import CLOSE, BodyGuard
-from fashionrec.indexing import index_catalog
-from fashionrec.modelspec import ModelSpec
 from fashionrec.recommend import Recommender
-from tests.conftest import DEMO_CATALOG, DEMO_QUERIES
+from tests.conftest import DEMO_QUERIES, ServeProcess
 
-FAST_MODEL = ModelSpec("efficientnet-lite0", 64)
 PHOTO = (DEMO_QUERIES / "dress.jpg").read_bytes()
 LIMIT_MB = 1
 MIB = 1024 * 1024
@@ -54,58 +48,15 @@ def multipart(data: bytes, name: str = "file") -> bytes:
 MULTIPART = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def small_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The first 20 products of the demo catalogue."""
-    root = tmp_path_factory.mktemp("reliability-catalog")
-    (root / "images").mkdir()
-    with (DEMO_CATALOG / "styles.csv").open(newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))[:21]
-    with (root / "styles.csv").open("w", newline="", encoding="utf-8") as f:
-        csv.writer(f).writerows(rows)
-    for row in rows[1:]:
-        shutil.copy(DEMO_CATALOG / "images" / f"{row[0]}.jpg", root / "images" / f"{row[0]}.jpg")
-    return root
-
-
-@pytest.fixture(scope="module")
-def small_index(small_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The small catalogue indexed with a small, fast model."""
-    index_dir = tmp_path_factory.mktemp("reliability-index")
-    index_catalog(small_catalog, index_dir, model=FAST_MODEL, progress=False)
-    return index_dir
-
-
-@pytest.fixture(scope="module")
-def server(small_index: Path) -> Iterator[str]:
-    """``fashionrec serve`` in its own process on a free port; yields its base URL."""
-    port = free_port()
-    cmd = [sys.executable, "-m", "fashionrec", "serve", "--index-dir", str(small_index), "--port", str(port),
-           "--max-upload-mb", str(LIMIT_MB), "--body-timeout", str(TIMEOUT_S), "--header-timeout", str(TIMEOUT_S)]
-    env = {**os.environ, "FASHIONREC_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
+def server(small_live_index: Path) -> Iterator[str]:
+    """``fashionrec serve`` in its own process on a free port, over the 20-product index; yields its base URL."""
+    process = ServeProcess(small_live_index, args=["--max-upload-mb", str(LIMIT_MB), "--body-timeout", str(TIMEOUT_S),
+                                                   "--header-timeout", str(TIMEOUT_S)])
     try:
-        while True:
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else proc.returncode
-            try:
-                with urllib.request.urlopen(f"{base}/healthz", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                assert time.monotonic() < deadline, "the server did not come up"
-                time.sleep(0.3)
-        yield base
+        yield process.start()
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        process.stop()
 
 
 def urllib_post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict]:
@@ -235,16 +186,16 @@ def test_the_server_still_answers_after_the_slow_clients(server: str) -> None:
         assert json.loads(response.read())["status"] == "ok"
 
 
-def test_a_port_in_use_or_a_host_that_does_not_resolve_is_one_line_and_exit_2(small_index: Path) -> None:
+def test_a_port_in_use_or_a_host_that_does_not_resolve_is_one_line_and_exit_2(small_live_index: Path) -> None:
     env = {**os.environ, "FASHIONREC_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         for host, fragment in (("127.0.0.1", f"127.0.0.1:{port}"), ("no-such-host.invalid", "does not resolve")):
-            cmd = [sys.executable, "-m", "fashionrec", "serve", "--index-dir", str(small_index), "--host", host,
+            cmd = [sys.executable, "-m", "fashionrec", "serve", "--index-dir", str(small_live_index), "--host", host,
                    "--port", str(port)]
-            done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180, check=False)
             lines = done.stderr.strip().splitlines()
             assert done.returncode == 2, done.stderr
             assert len(lines) == 1 and "cannot listen on" in lines[0] and fragment in lines[0], done.stderr
@@ -252,7 +203,7 @@ def test_a_port_in_use_or_a_host_that_does_not_resolve_is_one_line_and_exit_2(sm
 
 # a client gone mid-upload (in-process ASGI) -----------------------------------------------------------------
 
-def test_a_client_gone_mid_upload_is_not_a_server_error(small_index: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_client_gone_mid_upload_is_not_a_server_error(small_live_index: Path, caplog: pytest.LogCaptureFixture) -> None:
     body = multipart(PHOTO)
     messages = [{"type": "http.request", "body": body[:200], "more_body": True}]
     sent: list[dict] = []
@@ -268,7 +219,7 @@ def test_a_client_gone_mid_upload_is_not_a_server_error(small_index: Path, caplo
              "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
              "headers": [(b"host", b"x"), (b"content-type", MULTIPART["Content-Type"].encode()),
                          (b"content-length", str(len(body)).encode())]}
-    with Recommender.open(small_index) as rec, caplog.at_level(logging.INFO):
+    with Recommender.open(small_live_index) as rec, caplog.at_level(logging.INFO):
         app = create_app(rec, settings=ApiSettings())
         asyncio.run(app(scope, receive, send))  # type: ignore[arg-type]  (an unhandled error would be re-raised)
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []

@@ -27,7 +27,6 @@ from fashionrec.config import VARIABLES, ConfigError, check_variable
 from fashionrec.embedders.preprocess import thread_count
 from fashionrec.errors import FashionrecError
 from tests.conftest import DEMO_QUERIES
-from tests.test_client_reliability import small_catalog, small_index  # noqa: F401  (shared fixtures)
 
 PHOTO = str(DEMO_QUERIES / "dress.jpg")
 MISSING = "/nonexistent/fashionrec-index"
@@ -157,12 +156,11 @@ def run_main(argv: list[str], environ: dict[str, str]) -> tuple[int, str]:
 
 
 @pytest.fixture(scope="module")
-def runnable(small_catalog: Path, small_index: Path,  # noqa: F811
-             tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
+def runnable(small_live_index: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
     """The invocations, on a private copy of the small index (``index`` rewrites it, with nothing to change)."""
     index_dir = tmp_path_factory.mktemp("env-index") / "index"
-    shutil.copytree(small_index, index_dir)
-    return commands(index_dir, small_catalog)
+    shutil.copytree(small_live_index, index_dir)
+    return commands(index_dir, small_live_index.parent / "catalog")
 
 
 def test_every_sub_command_is_covered(runnable: dict[str, list[str]]) -> None:
@@ -229,7 +227,7 @@ def test_any_value_of_any_variable_is_the_normal_outcome_or_one_line(
 def test_a_bad_variable_is_one_line_from_a_real_process(environ: dict[str, str], argv: list[str], name: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FASHIONREC_")} | environ
     proc = subprocess.run([sys.executable, "-m", "fashionrec", *argv], env=env, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     lines = proc.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"fashionrec: error: {name} must be "), proc.stderr

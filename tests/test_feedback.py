@@ -24,8 +24,7 @@ from fashionrec.errors import FashionrecError
 from fashionrec.feedback import MAX_EXAMPLES, METHODS, BoxError, UnknownExampleError, box_pixels, check_examples
 from fashionrec.imageio import load_image
 from fashionrec.recommend import Recommender
-from tests.conftest import DEMO_QUERIES
-from tests.test_api import assert_error
+from tests.conftest import DEMO_QUERIES, assert_error
 
 QUERY = DEMO_QUERIES / "t-shirt.jpg"  # 240 x 320
 PROPS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -269,7 +268,8 @@ def test_differ_combines_with_filters_and_likes(rec: Recommender) -> None:
                            for r in results)
     liked = rec.store.ids[8]
     colour = rec.item(liked).metadata["baseColour"]
-    assert all(r.metadata["baseColour"] != colour for r in rec.recommend(QUERY, k=5, like=[liked], differ="baseColour"))
+    steered = rec.recommend(QUERY, k=5, like=[liked], differ="baseColour")
+    assert len(steered) == 5 and all(r.metadata["baseColour"] != colour for r in steered)
     with pytest.raises(FashionrecError, match="unknown differ column 'nope'"):
         rec.similar(item, differ="nope")
     with pytest.raises(FashionrecError, match="differ needs a reference"):
@@ -301,8 +301,10 @@ def test_openapi_documents_the_steering_parameters(client: TestClient) -> None:
 
 def test_nothing_is_written_to_the_index(demo_index: Path, client: TestClient, rec: Recommender) -> None:
     before = {p: p.stat().st_mtime_ns for p in demo_index.rglob("*") if p.is_file() and "-wal" not in p.name}
-    post(client, {"like": [rec.store.ids[1]], "unlike": [rec.store.ids[2]], "box": "0.1,0.1,0.5,0.5"})
-    client.get(f"/api/items/{rec.store.ids[3]}/similar", params={"differ": "baseColour", "like": [rec.store.ids[4]]})
+    assert "catalog.sqlite" in {p.name for p in before}  # the index's files are really watched
+    assert post(client, {"like": [rec.store.ids[1]], "unlike": [rec.store.ids[2]], "box": "0.1,0.1,0.5,0.5"}).status_code == 200
+    similar = client.get(f"/api/items/{rec.store.ids[3]}/similar", params={"differ": "baseColour", "like": [rec.store.ids[4]]})
+    assert similar.status_code == 200
     after = {p: p.stat().st_mtime_ns for p in demo_index.rglob("*") if p.is_file() and "-wal" not in p.name}
     assert after == before
 

@@ -29,7 +29,7 @@ FUZZ = settings(max_examples=int(os.environ.get("FASHIONREC_FUZZ_EXAMPLES", "300
 
 def _seeds() -> list[bytes]:
     """Small valid files of every accepted format, with the features decoders trip on (alpha, palette, frames)."""
-    photo = Image.open(sorted((DEMO_CATALOG / "images").glob("*.jpg"))[0]).convert("RGB")
+    photo = Image.open(min((DEMO_CATALOG / "images").glob("*.jpg"))).convert("RGB")
     frames = [photo.convert("P"), photo.rotate(90).convert("P")]
     out = []
     for image, fmt, options in [

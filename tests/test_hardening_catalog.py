@@ -6,14 +6,12 @@ Nothing here may crash, hang or read outside the catalogue folder, whether drive
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
 import subprocess
 import sys
 import zlib
-from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -22,30 +20,8 @@ from fashionrec.catalog import read_catalog
 from fashionrec.embedders import Embedder
 from fashionrec.errors import FashionrecError
 from fashionrec.indexing import index_catalog
-from fashionrec.modelspec import ModelSpec
 from fashionrec.recommend import Recommender
-from tests.conftest import DEMO_CATALOG
-
-FAST_MODEL = ModelSpec("efficientnet-lite0", 128)
-DEMO_IMAGES = sorted((DEMO_CATALOG / "images").glob("*.jpg"))
-CLI_ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
-
-
-@pytest.fixture(scope="module")
-def fast_embedder() -> Embedder:
-    return FAST_MODEL.build()
-
-
-def write_catalog(root: Path, rows: Iterable[Iterable[str]], images: dict[str, bytes | None] | None = None) -> Path:
-    """A catalogue at ``root``: ``styles.csv`` from ``rows`` (first row = header), and ``images/<name>`` files
-    (``None`` content = copy of a real demo photo)."""
-    (root / "images").mkdir(parents=True, exist_ok=True)
-    with (root / "styles.csv").open("w", newline="", encoding="utf-8") as out:
-        csv.writer(out).writerows(rows)
-    for n, (name, content) in enumerate((images or {}).items()):
-        data = DEMO_IMAGES[n % len(DEMO_IMAGES)].read_bytes() if content is None else content
-        (root / "images" / name).write_bytes(data)
-    return root
+from tests.conftest import DEMO_IMAGES, FAST_MODEL, assert_one_clear_error, run_cli, write_catalog
 
 
 def big_png(path: Path, width: int, height: int) -> None:
@@ -58,18 +34,6 @@ def big_png(path: Path, width: int, height: int) -> None:
     body = b"".join(packer.compress(row * 100) for _ in range(height // 100)) + packer.flush()
     header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 0, 0, 0, 0])
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b""))
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "fashionrec", *args], capture_output=True, text=True, env=CLI_ENV,
-                          timeout=300)
-
-
-def assert_one_clear_error(proc: subprocess.CompletedProcess[str], message: str) -> None:
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("fashionrec: error:") and message in lines[0], proc.stderr
 
 
 # CSV structure ----------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,23 +23,10 @@ from fashionrec.cli import main
 from fashionrec.indexing import index_catalog
 from fashionrec.modelspec import ModelSpec
 from fashionrec.recommend import Recommender
-from tests.conftest import DEMO_QUERIES, ServeProcess
+from tests.conftest import AUTH, DEMO_QUERIES, KEY, ServeProcess, form
 
-KEY = "test-key-0123456789abcdef"
-AUTH = {"X-API-Key": KEY}
 DRESS = (DEMO_QUERIES / "dress.jpg").read_bytes()
 SHOES = (DEMO_QUERIES / "shoes.jpg").read_bytes()
-
-
-@pytest.fixture
-def rec(live_index: Path) -> Iterator[Recommender]:
-    with Recommender.open(live_index) as opened:
-        yield opened
-
-
-@pytest.fixture
-def client(rec: Recommender) -> TestClient:
-    return TestClient(create_app(rec, settings=ApiSettings(api_key=KEY)))
 
 
 def top(client: TestClient, photo: bytes, **params: object) -> list[dict]:
@@ -52,59 +39,59 @@ def put(client: TestClient, item_id: str, photo: bytes, headers: dict[str, str] 
     return client.put(f"/api/items/{item_id}", files={"file": ("p.jpg", photo)}, data=meta, headers=headers)
 
 
-def test_writes_need_the_key(client: TestClient, rec: Recommender) -> None:
+def test_writes_need_the_key(live_client: TestClient, live_rec: Recommender) -> None:
     for headers in ({}, {"X-API-Key": "wrong-key-0123456789"}, {"X-API-Key": KEY[:-1]}):
-        assert put(client, "x1", DRESS, headers=headers).status_code == 401
-        assert client.patch("/api/items/1548", data={"baseColour": "Red"}, headers=headers).status_code == 401
-        answer = client.delete("/api/items/1548", headers=headers)
+        assert put(live_client, "x1", DRESS, headers=headers).status_code == 401
+        assert live_client.patch("/api/items/1548", data={"baseColour": "Red"}, headers=headers).status_code == 401
+        answer = live_client.delete("/api/items/1548", headers=headers)
         assert answer.status_code == 401 and set(answer.json()) == {"error", "detail"}
         assert KEY not in answer.text
-    assert rec.item("x1") is None and rec.item("1548") is not None
-    assert client.get("/api/items/1548").status_code == 200  # reads stay public
+    assert live_rec.item("x1") is None and live_rec.item("1548") is not None
+    assert live_client.get("/api/items/1548").status_code == 200  # reads stay public
 
 
-def test_no_key_configured_means_writes_are_off(rec: Recommender) -> None:
-    client = TestClient(create_app(rec, settings=ApiSettings()))
+def test_no_key_configured_means_writes_are_off(live_rec: Recommender) -> None:
+    client = TestClient(create_app(live_rec, settings=ApiSettings()))
     assert put(client, "x1", DRESS).status_code == 403
     assert client.patch("/api/items/1548", data={"baseColour": "Red"}, headers=AUTH).status_code == 403
     assert client.delete("/api/items/1548", headers=AUTH).status_code == 403
-    assert rec.item("x1") is None and rec.item("1548") is not None
+    assert live_rec.item("x1") is None and live_rec.item("1548") is not None
 
 
-def test_add_replace_patch_delete_each_visible_to_the_next_query(client: TestClient, live_index: Path) -> None:
-    before = client.get("/api/facets").json()["items"]
-    answer = put(client, "new-dress", DRESS, articleType="Dresses", baseColour="Teal")
+def test_add_replace_patch_delete_each_visible_to_the_next_query(live_client: TestClient, live_index: Path) -> None:
+    before = live_client.get("/api/facets").json()["items"]
+    answer = put(live_client, "new-dress", DRESS, articleType="Dresses", baseColour="Teal")
     assert answer.status_code == 201, answer.text
     assert answer.json()["metadata"]["articleType"] == "Dresses" and answer.json()["metadata"]["gender"] == ""
-    assert top(client, DRESS)[0]["id"] == "new-dress"
-    assert client.get("/images/new-dress").content == DRESS
-    assert client.get("/api/facets").json()["items"] == before + 1
+    assert top(live_client, DRESS)[0]["id"] == "new-dress"
+    assert live_client.get("/images/new-dress").content == DRESS
+    assert live_client.get("/api/facets").json()["items"] == before + 1
 
-    answer = put(client, "new-dress", SHOES, articleType="Sports Shoes")  # replaced whole: photo and metadata
+    answer = put(live_client, "new-dress", SHOES, articleType="Sports Shoes")  # replaced whole: photo and metadata
     assert answer.status_code == 200, answer.text
     assert answer.json()["metadata"]["baseColour"] == ""
-    assert top(client, SHOES)[0]["id"] == "new-dress"
-    assert client.get("/images/new-dress").content == SHOES
+    assert top(live_client, SHOES)[0]["id"] == "new-dress"
+    assert live_client.get("/images/new-dress").content == SHOES
     assert len(list((live_index / "uploads" / "new-dress").iterdir())) == 1  # the replaced photo is gone
 
-    answer = client.patch("/api/items/new-dress", data={"baseColour": "Mauve"}, headers=AUTH)
+    answer = live_client.patch("/api/items/new-dress", data={"baseColour": "Mauve"}, headers=AUTH)
     assert answer.status_code == 200, answer.text
     assert answer.json()["metadata"] == {**answer.json()["metadata"], "articleType": "Sports Shoes", "baseColour": "Mauve"}
-    assert [r["id"] for r in top(client, DRESS, filter="baseColour=Mauve")] == ["new-dress"]
+    assert [r["id"] for r in top(live_client, DRESS, filter="baseColour=Mauve")] == ["new-dress"]
 
-    assert client.delete("/api/items/new-dress", headers=AUTH).status_code == 204
-    assert client.get("/api/items/new-dress").status_code == 404
-    assert "new-dress" not in [r["id"] for r in top(client, SHOES)]
-    assert top(client, DRESS, filter="baseColour=Mauve") == []
+    assert live_client.delete("/api/items/new-dress", headers=AUTH).status_code == 204
+    assert live_client.get("/api/items/new-dress").status_code == 404
+    assert "new-dress" not in [r["id"] for r in top(live_client, SHOES)]
+    assert top(live_client, DRESS, filter="baseColour=Mauve") == []
     assert not (live_index / "uploads" / "new-dress").exists()
-    assert client.get("/api/facets").json()["items"] == before
+    assert live_client.get("/api/facets").json()["items"] == before
 
 
-def test_catalogue_products_can_be_changed_and_removed(client: TestClient) -> None:
-    assert client.patch("/api/items/1548", data={"season": "Winter"}, headers=AUTH).json()["metadata"]["season"] == "Winter"
-    assert client.get("/api/items/1548").json()["metadata"]["season"] == "Winter"
-    assert client.delete("/api/items/1548", headers=AUTH).status_code == 204
-    assert client.get("/api/items/1548/similar").status_code == 404
+def test_catalogue_products_can_be_changed_and_removed(live_client: TestClient) -> None:
+    assert live_client.patch("/api/items/1548", data={"season": "Winter"}, headers=AUTH).json()["metadata"]["season"] == "Winter"
+    assert live_client.get("/api/items/1548").json()["metadata"]["season"] == "Winter"
+    assert live_client.delete("/api/items/1548", headers=AUTH).status_code == 204
+    assert live_client.get("/api/items/1548/similar").status_code == 404
 
 
 @pytest.mark.parametrize(
@@ -127,22 +114,22 @@ def test_catalogue_products_can_be_changed_and_removed(client: TestClient) -> No
     ],
 )
 def test_bad_writes_are_4xx_and_change_nothing(
-    client: TestClient, rec: Recommender, method: str, path: str, kwargs: dict, status: int
+    live_client: TestClient, live_rec: Recommender, method: str, path: str, kwargs: dict, status: int
 ) -> None:
-    count, generation = len(rec), rec.db.generation
-    answer = getattr(client, method)(path, headers=AUTH, **kwargs)
+    count, generation = len(live_rec), live_rec.db.generation
+    answer = getattr(live_client, method)(path, headers=AUTH, **kwargs)
     assert answer.status_code == status, answer.text
     assert set(answer.json()) == {"error", "detail"}
-    assert len(rec) == count and rec.db.generation == generation and rec.item("ok") is None
+    assert len(live_rec) == count and live_rec.db.generation == generation and live_rec.item("ok") is None
 
 
-def test_a_write_cut_short_before_the_vector_file_is_recovered_from_the_database(rec: Recommender) -> None:
-    photo = live.embed_photo(rec, DRESS)
-    item = StoredItem("cut-short", str(DEMO_QUERIES / "dress.jpg"), {c: "" for c in rec.columns})
-    rec.db.put_item(item, photo.digest, photo.features[0])  # committed; the process "dies" before the FAISS file
-    with Recommender.open(rec.index_dir) as reopened:
+def test_a_write_cut_short_before_the_vector_file_is_recovered_from_the_database(live_rec: Recommender) -> None:
+    photo = live.embed_photo(live_rec, DRESS)
+    item = StoredItem("cut-short", str(DEMO_QUERIES / "dress.jpg"), {c: "" for c in live_rec.columns})
+    live_rec.db.put_item(item, photo.digest, photo.features[0])  # committed; the process "dies" before the FAISS file
+    with Recommender.open(live_rec.index_dir) as reopened:
         assert reopened.recommend(DRESS, k=1)[0].id == "cut-short"
-        assert len(reopened) == len(rec) + 1
+        assert len(reopened) == len(live_rec) + 1
 
 
 def request(base: str, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None):
@@ -152,15 +139,6 @@ def request(base: str, method: str, path: str, body: bytes | None = None, header
             return answer.status, answer.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
-
-
-def form(fields: dict[str, str], photo: bytes | None = None) -> tuple[bytes, dict[str, str]]:
-    boundary = "items-test-boundary"
-    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode() for k, v in fields.items()]
-    if photo is not None:
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="p.jpg"\r\n'
-                     "Content-Type: image/jpeg\r\n\r\n".encode() + photo + b"\r\n")
-    return b"".join(parts) + f"--{boundary}--\r\n".encode(), {"Content-Type": f"multipart/form-data; boundary={boundary}"}
 
 
 def recommend_ids(base: str, photo: bytes, query: str = "k=3") -> list[str]:

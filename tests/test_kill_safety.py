@@ -30,34 +30,13 @@ from fashionrec.catalog_db import DB_NAME, CatalogDB
 from fashionrec.embedders import Embedder
 from fashionrec.errors import FashionrecError, IndexFormatError
 from fashionrec.indexing import index_catalog
-from fashionrec.modelspec import ModelSpec
 from fashionrec.recommend import Recommender
 from fashionrec.stores.faiss_store import INDEX_FILE, MAGIC, FaissStore
-from tests.conftest import DEMO_CATALOG, DEMO_QUERIES
-from tests.test_hardening_catalog import CLI_ENV, assert_one_clear_error, run_cli
+from tests.conftest import CLI_ENV, DEMO_QUERIES, FAST_MODEL, assert_one_clear_error, run_cli
 
-FAST_MODEL = ModelSpec("efficientnet-lite0", 128)
 PRODUCTS = 120
 BATCH = 8  # many small commits: many places for a kill to land
 SEED = 7
-
-
-@pytest.fixture(scope="module")
-def fast_embedder() -> Embedder:
-    return FAST_MODEL.build()
-
-
-@pytest.fixture(scope="module")
-def small_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The first PRODUCTS products of the demo catalogue."""
-    root = tmp_path_factory.mktemp("kill-catalog")
-    lines = (DEMO_CATALOG / "styles.csv").read_text(encoding="utf-8").splitlines()[: PRODUCTS + 1]
-    (root / "styles.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (root / "images").mkdir()
-    for line in lines[1:]:
-        item_id = line.split(",")[0]
-        shutil.copy(DEMO_CATALOG / "images" / f"{item_id}.jpg", root / "images")
-    return root
 
 
 def index_cmd(catalog: Path, index_dir: Path, image_size: int = 128) -> list[str]:
@@ -120,10 +99,10 @@ def vectors_of(index_dir: Path) -> tuple[list[str], np.ndarray]:
 
 
 def test_index_killed_at_random_points_resumes_to_the_clean_result(
-    small_catalog: Path, tmp_path: Path, fast_embedder: Embedder
+    catalog_120: Path, tmp_path: Path, fast_embedder: Embedder
 ) -> None:
     reference = tmp_path / "reference"
-    index_catalog(small_catalog, reference, model=FAST_MODEL, embedder=fast_embedder, batch_size=BATCH,
+    index_catalog(catalog_120, reference, model=FAST_MODEL, embedder=fast_embedder, batch_size=BATCH,
                   progress=False)
 
     rng = random.Random(SEED)
@@ -133,13 +112,13 @@ def test_index_killed_at_random_points_resumes_to_the_clean_result(
     index_dir = tmp_path / "killed"
     kills = 0
     for point in points:  # each run resumes what the previous killed run left
-        kills += kill_at(index_cmd(small_catalog, index_dir), index_dir, point)
+        kills += kill_at(index_cmd(catalog_120, index_dir), index_dir, point)
         check_state(index_dir, fast_embedder)
     assert kills >= 2, "the runs should have been killed part-way"
 
     done_before, _ = db_state(index_dir)
     assert 0 < done_before < PRODUCTS, "the last kill should have left the embedding part-way"
-    resumed = subprocess.run(index_cmd(small_catalog, index_dir), env=CLI_ENV, check=True, capture_output=True,
+    resumed = subprocess.run(index_cmd(catalog_120, index_dir), env=CLI_ENV, check=True, capture_output=True,
                              text=True)
     summary = json.loads(resumed.stdout)
     assert summary["total"] == PRODUCTS and summary["embedded"] == PRODUCTS - done_before  # resumed, not restarted
@@ -149,11 +128,11 @@ def test_index_killed_at_random_points_resumes_to_the_clean_result(
 
 
 def test_update_with_removals_and_a_new_model_killed_then_resumed(
-    small_catalog: Path, tmp_path: Path, fast_embedder: Embedder
+    catalog_120: Path, tmp_path: Path, fast_embedder: Embedder
 ) -> None:
     """The worst update: products removed, images changed, new products, and a model change re-embedding all."""
     catalog = tmp_path / "catalog"
-    shutil.copytree(small_catalog, catalog)
+    shutil.copytree(catalog_120, catalog)
     index_dir = tmp_path / "index"
     index_catalog(catalog, index_dir, model=FAST_MODEL, embedder=fast_embedder, batch_size=BATCH, progress=False)
 
@@ -178,15 +157,15 @@ def test_update_with_removals_and_a_new_model_killed_then_resumed(
     store = FaissStore.load(index_dir)
     assert sorted(store.ids) == expected and store.model["image_size"] == 96
     with Recommender.open(index_dir) as rec:
-        assert rec.embedder.image_size == 96 and len(rec.recommend(sorted(DEMO_QUERIES.glob("*.jpg"))[0], k=3)) == 3
+        assert rec.embedder.image_size == 96 and len(rec.recommend(min(DEMO_QUERIES.glob("*.jpg")), k=3)) == 3
 
 
 # damaged and foreign files ------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def good_index(small_catalog: Path, tmp_path_factory: pytest.TempPathFactory, fast_embedder: Embedder) -> Path:
+def good_index(catalog_120: Path, tmp_path_factory: pytest.TempPathFactory, fast_embedder: Embedder) -> Path:
     index_dir = tmp_path_factory.mktemp("good-index")
-    index_catalog(small_catalog, index_dir, model=FAST_MODEL, embedder=fast_embedder, progress=False)
+    index_catalog(catalog_120, index_dir, model=FAST_MODEL, embedder=fast_embedder, progress=False)
     return index_dir
 
 
@@ -273,15 +252,15 @@ def test_damaged_index_through_the_cli_is_one_error_line(case: str, good_index: 
     shutil.copytree(good_index, index_dir)
     damage, message = DAMAGE[case]
     damage(index_dir)
-    query = str(sorted(DEMO_QUERIES.glob("*.jpg"))[0])
+    query = str(min(DEMO_QUERIES.glob("*.jpg")))
     assert_one_clear_error(run_cli("recommend", query, "--index-dir", str(index_dir)), message)
 
 
-def test_foreign_database_is_never_written_to(tmp_path: Path, small_catalog: Path) -> None:
+def test_foreign_database_is_never_written_to(tmp_path: Path, catalog_120: Path) -> None:
     """Pointing ``index`` at a folder holding someone else's SQLite file refuses it and leaves it untouched."""
     index_dir = tmp_path / "index"
     index_dir.mkdir()
     _foreign_sqlite(index_dir / DB_NAME)
     before = (index_dir / DB_NAME).read_bytes()
-    assert_one_clear_error(run_cli("index", str(small_catalog), "--index-dir", str(index_dir)), "not a fashionrec")
+    assert_one_clear_error(run_cli("index", str(catalog_120), "--index-dir", str(index_dir)), "not a fashionrec")
     assert (index_dir / DB_NAME).read_bytes() == before

@@ -92,7 +92,7 @@ def test_off_centre_garment_on_a_wide_photo() -> None:
 
 
 def test_studio_shot_on_white_is_boxed_to_the_product() -> None:
-    product = Image.open(DEMO_CATALOG / "images" / sorted(p.name for p in (DEMO_CATALOG / "images").iterdir())[0])
+    product = Image.open(DEMO_CATALOG / "images" / min(p.name for p in (DEMO_CATALOG / "images").iterdir()))
     product = product.convert("RGB")
     canvas = Image.new("RGB", (240, 240), (255, 255, 255))
     canvas.paste(product.resize((90, 120)), (75, 60))

@@ -99,7 +99,7 @@ def test_search_matches_faiss_exactly(index: tuple[CatalogDB, str], tmp_path: Pa
 
 
 def test_filters_return_only_matches_and_k_when_k_match(index: tuple[CatalogDB, str]) -> None:
-    db, uri = index
+    _, uri = index
     store = MilvusStore.open(uri)
     filters = normalise_filters({"gender": ["back\\slash"], "article Type": ["ünïcode", "Flats"]}, COLUMNS)
     matching = {item_id for item_id, _, _, meta in _rows(240)
@@ -146,6 +146,7 @@ def test_republish_touches_only_what_changed(index: tuple[CatalogDB, str]) -> No
     top = store.search(new_vector, 1)[0][0]
     assert top.id == "p000" and top.score == pytest.approx(1.0, abs=1e-5)
     gone = store.search(np.vstack([db.vector("p004"), _unit(np.random.default_rng(5), 1)]), 238)
+    assert [len(row) for row in gone] == [238, 238]  # every product, so the deleted ones would be there
     assert all(not {"p005", "p006"} & {h.id for h in row} for row in gone)
     on_sale = store.search(new_vector, 5, normalise_filters({"note": ["on sale"]}, COLUMNS))[0]
     assert [h.id for h in on_sale] == ["p002"]
@@ -167,7 +168,7 @@ def test_new_dimension_recreates_the_collection(index: tuple[CatalogDB, str]) ->
 
 
 def test_for_index_refuses_a_collection_from_elsewhere(index: tuple[CatalogDB, str], tmp_path: Path) -> None:
-    db, uri = index
+    _, uri = index
     assert len(MilvusStore.for_index(tmp_path / "idx", uri)) == 240
     other = _make_index(tmp_path / "other", n=100, seed=1)
     other.close()

@@ -22,8 +22,7 @@ from fashionrec.api.service import RecommenderService
 from fashionrec.indexing import index_catalog
 from fashionrec.modelspec import ModelSpec
 from fashionrec.recommend import Recommender
-from tests.conftest import DEMO_QUERIES, ServeProcess, subset_catalog
-from tests.test_items_api import AUTH, KEY, form
+from tests.conftest import AUTH, DEMO_QUERIES, KEY, ServeProcess, form, subset_catalog
 
 FAST_MODEL = ModelSpec("efficientnet-lite0", 64)
 DRESS = (DEMO_QUERIES / "dress.jpg").read_bytes()
@@ -103,7 +102,7 @@ def test_queries_while_the_index_is_rebuilt_and_swapped_never_fail_or_mix_genera
     first = subset_catalog(tmp_path / "a", 20)
     second = subset_catalog(tmp_path / "b", 25, start=10)
     ids = {n: {row[0] for row in list(csv.reader((c / "styles.csv").open()))[1:]} for n, c in ((20, first), (25, second))}
-    shared = sorted(ids[20] & ids[25])[0]
+    shared = min(ids[20] & ids[25])
     index_dir = tmp_path / "index"
     index_catalog(first, index_dir, model=FAST_MODEL, progress=False)
     base = serve_process(index_dir, args=["--refresh", "0.2"]).start()

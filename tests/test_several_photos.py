@@ -3,33 +3,19 @@ once per answer, and the answer says which photo matched."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from fashionrec import live
-from fashionrec.api import ApiSettings, create_app
 from fashionrec.indexing import index_catalog
 from fashionrec.modelspec import ModelSpec
 from fashionrec.recommend import Recommender
 from fashionrec.stores.faiss_store import FaissStore, build_index
-from tests.conftest import DEMO_QUERIES
-from tests.test_items_api import AUTH, KEY
+from tests.conftest import AUTH, DEMO_QUERIES
 
 PHOTOS = [(DEMO_QUERIES / f"{name}.jpg").read_bytes() for name in ("dress", "shoes", "pants")]
-
-
-@pytest.fixture
-def rec(live_index: Path) -> Iterator[Recommender]:
-    with Recommender.open(live_index) as opened:
-        yield opened
-
-
-@pytest.fixture
-def client(rec: Recommender) -> TestClient:
-    return TestClient(create_app(rec, settings=ApiSettings(api_key=KEY)))
 
 
 def put_three(client: TestClient, item_id: str = "multi", **meta: str) -> None:
@@ -44,58 +30,59 @@ def results(client: TestClient, photo: bytes, **params: object) -> list[dict]:
     return answer.json()["results"]
 
 
-def test_a_product_with_three_photos_is_found_by_any_of_them_once(client: TestClient, rec: Recommender) -> None:
-    put_three(client, articleType="Mixed", baseColour="Plum")
-    assert len(rec) == 21 and client.get("/healthz").json()["items"] == 21
+def test_a_product_with_three_photos_is_found_by_any_of_them_once(live_client: TestClient, live_rec: Recommender) -> None:
+    put_three(live_client, articleType="Mixed", baseColour="Plum")
+    assert len(live_rec) == 21 and live_client.get("/healthz").json()["items"] == 21
     for n, photo in enumerate(PHOTOS):
-        found = results(client, photo)
+        found = results(live_client, photo)
         assert found[0]["id"] == "multi" and found[0]["photo"] == n
         assert [r["id"] for r in found].count("multi") == 1 and len(found) == 10
-        assert client.get("/images/multi", params={"photo": n}).content == photo
-    assert client.get("/images/multi", params={"photo": 3}).status_code == 404
-    assert [r["id"] for r in results(client, PHOTOS[2], filter="baseColour=Plum")] == ["multi"]
-    assert client.patch("/api/items/multi", data={"baseColour": "Teal"}, headers=AUTH).status_code == 200
-    assert results(client, PHOTOS[1], filter="baseColour=Plum") == []
-    assert [(r["id"], r["photo"]) for r in results(client, PHOTOS[1], filter="baseColour=Teal")] == [("multi", 1)]
-    similar = client.get("/api/items/multi/similar", params={"k": 30}).json()["results"]
+        assert live_client.get("/images/multi", params={"photo": n}).content == photo
+    assert live_client.get("/images/multi", params={"photo": 3}).status_code == 404
+    assert [r["id"] for r in results(live_client, PHOTOS[2], filter="baseColour=Plum")] == ["multi"]
+    assert live_client.patch("/api/items/multi", data={"baseColour": "Teal"}, headers=AUTH).status_code == 200
+    assert results(live_client, PHOTOS[1], filter="baseColour=Plum") == []
+    assert [(r["id"], r["photo"]) for r in results(live_client, PHOTOS[1], filter="baseColour=Teal")] == [("multi", 1)]
+    similar = live_client.get("/api/items/multi/similar", params={"k": 30}).json()["results"]
     assert "multi" not in [r["id"] for r in similar] and len(similar) == 20
 
 
-def test_photos_survive_a_reopen_and_a_write_cut_short(client: TestClient, rec: Recommender) -> None:
-    put_three(client)
-    with Recommender.open(rec.index_dir) as reopened:
+def test_photos_survive_a_reopen_and_a_write_cut_short(live_client: TestClient, live_rec: Recommender) -> None:
+    put_three(live_client)
+    with Recommender.open(live_rec.index_dir) as reopened:
         assert [reopened.recommend(p, k=1)[0].photo for p in PHOTOS] == [0, 1, 2]
-    rec.db.update_metadata("multi", {c: "" for c in rec.columns})  # committed; the vector file is now behind
-    with Recommender.open(rec.index_dir) as rebuilt:
+    live_rec.db.update_metadata("multi", {c: "" for c in live_rec.columns})  # committed; the vector file is now behind
+    with Recommender.open(live_rec.index_dir) as rebuilt:
         assert [(r.id, r.photo) for r in (rebuilt.recommend(p, k=1)[0] for p in PHOTOS)] == [
             ("multi", 0), ("multi", 1), ("multi", 2)]
         assert len(rebuilt) == 21
 
 
-def test_a_writer_that_missed_another_ones_write_rebuilds_with_its_photos(rec: Recommender) -> None:
-    photos = [live.embed_photo(rec, p) for p in PHOTOS]
-    with Recommender.open(rec.index_dir) as other:
+def test_a_writer_that_missed_another_ones_write_rebuilds_with_its_photos(live_rec: Recommender) -> None:
+    photos = [live.embed_photo(live_rec, p) for p in PHOTOS]
+    with Recommender.open(live_rec.index_dir) as other:
         live.put_item(other, "multi", photos, {})
-    live.put_item(rec, "single", photos[0], {})  # rec's store is two generations behind now: rebuilt from SQLite
-    assert [(r.id, r.photo) for r in (rec.recommend(p, k=2)[0] for p in PHOTOS[1:])] == [("multi", 1), ("multi", 2)]
-    assert len(rec) == 22
+    live.put_item(live_rec, "single", photos[0], {})  # live_rec's store is two generations behind now: rebuilt from SQLite
+    assert [(r.id, r.photo) for r in (live_rec.recommend(p, k=2)[0] for p in PHOTOS[1:])] == [("multi", 1), ("multi", 2)]
+    assert len(live_rec) == 22
 
 
-def test_replacing_with_one_photo_and_deleting_drop_the_others(client: TestClient, rec: Recommender) -> None:
-    put_three(client)
-    answer = client.put("/api/items/multi", files={"file": ("p.jpg", PHOTOS[0])}, headers=AUTH)
+def test_replacing_with_one_photo_and_deleting_drop_the_others(live_client: TestClient, live_rec: Recommender) -> None:
+    put_three(live_client)
+    answer = live_client.put("/api/items/multi", files={"file": ("p.jpg", PHOTOS[0])}, headers=AUTH)
     assert answer.status_code == 200
-    assert client.get("/images/multi", params={"photo": 1}).status_code == 404
-    assert all(r["photo"] == 0 for r in results(client, PHOTOS[1]) if r["id"] == "multi")
-    assert len(list((rec.index_dir / "uploads" / "multi").iterdir())) == 1
-    put_three(client, "multi-2")
-    assert client.delete("/api/items/multi-2", headers=AUTH).status_code == 204
-    assert "multi-2" not in [r["id"] for r in results(client, PHOTOS[2])] and len(rec) == 21
+    assert live_client.get("/images/multi", params={"photo": 1}).status_code == 404
+    everything = results(live_client, PHOTOS[1], k=30)  # the whole index: "multi" is in it, once, by photo 0
+    assert [r["photo"] for r in everything if r["id"] == "multi"] == [0]
+    assert len(list((live_rec.index_dir / "uploads" / "multi").iterdir())) == 1
+    put_three(live_client, "multi-2")
+    assert live_client.delete("/api/items/multi-2", headers=AUTH).status_code == 204
+    assert "multi-2" not in [r["id"] for r in results(live_client, PHOTOS[2])] and len(live_rec) == 21
 
 
-def test_a_later_index_of_the_folder_drops_extra_photos(rec: Recommender, live_index: Path) -> None:
-    photos = [live.embed_photo(rec, p) for p in PHOTOS]
-    live.put_item(rec, "1548", photos, {"articleType": "Mixed"})  # a catalogue product given three photos
+def test_a_later_index_of_the_folder_drops_extra_photos(live_rec: Recommender, live_index: Path) -> None:
+    photos = [live.embed_photo(live_rec, p) for p in PHOTOS]
+    live.put_item(live_rec, "1548", photos, {"articleType": "Mixed"})  # a catalogue product given three photos
     index_catalog(live_index.parent / "catalog", live_index, model=ModelSpec("efficientnet-lite0", 64), progress=False)
     with Recommender.open(live_index) as reopened:
         assert reopened.db.photo_path("1548", 1) is None and len(reopened) == 20
