@@ -28,4 +28,5 @@ demo: install
 	$(VENV)/bin/fashionrec recommend demo/queries/*.jpg --index-dir demo-index --sheet demo-index/sheet.png
 
 test: install chromium torch-free
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q

@@ -85,7 +85,7 @@ def check_examples(like: Iterable[str] | None, unlike: Iterable[str] | None) -> 
         lists.append(unique)
     both = set(lists[0]) & set(lists[1])
     if both:
-        raise FashionrecError(f"product {sorted(both)[0]!r} is in both like and unlike")
+        raise FashionrecError(f"product {min(both)!r} is in both like and unlike")
     return Examples(*lists)
 
 

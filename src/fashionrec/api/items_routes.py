@@ -13,8 +13,8 @@ with a 413 as soon as it passes the limit), and the photo is checked by the same
 from __future__ import annotations
 
 import hmac
-from urllib.parse import parse_qsl
 from typing import Annotated
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel, Field

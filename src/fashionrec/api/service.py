@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 from fastapi import Request
 
+from fashionrec import live
 from fashionrec.api.errors import ApiError
 from fashionrec.api.models import (
     FacetOut,
@@ -48,7 +49,6 @@ from fashionrec.api.models import (
 )
 from fashionrec.api.settings import ApiSettings
 from fashionrec.api.uploads import decode_upload
-from fashionrec import live
 from fashionrec.catalog_db import CatalogDB, StoredItem
 from fashionrec.errors import FashionrecError
 from fashionrec.feedback import BoxError, UnknownExampleError, box_pixels, check_examples

@@ -47,8 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fashionrec.api import ApiSettings, create_app  # imported here: FastAPI is slow to import for other commands
-    from fashionrec.api import server
+    # imported here: FastAPI is slow to import for other commands
+    from fashionrec.api import ApiSettings, create_app, server
     from fashionrec.api.settings import MIB
 
     if not 0 <= args.port <= 65535:

@@ -69,7 +69,8 @@ def load_weights(
         raise FashionrecError(f"weights file for {model_name} not found: {path}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a file that is not a checkpoint
+    except Exception as exc:  # noqa: BLE001 -- torch raises many types (EOFError, KeyError, RuntimeError, pickle's)
+        # for a file that is not a checkpoint; each is the same user error
         raise FashionrecError(f"cannot read weights file {path} for {model_name}: {exc}") from None
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise FashionrecError(f"weights file {path} is not a plain state_dict of tensors")

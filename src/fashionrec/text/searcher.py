@@ -18,7 +18,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -82,7 +82,7 @@ class TextSearcher:
     def close(self) -> None:
         self.db.close()
 
-    def __enter__(self) -> TextSearcher:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
