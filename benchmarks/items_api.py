@@ -123,7 +123,7 @@ def main() -> int:
             status, _ = call(f"{base}/api/items/bench-{n}", "PUT", body, {**headers, "X-API-Key": KEY})
             put_latencies.append(time.perf_counter() - t0)
             assert status == 201, status
-            status, answer = call(f"{base}/api/items/bench-{n}/similar?k=1")
+            status, _answer = call(f"{base}/api/items/bench-{n}/similar?k=1")
             visible += status == 200
         put_seconds = time.perf_counter() - started  # includes the visibility checks
         query_id = ids[0]

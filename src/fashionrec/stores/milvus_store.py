@@ -85,7 +85,7 @@ def _model_key(model: Mapping[str, Any]) -> str:
 
 def row_digest(image_digest: str, meta_json: str, model_key: str) -> str:
     """What a published row depends on: its image, its metadata and the model that embedded it."""
-    return hashlib.blake2b("\0".join((image_digest, meta_json, model_key)).encode(), digest_size=16).hexdigest()
+    return hashlib.blake2b(f"{image_digest}\x00{meta_json}\x00{model_key}".encode(), digest_size=16).hexdigest()
 
 
 def check_uri(uri: str) -> str:
