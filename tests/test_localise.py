@@ -19,6 +19,7 @@ from fashionrec.evaluate import photo_queries
 from fashionrec.indexing import index_catalog
 from fashionrec.localise import garment_box, localise
 from fashionrec.modelspec import ModelSpec
+from fashionrec.ranking import RankingConfig
 from fashionrec.recommend import Recommender
 from tests.conftest import DEMO_CATALOG
 
@@ -221,8 +222,10 @@ def test_env_switch_and_flag_precedence(small_index: Path, floor_photo: Path, tm
         return [r["id"] for r in json.loads(capsys.readouterr().out)["results"]]
 
     monkeypatch.setenv("FASHIONREC_LOCALISE", "1")
-    with Recommender.open(small_index) as r:
+    with Recommender.open(small_index, ranking=RankingConfig.from_env()) as r:
         assert r.localise is True
+    with Recommender.open(small_index) as r:
+        assert r.localise is False  # the library never reads the environment: the CLI and API read it once
     manual = ids("--no-localise", str(cropped))
     assert ids(str(floor_photo)) == manual
     assert ids("--no-localise", str(floor_photo)) != manual

@@ -23,7 +23,6 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
-from fashionrec.config import env_default
 from fashionrec.errors import FashionrecError
 from fashionrec.result import Result
 
@@ -34,14 +33,6 @@ CONSENSUS_TEMPERATURE = 0.02
 Preferences = dict[str, str]
 
 
-def default_weight() -> float:
-    """``FASHIONREC_HYBRID_WEIGHT`` or the measured default."""
-    return parse_weight(env_default("FASHIONREC_HYBRID_WEIGHT"))
-
-
-def default_consensus() -> float:
-    """``FASHIONREC_CONSENSUS_WEIGHT`` or 0 (off)."""
-    return parse_weight(env_default("FASHIONREC_CONSENSUS_WEIGHT"), "consensus weight")
 
 
 def parse_weight(value: str | float, what: str = "hybrid weight") -> float:

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from fashionrec.config import env_default
 from fashionrec.errors import FashionrecError
 from fashionrec.imageio import WHITE
 
@@ -175,7 +174,3 @@ def parse_switch(value: str, what: str = "FASHIONREC_LOCALISE") -> bool:
         raise FashionrecError(f"{what} must be 0 or 1, got {value!r}")
     return value.strip() == "1"
 
-
-def default_localise() -> bool:
-    """``FASHIONREC_LOCALISE`` or off."""
-    return parse_switch(env_default("FASHIONREC_LOCALISE"))

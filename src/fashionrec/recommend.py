@@ -22,10 +22,8 @@ import numpy as np
 from PIL import Image
 
 from fashionrec.catalog_db import CatalogDB, StoredItem
-from fashionrec.config import env_default
 from fashionrec.errors import FashionrecError, IndexFormatError
 from fashionrec.feedback import (
-    DEFAULT_METHOD,
     Box,
     Examples,
     UnknownExampleError,
@@ -40,14 +38,13 @@ from fashionrec.head import Head, fingerprint_of, load_head
 from fashionrec.hybrid import (
     check_consensus_column,
     check_preferences,
-    default_consensus,
-    default_weight,
     pool_size,
     rerank,
 )
 from fashionrec.imageio import load_image
-from fashionrec.localise import default_localise, localise
+from fashionrec.localise import localise
 from fashionrec.modelspec import ModelSpec, same_vectors
+from fashionrec.ranking import RankingConfig
 from fashionrec.result import Result
 from fashionrec.stores.base import Hit, VectorStore
 from fashionrec.stores.faiss_store import FaissStore
@@ -69,7 +66,8 @@ class Recommender:
     """Model + vector store + catalogue database, opened once."""
 
     def __init__(
-        self, index_dir: Path, db: CatalogDB, store: VectorStore, embedder: Embedder, head: Head | None = None
+        self, index_dir: Path, db: CatalogDB, store: VectorStore, embedder: Embedder, head: Head | None = None,
+        ranking: RankingConfig | None = None,
     ) -> None:
         self.index_dir = index_dir
         self.db = db
@@ -77,18 +75,21 @@ class Recommender:
         self.embedder = embedder
         self.head = head
         self.columns = db.columns
-        self.hybrid_weight = default_weight()
-        self.consensus_weight = default_consensus()
-        self.consensus_column = env_default("FASHIONREC_CONSENSUS_COLUMN")
-        self.localise = default_localise()  # crop query photos to the garment before embedding them
-        self.feedback_method = DEFAULT_METHOD  # how liked / disliked products steer a query (fashionrec.feedback)
+        ranking = ranking or RankingConfig()  # the built-in defaults: the environment is read at the edge
+        self.hybrid_weight = ranking.hybrid_weight
+        self.consensus_weight = ranking.consensus_weight
+        self.consensus_column = ranking.consensus_column
+        self.localise = ranking.localise  # crop query photos to the garment before embedding them
+        self.feedback_method = ranking.feedback_method  # how liked / disliked products steer a query
         self._column_values: dict[str, set[str]] = {}
 
     @classmethod
     def open(
-        cls, index_dir: str | os.PathLike[str] = "index", *, embedder: Embedder | None = None, store: VectorStore | None = None
+        cls, index_dir: str | os.PathLike[str] = "index", *, embedder: Embedder | None = None,
+        store: VectorStore | None = None, ranking: RankingConfig | None = None,
     ) -> Recommender:
-        """Open an index directory. ``store`` replaces the default FAISS file (e.g. a Milvus store)."""
+        """Open an index directory. ``store`` replaces the default FAISS file (e.g. a Milvus store); ``ranking``
+        the built-in ranking options (:class:`~fashionrec.ranking.RankingConfig`)."""
         path = Path(index_dir)
         db = CatalogDB(path)
         try:
@@ -117,7 +118,7 @@ class Recommender:
                     f"the vectors in {path} were published with another projection head than {path}/head.npz "
                     "(a `fashionrec train` was interrupted?); re-run `fashionrec index` to re-publish them"
                 )
-            return cls(path, db, store, embedder or ModelSpec.from_dict(model).build(cache_dir=path), head)
+            return cls(path, db, store, embedder or ModelSpec.from_dict(model).build(cache_dir=path), head, ranking)
         except sqlite3.DatabaseError as exc:  # pages damaged past the header only show when they are read
             db.close()
             raise IndexFormatError(f"{db.path} is damaged ({exc}); rebuild the index with `fashionrec index`") from None

@@ -67,7 +67,7 @@ def add_localise(parser: argparse.ArgumentParser) -> None:
 
 
 def apply_localise(args: argparse.Namespace, rec: Recommender) -> None:
-    """``--localise`` / ``--no-localise`` over ``FASHIONREC_LOCALISE`` (already read when ``rec`` was opened)."""
+    """``--localise`` / ``--no-localise`` over ``FASHIONREC_LOCALISE`` (read into the RankingConfig ``rec`` was opened with)."""
     if args.localise is not None:
         rec.localise = args.localise
 
@@ -88,11 +88,13 @@ def apply_ranking_options(args: argparse.Namespace, rec: Recommender) -> None:
 
 def open_recommender(args: argparse.Namespace) -> Recommender:
     """Open the recommender the parsed options describe (index dir, and the store when another one is chosen)."""
+    from fashionrec.ranking import RankingConfig
     from fashionrec.recommend import Recommender
 
+    ranking = RankingConfig.from_env()  # the FASHIONREC_* ranking options, read here at the edge only
     if getattr(args, "store", "faiss") == "milvus":
         from fashionrec.stores.milvus_store import MilvusStore
 
         store = MilvusStore.for_index(args.index_dir, args.milvus_uri, args.milvus_collection)
-        return Recommender.open(args.index_dir, store=store)
-    return Recommender.open(args.index_dir)
+        return Recommender.open(args.index_dir, store=store, ranking=ranking)
+    return Recommender.open(args.index_dir, ranking=ranking)

@@ -18,6 +18,7 @@ from fashionrec.cli.common import (
 )
 from fashionrec.errors import FashionrecError
 from fashionrec.evaluate import catalogue_queries, evaluate, load_mapping, photo_queries, searchable_subset
+from fashionrec.ranking import RankingConfig
 from fashionrec.recommend import Recommender
 
 COLUMNS = ("P@1", "P@5", "P@10", "mAP@10", "nDCG@10", "hit@5")
@@ -66,7 +67,7 @@ def _queries(args: argparse.Namespace, rec: Recommender) -> tuple[str, Recommend
 
 
 def run(args: argparse.Namespace) -> int:
-    with Recommender.open(args.index_dir) as rec:
+    with Recommender.open(args.index_dir, ranking=RankingConfig.from_env()) as rec:
         apply_ranking_options(args, rec)
         apply_localise(args, rec)
         protocol, searched, queries = _queries(args, rec)
