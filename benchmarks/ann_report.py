@@ -29,7 +29,7 @@ def _load(name: str) -> dict[str, Any] | None:
 
 
 def _setting(row: dict[str, Any]) -> str:
-    keys = [k for k in row if k not in ("queries", "queries_per_s", "ms_per_query", "recall_at_10", "runs")]
+    keys = [k for k in row if k not in ("queries", "queries_per_s", "queries_per_cpu_s", "ms_per_query", "recall_at_10", "runs")]
     return ", ".join(f"{k} {row[k]}" for k in keys if row[k] is not None)
 
 
@@ -37,7 +37,13 @@ def _cell(best: dict[str, Any] | None) -> str:
     if best is None:
         return "not reached"
     setting = _setting(best)
-    return f"{best['queries_per_s']:,.0f} ({best['recall_at_10']:.3f}{'; ' + setting if setting else ''})"
+    return (f"{_qps(best):,.0f} ({best['recall_at_10']:.3f}{'; ' + setting if setting else ''}; wall "
+            f"{best['queries_per_s']:,.0f})")
+
+
+def _qps(row: dict[str, Any]) -> float:
+    """Queries per CPU-second of the searching thread where measured, else per wall-clock second."""
+    return float(row.get("queries_per_cpu_s", row["queries_per_s"]))
 
 
 def _machine(data: dict[str, Any]) -> str:
@@ -59,7 +65,7 @@ def ranking(data: dict[str, Any]) -> list[str]:
     """Per target: which library was fastest, and where ours stands."""
     lines = []
     for t in (f"{t:.2f}" for t in data["targets"]):
-        reached = [(r["best"][t]["queries_per_s"], r["library"], r["bytes_per_product"]) for r in data["results"]
+        reached = [(_qps(r["best"][t]), r["library"], r["bytes_per_product"]) for r in data["results"]
                    if r["best"][t] is not None]
         if not reached:
             continue
@@ -77,12 +83,13 @@ def goals(data: dict[str, Any]) -> list[str]:
     if ours is None:
         return []
     good = [r for r in ours["search"] if r["recall_at_10"] >= GOAL_RECALL]
-    best = max(good, key=lambda r: r["queries_per_s"]) if good else None
-    qps_ok = best is not None and best["queries_per_s"] >= GOAL_QPS
+    best = max(good, key=_qps) if good else None
+    qps_ok = best is not None and _qps(best) >= GOAL_QPS
     bytes_ok = ours["bytes_per_product"] <= GOAL_BYTES
     return [f"Goal at {data['n']:,} products: >= {GOAL_QPS:,} queries/s at recall@10 >= {GOAL_RECALL}, one thread, "
             f"<= {GOAL_BYTES} bytes per product. `ivfpqfs`: "
-            + (f"{best['queries_per_s']:,.0f} q/s at {best['recall_at_10']:.3f} ({_setting(best)})" if best
+            + (f"{_qps(best):,.0f} q/s at {best['recall_at_10']:.3f} ({_setting(best)}; wall clock on the busy "
+               f"machine {best['queries_per_s']:,.0f})" if best
                else "recall 0.95 not reached")
             + f", {ours['bytes_per_product']:,.0f} bytes per product: speed **{'met' if qps_ok else 'missed'}**, "
             f"memory **{'met' if bytes_ok else 'missed'}**."]
@@ -115,13 +122,18 @@ def main(argv: list[str] | None = None) -> int:
                   (f"Same {compared['n']:,} vectors (real fashion-model embeddings projected to {compared['dim']} "
                   f"dimensions plus real-covariance noise, `ann_scale.py`), same {compared['queries']:,} queries, exact "
                   "ground truth. Builds may use both cores; every search runs on one thread, in one batch (Annoy: one "
-                  "call per query). Each cell: the fastest measured setting whose recall@10 reaches the target (its "
-                  "recall and setting in brackets), nothing interpolated. Bytes per product: the serialised FAISS "
-                  "index, the saved Annoy / hnswlib file, the float32 matrix scikit-learn keeps."), "",
+                  "call per query). Each cell: the fastest measured setting whose recall@10 reaches the target, in "
+                  "queries per CPU-second of the searching thread (the machine was shared: wall-clock time also "
+                  "counts the waits for a core; the wall-clock figure of the same run follows the recall and the "
+                  "setting in brackets); best of up to 3 runs, nothing interpolated. Bytes per product: the "
+                  "serialised FAISS index, the saved Annoy / hnswlib file, the float32 matrix scikit-learn keeps."),
+                  "",
                   *compare_table(compared), "", *ranking(compared), "", *goals(compared), ""]
     if scaled:
         block += [f"### {scaled['n']:,} products, one machine (`{args.scale}.json`)", "",
                   f"Machine: {_machine(scaled)}. Load: {scaled.get('note') or 'not noted'}", "",
+                  ("Queries per second here are wall-clock, one thread, one batch: on the shared machine a lower "
+                  "bound."), "",
                   *scale_section(scaled), ""]
     text = DOC.read_text()
     start, end = text.find(START), text.find(END)
