@@ -39,6 +39,7 @@ import numpy as np
 from _common import add_common_options, check_limit, machine, peak_rss_mib, print_table, run_main, write_results
 from fashionrec.catalog import read_catalog
 from fashionrec.config import env_default
+from fashionrec.embedders.preprocess import thread_count
 from fashionrec.errors import FashionrecError
 from fashionrec.imageio import load_image
 from fashionrec.indexing import index_catalog
@@ -189,8 +190,8 @@ def main(argv: list[str] | None) -> int:
     if args.whole_process:
         summary = whole_process(args)
         data = {"benchmark": "index_throughput_whole_process", "catalog": str(args.catalog), "limit": args.limit,
-                "precision": args.precision, "batch_size": args.batch_size, "machine": machine(), "note": args.note,
-                **summary}
+                "precision": args.precision, "batch_size": args.batch_size, "threads": thread_count(),
+                "machine": machine(), "note": args.note, **summary}
         m = data["machine"]
         print_table(
             ["way", "products", "seconds (median)", "images/s", "peak RSS MiB", "machine"],

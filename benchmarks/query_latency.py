@@ -22,6 +22,7 @@ import numpy as np
 
 from _common import machine, print_table, run_main, write_results
 from fashionrec.catalog_db import open_db
+from fashionrec.embedders.preprocess import thread_count
 from fashionrec.indexing import publish_faiss
 from fashionrec.recommend import Recommender
 from soak import _photos, free_port, start_server
@@ -80,7 +81,8 @@ def main(argv: list[str] | None) -> int:
         server.terminate()
         server.wait(timeout=30)
     data = {"benchmark": "query_latency", "items": items, "index_kind": kind, "backend": backend, "model": model, "k": K,
-            "queries": args.queries, "photos": len(photos), "results": rows, "machine": machine(), "note": args.note}
+            "queries": args.queries, "photos": len(photos), "threads": thread_count(), "results": rows,
+            "machine": machine(), "note": args.note}
     print_table(["path", "p50 ms", "p99 ms", "mean ms"],
                 [[name, r["p50_ms"], r["p99_ms"], r["mean_ms"]] for name, r in rows.items()], json_mode=args.json)
     print(f"{items:,} items, index {kind}, backend {backend}, {model['name']} @ {model['image_size']} px, searched "

@@ -77,23 +77,30 @@ def _decode(
     embedder: Embedder, batch: Sequence[tuple[str, str]], rows: range, out: np.ndarray | list[np.ndarray | None],
     transform: Transform | None,
 ) -> dict[int, str]:
-    """Decode and preprocess ``batch[rows]`` into ``out`` (uint8 pixels of a :class:`Preprocessor`, else whatever
-    the embedder's ``preprocess`` returns); the error message per failed row, so one bad file skips alone."""
+    """Decode and preprocess ``batch[rows]`` into ``out[rows]`` (with a :class:`Preprocessor`, the slice's uint8
+    pixels normalised by one NumPy operation into the batch's float32 array; else whatever the embedder's
+    ``preprocess`` returns, per image); the error message per failed row, so one bad file skips alone."""
     preprocess = embedder.preprocess
     fast = isinstance(preprocess, Preprocessor)
     side = getattr(embedder, "image_size", None)
     draft = DRAFT_MARGIN * side if side and transform is None else None  # views are made from full images
+    pixels = np.zeros((len(rows), preprocess.image_size, preprocess.image_size, 3), np.uint8) if fast else None
     errors = {}
-    for row in rows:
+    for n, row in enumerate(rows):
         item_id, path = batch[row]
         try:
             image = load_image(path, draft=draft)
             image = image if transform is None else transform(item_id, image)
-            out[row] = preprocess.pixels(image) if fast else preprocess(image)
+            if pixels is not None:
+                pixels[n] = preprocess.pixels(image)
+            else:
+                out[row] = preprocess(image)
         except FashionrecError as exc:
             errors[row] = str(exc)
         except OSError as exc:
             errors[row] = f"cannot read {path}: {exc}"
+    if pixels is not None and len(rows):
+        out[rows.start : rows.stop] = preprocess.normalise(pixels)
     return errors
 
 
@@ -107,9 +114,10 @@ def embed_batches(
     """Yield (ids, vectors, failures) per batch of (id, path) items; ``transform`` changes each decoded image
     first (``fashionrec train`` embeds photo-like views this way).
 
-    The next batch is decoded by a thread pool, a slice per worker, while the model runs on the current one (PIL
-    and the model both release the GIL), so decoding is hidden behind inference. Workers write uint8 pixels
-    straight into one array per batch, normalised by a single NumPy operation: no per-image array juggling.
+    The next batch is decoded by a thread pool, a slice per worker, while the model runs on the current one (PIL,
+    NumPy and the model release the GIL), so decoding is hidden behind inference. Each worker normalises its slice
+    by one NumPy operation straight into the batch's array, which the model then takes as it is: no per-image
+    array work, and nothing but the model on the main thread.
     """
     workers = workers or min(4, os.cpu_count() or 1)
     batches = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
@@ -119,7 +127,7 @@ def embed_batches(
     with ThreadPoolExecutor(max_workers=workers) as pool:
 
         def submit(batch: Sequence[tuple[str, str]]) -> tuple[Any, list[Future[dict[int, str]]]]:
-            out: Any = np.empty((len(batch), side, side, 3), np.uint8) if fast else [None] * len(batch)
+            out: Any = np.empty((len(batch), 3, side, side), np.float32) if fast else [None] * len(batch)
             step = -(-len(batch) // workers)
             return out, [pool.submit(_decode, embedder, batch, range(i, min(i + step, len(batch))), out, transform)
                          for i in range(0, len(batch), step)]
@@ -138,7 +146,7 @@ def embed_batches(
             if not ok:
                 vectors = np.empty((0, embedder.dim), np.float32)
             elif fast:
-                vectors = embedder.embed_arrays(preprocess.normalise(out[ok] if errors else out))
+                vectors = embedder.embed_arrays(out[ok] if errors else out)
             else:
                 vectors = embedder.embed_arrays(np.stack([out[row] for row in ok]))
             yield ok_ids, vectors, failures
