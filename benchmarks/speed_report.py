@@ -139,8 +139,9 @@ def main() -> int:
         "notes:"), "",
         *(f"- `{name}.json`: {run.get('note') or 'no note'}" for name, run in names.items()), "",
         *table(index, query, quality, input_size), "", END]
-    for path, intro in ((DOC, None), (README, ("Speed on 2 CPU cores (details: [docs/performance.md]"
-                                            "(docs/performance.md)):"))):
+    readme_intro = (f"Measured on a {m.get('cores')}-core {m.get('cpu')} VM without GPU, shared with other jobs "
+                    "(each run's load and threads: [docs/performance.md](docs/performance.md)):")
+    for path, intro in ((DOC, None), (README, readme_intro)):
         text = path.read_text()
         start, end = text.find(START), text.find(END)
         if start < 0 or end < start:

@@ -89,12 +89,17 @@ class OnnxEmbedder:
 
 
 def _session(model: bytes | str) -> Any:
-    """An ONNX Runtime CPU session with every graph optimisation, on this process's share of the CPUs."""
+    """An ONNX Runtime CPU session with every graph optimisation, on this process's share of the CPUs.
+
+    Its worker threads sleep between operators instead of spinning: on a 2-core machine shared with other work
+    (decoding threads while indexing, other requests or processes while serving), spinning threads took the CPU
+    the others needed and made a query about twice as slow (docs/performance.md)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = thread_count()
     options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
@@ -109,7 +114,8 @@ def export(embedder: TorchEmbedder) -> bytes:
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            embedder.torch_module(), (sample,), buffer, input_names=[INPUT_NAME], output_names=["features"],
+            embedder.torch_module(), (sample,), buffer,  # type: ignore[arg-type]  # a file object is accepted
+            input_names=[INPUT_NAME], output_names=["features"],
             dynamic_axes={INPUT_NAME: {0: "batch"}, "features": {0: "batch"}}, opset_version=17, dynamo=False,
         )
     meta = {"name": embedder.name, "dim": embedder.dim, "image_size": embedder.image_size,
