@@ -22,6 +22,7 @@ Training is kept apart from inference (:mod:`fashionrec.embedders.fashion` only 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -267,7 +268,8 @@ def _frozen_runner(net: FashionNet, config: BackboneConfig) -> Callable[[np.ndar
     sample = torch.zeros(1, 3, config.image_size, config.image_size)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(_FrozenPart(net, config.frozen_blocks), (sample,), buffer, input_names=["pixels"],
+        torch.onnx.export(_FrozenPart(net, config.frozen_blocks), (sample,), buffer,  # type: ignore[arg-type]
+                          input_names=["pixels"],
                           output_names=["maps"], dynamic_axes={"pixels": {0: "batch"}, "maps": {0: "batch"}},
                           opset_version=17, dynamo=False)
     options = ort.SessionOptions()
@@ -323,7 +325,7 @@ def cached_maps(work_dir: Path, net: FashionNet, sources: Sequence[_Source], con
         rng = np.random.default_rng(_seed(config.seed, view, source.key))
         return photo_crop(image, rng) if source.is_photo else catalogue_view(image, rng)
 
-    maps, rows, views = [], [], []
+    maps, rows, view_ids = [], [], []
     run: Callable[[np.ndarray], np.ndarray] | None = None  # built only when something is not cached yet
     total = sum(len(chunk) for _, _, chunk in jobs)
     with tqdm(total=total, desc="caching frozen features", unit="img", disable=not progress) as bar:
@@ -333,7 +335,7 @@ def cached_maps(work_dir: Path, net: FashionNet, sources: Sequence[_Source], con
             except (OSError, ValueError):
                 run = run or _frozen_runner(net, config)
                 data = _cache_chunk(run, preprocess, [sources[n] for n in chunk],
-                                    lambda s, v=view: make_view(s, v), bar)
+                                    functools.partial(make_view, view=view), bar)
                 buffer = io.BytesIO()
                 np.save(buffer, data)
                 write_atomically(path, buffer.getvalue())
@@ -341,10 +343,10 @@ def cached_maps(work_dir: Path, net: FashionNet, sources: Sequence[_Source], con
                 bar.update(len(chunk))
             maps.append(data)
             rows.append(np.asarray(chunk, dtype=np.int64))
-            views.append(np.full(len(chunk), view, dtype=np.int64))
+            view_ids.append(np.full(len(chunk), view, dtype=np.int64))
     for stale in set(folder.glob("*.npy")) - {path for path, _, _ in jobs}:
         stale.unlink(missing_ok=True)
-    return np.concatenate(maps), np.concatenate(rows), np.concatenate(views)
+    return np.concatenate(maps), np.concatenate(rows), np.concatenate(view_ids)
 
 
 def encode(values: Sequence[str]) -> tuple[np.ndarray, list[str]]:
@@ -509,7 +511,7 @@ def _fit(net: FashionNet, data: TrainData, work: Path, config: BackboneConfig, p
     targets_all = torch.from_numpy(data.target_sets)
     labels_all = {k: torch.from_numpy(v) for k, v in data.labels.items()}
     running = 0.0
-    net.to(memory_format=torch.channels_last)
+    net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # Module.to takes it; stubs lag
     net.eval()  # batch norm keeps its statistics: the exported model computes exactly what was trained
     with tqdm(total=config.steps, initial=step, desc="training backbone", unit="step", disable=not progress) as bar:
         while step < config.steps:

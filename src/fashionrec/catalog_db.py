@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fashionrec.errors import IndexFormatError
+from fashionrec.errors import FashionrecError, IndexFormatError
 
 DB_NAME = "catalog.sqlite"
 SCHEMA_VERSION = 1
@@ -300,6 +300,14 @@ class CatalogDB:
         """(id, image digest, metadata JSON) of every embedded item, streamed without vectors: what a derived
         store (Milvus) compares against to publish only the rows that changed."""
         yield from self.conn.execute("SELECT id, digest, meta FROM items WHERE vector IS NOT NULL ORDER BY id")
+
+    def stacked_vectors(self, ids: Sequence[str]) -> np.ndarray:
+        """The (len(ids), dim) float32 vectors of ``ids``, in that order; every one must be embedded."""
+        rows = [self.vector(i) for i in ids]
+        missing = [i for i, row in zip(ids, rows, strict=True) if row is None]
+        if missing:
+            raise FashionrecError(f"item {missing[0]!r} has no embedding yet; run `fashionrec index`")
+        return np.stack([row for row in rows if row is not None])
 
     def vector(self, item_id: str) -> np.ndarray | None:
         row = self.conn.execute("SELECT vector FROM items WHERE id=?", (item_id,)).fetchone()

@@ -86,10 +86,17 @@ def searchable_subset(rec: Recommender, keep: set[str] | None, head: Head | None
     return subset
 
 
+def searched_ids(rec: Recommender) -> list[str]:
+    """The ids ``rec`` searches, in store order: evaluation runs over the index's FAISS file (or a subset of it)."""
+    if not isinstance(rec.store, FaissStore):
+        raise FashionrecError("evaluation searches the index's FAISS file; open the index without another store")
+    return list(rec.store.ids)
+
+
 def catalogue_queries(rec: Recommender, ids: Sequence[str], head: Head | None) -> list[Query]:
     """Queries from products already in the index: their stored backbone features, their own labels."""
     items = rec.db.get_many(ids)
-    features = np.stack([rec.db.vector(i) for i in ids])
+    features = rec.db.stacked_vectors(ids)
     vectors = features if head is None else head.apply(features)
     return [
         Query(i, v, frozenset([items[i].metadata.get("articleType", "")]), items[i].metadata.get("articleType", ""),
@@ -133,8 +140,9 @@ def evaluate(
     """Run every query through ``rec`` (one call each, so latency is a real per-query latency) and aggregate.
 
     With ``prefer_columns`` the query's own values of those columns are soft preferences (hybrid ranking)."""
-    searched_ids = set(rec.store.ids)
-    totals = Counter(item.metadata.get("articleType", "") for item in rec.db.get_many(rec.store.ids).values())
+    searched = searched_ids(rec)
+    totals = Counter(item.metadata.get("articleType", "") for item in rec.db.get_many(searched).values())
+    searched_set = set(searched)
     per_query: list[dict[str, float]] = []
     groups: dict[str, list[dict[str, float]]] = defaultdict(list)
     latencies = []
@@ -144,7 +152,7 @@ def evaluate(
         results = rec.recommend_vectors(q.vector[None, :], 10, exclude={q.exclude} if q.exclude else None,
                                         prefer=prefer)[0]
         latencies.append((time.perf_counter() - started) * 1000 + q.embed_ms)
-        searched_itself = q.exclude is not None and q.exclude in searched_ids  # leave-one-out
+        searched_itself = q.exclude is not None and q.exclude in searched_set  # leave-one-out
         n_relevant = sum(totals[a] for a in q.relevant) - (searched_itself and q.group in q.relevant)
         row = ranking_metrics([r.metadata.get("articleType") in q.relevant for r in results], n_relevant)
         row.update(_agreement(q, results))

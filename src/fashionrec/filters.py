@@ -7,6 +7,7 @@ k matching items exist, unlike post-filtering a fixed top-k.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -91,7 +92,7 @@ class MetadataColumns:
             self._codes[column] = np.delete(self._codes[column], position)
         self.size -= 1
 
-    def values(self, column: str) -> set[str]:
+    def values(self, column: str) -> builtins.set[str]:
         """Every value ``column`` takes (``""`` for products without one)."""
         return set(self._vocab[column])
 

@@ -20,7 +20,7 @@ vote's constants were chosen on 1,000 held-out queries disjoint from the 1,000 t
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 
 from fashionrec.errors import FashionrecError
@@ -84,7 +84,7 @@ def agreement(metadata: Mapping[str, str], prefer: Mapping[str, str]) -> float:
 def consensus_shares(results: Sequence[Result], column: str) -> dict[str, float]:
     """Each value of ``column`` -> its share of the similarity-weighted votes of the nearest
     ``CONSENSUS_NEIGHBOURS`` of ``results`` (ranked by cosine, best first); products without a value do not vote."""
-    votes: Counter[str] = Counter()
+    votes: defaultdict[str, float] = defaultdict(float)
     for r in results[:CONSENSUS_NEIGHBOURS]:
         if r.metadata.get(column):
             votes[r.metadata[column]] += math.exp((r.score - results[0].score) / CONSENSUS_TEMPERATURE)

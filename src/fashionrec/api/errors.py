@@ -10,6 +10,7 @@ is processed, one info line is logged, and the 400 built for it is never sent (t
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -34,7 +35,8 @@ class ApiError(Exception):
         self.detail = detail
 
 
-def error_response(status: int, message: str, detail: Any = None, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(status: int, message: str, detail: Any = None,
+                   headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": message, "detail": jsonable_encoder(detail)}, status_code=status, headers=headers)
 
 

@@ -13,7 +13,7 @@ with a 413 as soon as it passes the limit), and the photo is checked by the same
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Header, Request, Response
@@ -33,7 +33,7 @@ MAX_FIELD_BYTES = 16 * 1024
 """Largest metadata value accepted in one form field."""
 MAX_FIELDS = 256
 
-WRITE_ERRORS = {
+WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "no `X-API-Key` header, or a wrong key"},
     403: {"model": ErrorOut, "description": "writes are off: the server has no API key (FASHIONREC_API_KEY)"},
     404: {"model": ErrorOut, "description": "no such product"},

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
@@ -24,8 +24,8 @@ from fashionrec.api.uploads import UPLOAD_OPENAPI, read_upload
 
 Service = Annotated[RecommenderService, Depends(get_service)]
 
-ERRORS = {"4XX": {"model": ErrorOut, "description": "bad request; `error` says what was wrong"}}
-UPLOAD_ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {"4XX": {"model": ErrorOut, "description": "bad request; `error` says what was wrong"}}
+UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "empty file, or a bad filter"},
     413: {"model": ErrorOut, "description": "file over the byte limit, or image over the pixel limit"},
     415: {"model": ErrorOut, "description": "not multipart, or not a JPEG/PNG/WebP/GIF/BMP image"},

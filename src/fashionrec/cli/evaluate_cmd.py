@@ -17,7 +17,14 @@ from fashionrec.cli.common import (
     apply_ranking_options,
 )
 from fashionrec.errors import FashionrecError
-from fashionrec.evaluate import catalogue_queries, evaluate, load_mapping, photo_queries, searchable_subset
+from fashionrec.evaluate import (
+    catalogue_queries,
+    evaluate,
+    load_mapping,
+    photo_queries,
+    searchable_subset,
+    searched_ids,
+)
 from fashionrec.ranking import RankingConfig
 from fashionrec.recommend import Recommender
 
@@ -54,13 +61,13 @@ def _queries(args: argparse.Namespace, rec: Recommender) -> tuple[str, Recommend
         return "photos", searched, photo_queries(rec, args.photos, load_mapping(args.mapping), head,
                                                  progress=not args.json)
     if args.leave_one_out:
-        ids, keep, protocol = list(rec.store.ids), None, "leave-one-out"
+        ids, keep, protocol = searched_ids(rec), None, "leave-one-out"
     else:
         if rec.head is None or not rec.head.holdout_ids:
             raise FashionrecError("no held-out products recorded (train a head with `fashionrec train --holdout 0.1`),"
                                   " or use --leave-one-out")
         ids = rec.head.holdout_ids
-        keep, protocol = set(rec.store.ids) - set(ids), "holdout"
+        keep, protocol = set(searched_ids(rec)) - set(ids), "holdout"
     if args.sample:
         ids = random.Random(args.seed).sample(sorted(ids), min(args.sample, len(ids)))
     return protocol, searchable_subset(rec, keep, head), catalogue_queries(rec, sorted(ids), head)

@@ -33,10 +33,11 @@ def run(args: argparse.Namespace) -> int:
         db.close()
     if (index_dir / INDEX_FILE).is_file():
         store = FaissStore.load(index_dir)
-        info["vector_index"] = {"kind": store.kind, "vectors": len(store), "dim": store.dim,
-                                "bytes": (index_dir / INDEX_FILE).stat().st_size}
+        vector_index: dict[str, object] = {"kind": store.kind, "vectors": len(store), "dim": store.dim,
+                                           "bytes": (index_dir / INDEX_FILE).stat().st_size}
         if store.build:  # what was built and measured: factory, search parameters, recall@10 on a sample, budget
-            info["vector_index"]["build"] = {k: v for k, v in store.build.items() if k not in ("vectors", "dim")}
+            vector_index["build"] = {k: v for k, v in store.build.items() if k not in ("vectors", "dim")}
+        info["vector_index"] = vector_index
     if args.json:
         print(json.dumps(info))
     else:

@@ -333,7 +333,7 @@ def publish_to_milvus(
         for start in range(0, len(changed), PUBLISH_BATCH):
             ids = changed[start : start + PUBLISH_BATCH]
             items = db.get_many(ids)
-            vectors = np.stack([db.vector(i) for i in ids])
+            vectors = db.stacked_vectors(ids)
             vectors = vectors if head is None else head.apply(vectors)
             store.upsert(ids, vectors, [items[i].metadata for i in ids], [wanted[i] for i in ids])
             bar.update(len(ids))
