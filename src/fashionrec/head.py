@@ -97,7 +97,8 @@ class Head:
         weights = {n: np.ascontiguousarray(self.weights[n], dtype=np.float32) for n in WEIGHT_NAMES}
         meta = self._meta_bytes()
         buffer = io.BytesIO()
-        np.savez(buffer, meta=np.frombuffer(meta, dtype=np.uint8), sha256=np.array(_digest(weights, meta)), **weights)
+        arrays = {"meta": np.frombuffer(meta, dtype=np.uint8), "sha256": np.array(_digest(weights, meta)), **weights}
+        np.savez(buffer, **arrays)  # type: ignore[arg-type]  # numpy stubs read **kwds as allow_pickle
         return write_atomically(Path(index_dir) / HEAD_FILE, buffer.getvalue())
 
     @classmethod

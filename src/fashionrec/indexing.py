@@ -81,26 +81,26 @@ def _decode(
     pixels normalised by one NumPy operation into the batch's float32 array; else whatever the embedder's
     ``preprocess`` returns, per image); the error message per failed row, so one bad file skips alone."""
     preprocess = embedder.preprocess
-    fast = isinstance(preprocess, Preprocessor)
+    fast = preprocess if isinstance(preprocess, Preprocessor) else None
     side = getattr(embedder, "image_size", None)
     draft = DRAFT_MARGIN * side if side and transform is None else None  # views are made from full images
-    pixels = np.zeros((len(rows), preprocess.image_size, preprocess.image_size, 3), np.uint8) if fast else None
+    pixels = np.zeros((len(rows), fast.image_size, fast.image_size, 3), np.uint8) if fast else None
     errors = {}
     for n, row in enumerate(rows):
         item_id, path = batch[row]
         try:
             image = load_image(path, draft=draft)
             image = image if transform is None else transform(item_id, image)
-            if pixels is not None:
-                pixels[n] = preprocess.pixels(image)
+            if fast is not None and pixels is not None:
+                pixels[n] = fast.pixels(image)
             else:
                 out[row] = preprocess(image)
         except FashionrecError as exc:
             errors[row] = str(exc)
         except OSError as exc:
             errors[row] = f"cannot read {path}: {exc}"
-    if pixels is not None and len(rows):
-        out[rows.start : rows.stop] = preprocess.normalise(pixels)
+    if fast is not None and pixels is not None and len(rows):
+        out[rows.start : rows.stop] = fast.normalise(pixels)
     return errors
 
 
@@ -123,7 +123,7 @@ def embed_batches(
     batches = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
     preprocess = embedder.preprocess
     fast = isinstance(preprocess, Preprocessor)
-    side = preprocess.image_size if fast else 0
+    side = preprocess.image_size if isinstance(preprocess, Preprocessor) else 0
     with ThreadPoolExecutor(max_workers=workers) as pool:
 
         def submit(batch: Sequence[tuple[str, str]]) -> tuple[Any, list[Future[dict[int, str]]]]:
@@ -244,7 +244,7 @@ def _photo_key(key: str) -> tuple[str, int]:
     return item_id, int(n)
 
 
-def _retire_stale_faiss(db: CatalogDB, index_path: Path, rows: Sequence[tuple[str, ...]]) -> None:
+def _retire_stale_faiss(db: CatalogDB, index_path: Path, rows: Sequence[tuple[Any, ...]]) -> None:
     """Delete the FAISS file before products it holds leave SQLite: a run killed after that then leaves an index
     that says it is incomplete (re-run to finish), never vectors of products the database no longer has."""
     path = index_path / INDEX_FILE

@@ -32,7 +32,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from PIL import Image
@@ -380,9 +380,10 @@ def fit_head(
                 batch = order[start : start + config.batch_size]
                 z = nn.functional.normalize(mlp(x[batch]), dim=1)
                 loss = sum(
-                    (1.0 if name == MAIN_LABEL else config.aux_weight)
-                    * label_loss(name, z @ nn.functional.normalize(proxies[name], dim=1).T / config.temperature, batch)
-                    for name in targets
+                    ((1.0 if name == MAIN_LABEL else config.aux_weight)
+                     * label_loss(name, z @ nn.functional.normalize(proxies[name], dim=1).T / config.temperature, batch)
+                     for name in targets),
+                    torch.zeros(()),  # adding to an exact zero: the same sum as before, typed as a tensor
                 )
                 optimiser.zero_grad()
                 loss.backward()
@@ -392,7 +393,7 @@ def fit_head(
                 bar.update(1)
             history.append(total / len(x))
             bar.set_postfix(loss=f"{history[-1]:.3f}")
-    first, last = mlp[0], mlp[3]
+    first, last = cast("nn.Linear", mlp[0]), cast("nn.Linear", mlp[3])
     w1 = first.weight.detach().numpy().T / std[:, None]
     b1 = first.bias.detach().numpy() - (mean / std) @ first.weight.detach().numpy().T
     weights = {"w1": w1, "b1": b1, "w2": last.weight.detach().numpy().T, "b2": last.bias.detach().numpy()}
@@ -449,7 +450,8 @@ def train_index(
         views, rows = augmented_features(db, path, model, train_items, config.augment_views, config.seed, progress)
         x = np.vstack([features[~held], views])
         y = {name: np.concatenate([codes, codes[rows]]) for name, codes in labels.items()}
-        main_sets, photo_stats = None, {}
+        main_sets = None
+        photo_stats: dict[str, Any] = {}
         if photos is not None:
             p_x, p_sets, photo_stats = _photo_rows(photos, vocab[MAIN_LABEL], path, model, photo_views, photo_share,
                                                    len(x), config.seed, progress)
@@ -492,7 +494,7 @@ def _photo_rows(
     sets = np.zeros((len(photos.items), len(types)), dtype=bool)
     for n, name in enumerate(photos.classes):
         sets[n, [index[t] for t in photos.mapping[name] if t in index]] = True
-    mapped = sets.any(axis=1)
+    mapped = np.asarray(sets.any(axis=1), dtype=bool)
     features, rows = photo_features(photos, index_dir, model, views, seed, progress)
     keep = mapped[rows]
     features, rows = features[keep], rows[keep]
