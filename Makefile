@@ -4,7 +4,7 @@ SERVE_VENV ?= .venv-serve
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: install demo test chromium torch-free
+.PHONY: install demo test test-fast chromium torch-free
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,3 +30,7 @@ demo: install
 test: install chromium torch-free
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
+
+# the fast tier: every test not marked slow (see pyproject's markers)
+test-fast: install
+	$(PY) -m pytest -q -m "not slow"

@@ -22,6 +22,8 @@ from fashionrec.errors import FashionrecError
 from fashionrec.split import holdout_mask, is_held_out
 from tests.conftest import DEMO_CATALOG, DEMO_QUERIES
 
+pytestmark = pytest.mark.slow  # `pytest -m "not slow"` skips this module (the fast tier)
+
 TINY = {"image_size": 64, "steps": 12, "batch_size": 8, "catalogue_views": 2, "photo_views": 2, "checkpoint_every": 4}
 
 

@@ -66,6 +66,7 @@ def test_unusable_csv_is_one_clear_error(tmp_path: Path, csv_text: str, message:
         read_catalog(_catalog(tmp_path, csv_text, []))
 
 
+@pytest.mark.slow
 def test_shared_catalog_reports_its_known_defects(shared_data: Path) -> None:
     cat = read_catalog(shared_data / "catalogue")
     assert len(cat.report.malformed_rows) == 22

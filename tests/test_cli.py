@@ -57,6 +57,7 @@ def test_info_reports_counts(demo_index: Path, capsys: pytest.CaptureFixture[str
         (["index", str(DEMO_CATALOG), "--index-dir", "{missing}", "--model", "resnet50"], "resnet50"),
     ],
 )
+@pytest.mark.slow
 def test_user_mistakes_give_one_line(demo_index: Path, tmp_path: Path, args: list[str], message: str) -> None:
     argv = [a.format(index=demo_index, missing=tmp_path / "missing") for a in args]
     proc = subprocess.run([sys.executable, "-m", "fashionrec", *argv], capture_output=True, text=True, timeout=120,

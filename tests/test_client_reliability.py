@@ -32,6 +32,8 @@ from fashionrec.api.body import CLOSE, BodyGuard
 from fashionrec.recommend import Recommender
 from tests.conftest import DEMO_QUERIES, ServeProcess
 
+pytestmark = pytest.mark.slow  # `pytest -m "not slow"` skips this module (the fast tier)
+
 PHOTO = (DEMO_QUERIES / "dress.jpg").read_bytes()
 LIMIT_MB = 1
 MIB = 1024 * 1024

@@ -19,6 +19,8 @@ from fashionrec.errors import FashionrecError
 from fashionrec.indexing import index_catalog
 from fashionrec.modelspec import ModelSpec
 
+pytestmark = pytest.mark.slow  # `pytest -m "not slow"` skips this module (the fast tier)
+
 MODEL = ModelSpec("efficientnet-lite0")  # the model benchmarks/duplicates_threshold.py measured the threshold on
 PRODUCTS = 40
 

@@ -117,6 +117,7 @@ def test_wrong_batch_shape_is_rejected() -> None:
         embedder.embed_arrays(np.zeros((1, 3, SMALL + 32, SMALL + 32), np.float32))
 
 
+@pytest.mark.slow
 def test_resnet50_loads_a_torchvision_format_state_dict(tmp_path: Path) -> None:
     torch.manual_seed(0)
     state = ResNet50().state_dict()

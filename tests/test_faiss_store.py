@@ -27,6 +27,7 @@ def clustered(n: int, dim: int, seed: int = 0) -> np.ndarray:
     return np.ascontiguousarray(x / np.linalg.norm(x, axis=1, keepdims=True), dtype=np.float32)
 
 
+@pytest.mark.slow
 def test_ivfpqfs_is_compact_and_searchable(tmp_path: Path) -> None:
     vectors = clustered(3000, 32)
     index, kind = build_index(vectors, "ivfpqfs")
@@ -50,6 +51,7 @@ def test_ivfpqfs_falls_back_to_exact_on_tiny_catalogues() -> None:
     assert new_index("ivfpqfs", 10, 32)[1] == "flat"
 
 
+@pytest.mark.slow
 def test_tuning_sets_the_cheapest_setting_meeting_the_target_and_is_recorded(tmp_path: Path) -> None:
     vectors = clustered(4000, 32, seed=1)
     index, kind, record = bd.build_within_budget(vectors, "ivfpqfs", bd.Budget(target_recall=0.9), sample=300)
@@ -121,6 +123,7 @@ def test_sizes_and_recalls_parse_or_fail_clearly() -> None:
     ("--max-index-memory", "lots", "--max-index-memory must be"),
     ("--max-index-memory", "1kB", "no index kind fits"),
 ])
+@pytest.mark.slow
 def test_bad_budget_is_one_line_and_exit_2(tmp_path: Path, option: str, value: str, message: str) -> None:
     catalog = subset_catalog(tmp_path / "catalog", 12)
     argv = ["index", str(catalog), "--index-dir", str(tmp_path / "index"), "--model", "efficientnet-lite0",
@@ -132,6 +135,7 @@ def test_bad_budget_is_one_line_and_exit_2(tmp_path: Path, option: str, value: s
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in proc.stderr, proc.stderr
 
 
+@pytest.mark.slow
 def test_index_records_the_budgeted_build_and_info_shows_it(tmp_path: Path,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     catalog = subset_catalog(tmp_path / "catalog", 80)

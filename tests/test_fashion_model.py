@@ -46,6 +46,7 @@ def test_a_changed_weights_file_is_refused(tmp_path: Path) -> None:
         packaged_weights(tmp_path)
 
 
+@pytest.mark.slow
 def test_onnx_float_and_int8_follow_pytorch(tmp_path: Path) -> None:
     images = [Image.open(DEMO_QUERIES / f"{name}.jpg") for name in DEMO_KINDS]
     reference = create_embedder("fashion").embed(images)

@@ -72,6 +72,7 @@ def test_the_shipped_export_is_used_only_when_everything_matches(tmp_path: Path)
     assert packaged_onnx("fashion", 128, None, tmp_path) is None  # made from other weights
 
 
+@pytest.mark.slow
 def test_int8_is_quantised_from_the_shipped_export(tmp_path: Path) -> None:
     int8 = ModelSpec(precision="int8").build(cache_dir=tmp_path)
     assert int8.backend == "onnxruntime int8" and len(list((tmp_path / ONNX_DIR).glob("*int8*.onnx"))) == 1

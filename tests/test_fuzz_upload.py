@@ -23,6 +23,8 @@ from fashionrec.errors import ImageError
 from fashionrec.imageio import load_image
 from tests.conftest import DEMO_CATALOG
 
+pytestmark = pytest.mark.slow  # `pytest -m "not slow"` skips this module (the fast tier)
+
 MAX_PIXELS = 1 << 20
 FUZZ = settings(max_examples=int(os.environ.get("FASHIONREC_FUZZ_EXAMPLES", "3000")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

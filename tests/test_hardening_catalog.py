@@ -112,6 +112,7 @@ def test_latin1_metadata_is_decoded_not_fatal(tmp_path: Path) -> None:
     assert [i.id for i in cat.items] == ["1"] and cat.items[0].metadata["name"].startswith("Chemise ")
 
 
+@pytest.mark.slow
 def test_header_only_catalogue_gives_an_empty_index_that_answers(
     tmp_path: Path, fast_embedder: Embedder
 ) -> None:
@@ -287,6 +288,7 @@ def test_100_megapixel_image_is_skipped_without_decoding(tmp_path: Path, fast_em
 
 # the command line -------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_cli_index_of_a_hostile_catalogue_reports_without_traceback(tmp_path: Path) -> None:
     outside = tmp_path / "outside.jpg"
     shutil.copy(DEMO_IMAGES[0], outside)

@@ -167,6 +167,7 @@ def test_pad_to_square_centres_without_stretching() -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(width=st.integers(1, 300), height=st.integers(1, 300))
+@pytest.mark.slow
 def test_pad_to_square_property(width: int, height: int) -> None:
     img = Image.new("RGB", (width, height), RED)
     square = pad_to_square(img)

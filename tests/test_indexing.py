@@ -53,6 +53,7 @@ def test_similar_excludes_the_item_itself(demo_index: Path) -> None:
         assert results == sorted(results, key=lambda r: -r.score)
 
 
+@pytest.mark.slow
 def test_incremental_reindex_embeds_only_changes(demo_catalog_copy: Path, tmp_path: Path) -> None:
     index_dir = tmp_path / "index"
     first = index_catalog(demo_catalog_copy, index_dir, progress=False)
@@ -77,6 +78,7 @@ def test_incremental_reindex_embeds_only_changes(demo_catalog_copy: Path, tmp_pa
     assert "999999" in store.ids and not removed & set(store.ids)
 
 
+@pytest.mark.slow
 def test_model_change_reembeds_everything(demo_catalog_copy: Path, tmp_path: Path) -> None:
     from fashionrec.modelspec import ModelSpec
 
@@ -86,6 +88,7 @@ def test_model_change_reembeds_everything(demo_catalog_copy: Path, tmp_path: Pat
     assert changed.embedded == 300
 
 
+@pytest.mark.slow
 def test_int8_index_serves_itself_and_a_precision_change_reembeds(demo_catalog_copy: Path, tmp_path: Path) -> None:
     index_dir = tmp_path / "index"
     command = [*_index_cmd(demo_catalog_copy, index_dir), "--precision", "int8", "--json"]
@@ -106,6 +109,7 @@ def _index_cmd(catalog: Path, index_dir: Path) -> list[str]:
             "--model", "efficientnet-lite0", "--image-size", "128", "--batch-size", "16"]
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_index(demo_catalog_copy: Path, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     reference = tmp_path / "reference"

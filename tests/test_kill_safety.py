@@ -34,6 +34,8 @@ from fashionrec.recommend import Recommender
 from fashionrec.stores.faiss_store import INDEX_FILE, MAGIC, FaissStore
 from tests.conftest import CLI_ENV, DEMO_QUERIES, FAST_MODEL, assert_one_clear_error, run_cli
 
+pytestmark = pytest.mark.slow  # `pytest -m "not slow"` skips this module (the fast tier)
+
 PRODUCTS = 120
 BATCH = 8  # many small commits: many places for a kill to land
 SEED = 7

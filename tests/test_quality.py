@@ -307,6 +307,7 @@ def _train_cmd(index_dir: Path, epochs: int) -> list[str]:
     return [sys.executable, "-m", "fashionrec", "train", "--index-dir", str(index_dir), *flags, "--json"]
 
 
+@pytest.mark.slow
 def test_train_killed_at_random_points_leaves_a_usable_index(trained_index: Path, tmp_path: Path) -> None:
     index_dir = tmp_path / "index"
     shutil.copytree(trained_index, index_dir)

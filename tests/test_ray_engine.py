@@ -20,6 +20,8 @@ from fashionrec.recommend import Recommender
 from fashionrec.stores.milvus_store import MilvusPublisher, MilvusStore
 from tests.conftest import DEMO_CATALOG, DEMO_QUERIES
 
+pytestmark = pytest.mark.slow  # `pytest -m "not slow"` skips this module (the fast tier)
+
 SPEC = ModelSpec("efficientnet-lite0", 128)  # the model does not matter here, only that both paths use the same
 SPEC_FLAGS = ["--model", SPEC.name, "--image-size", str(SPEC.image_size)]
 QUERIES = sorted(DEMO_QUERIES.glob("*.jpg"))

@@ -94,6 +94,7 @@ def get_json(url: str, data: bytes | None = None, headers: dict[str, str] | None
         return exc.code, json.loads(exc.read() or b"{}")
 
 
+@pytest.mark.slow
 def test_queries_while_the_index_is_rebuilt_and_swapped_never_fail_or_mix_generations(
     tmp_path: Path, serve_process: Callable[..., ServeProcess]
 ) -> None:

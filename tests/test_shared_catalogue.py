@@ -23,7 +23,7 @@ from fashionrec.recommend import Recommender
 from fashionrec.stores.faiss_store import INDEX_FILE, FaissStore
 from tests.conftest import REPO, kill_index_run
 
-pytestmark = pytest.mark.shared_data
+pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
 
 PRODUCTS = 360  # well-formed rows with an image, sampled across the whole file
 MALFORMED = 3  # raw rows with unquoted commas (11 or 12 fields)

@@ -38,6 +38,7 @@ def client(demo_text_index: Path) -> object:
 
 
 # the alignment ------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_holdout_is_seeded_product_level_and_recorded(demo_text_index: Path, searcher: TextSearcher) -> None:
     ids = [str(n) for n in range(1000)]
     held = split_holdout(ids, 0.1, seed=3)

@@ -21,7 +21,8 @@ from tests.conftest import DEMO_CATALOG, DEMO_QUERIES, REPO, ServeProcess, subse
 SERVE_VENV = REPO / ".venv-serve"
 PYTHON = SERVE_VENV / "bin" / "python"
 
-pytestmark = pytest.mark.skipif(not PYTHON.exists(), reason="no torch-free environment: run `make torch-free` first")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not PYTHON.exists(), reason="no torch-free environment: run `make torch-free` first")]
 
 
 def test_the_environment_has_no_pytorch() -> None:

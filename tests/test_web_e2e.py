@@ -27,7 +27,7 @@ SCREENSHOT = REPO / "docs" / "screenshots" / "web.png"  # README picture, refres
 UPDATE_SCREENSHOT = os.environ.get("FASHIONREC_UPDATE_SCREENSHOT") == "1"
 K = 8
 
-pytestmark = [
+pytestmark = [pytest.mark.slow, 
     pytest.mark.browser,
     pytest.mark.skipif(not CHROMIUM.is_file(), reason="needs Debian's Chromium at /usr/bin/chromium (apt-get install chromium; `make test` does it)"),
 ]
