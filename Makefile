@@ -29,6 +29,7 @@ demo: install
 
 test: install chromium torch-free
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 	$(PY) -m pytest -q
 
 # the fast tier: every test not marked slow (see pyproject's markers)

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Self
 
 import numpy as np
 
@@ -342,3 +343,45 @@ class CatalogDB:
 def open_db(index_dir: Path) -> closing[CatalogDB]:
     """Context manager for a read/write handle on an existing index database."""
     return closing(CatalogDB(index_dir))
+
+
+def recorded_model(db: CatalogDB) -> dict[str, Any]:
+    """The model description an index records, or an :class:`IndexFormatError` when ``index`` never finished."""
+    model: dict[str, Any] | None = json.loads(db.get_setting("model") or "null")
+    if model is None:
+        raise IndexFormatError(f"index in {db.path.parent} is incomplete (no model recorded); re-run `fashionrec index`")
+    return model
+
+
+@contextmanager
+def closed_on_failure(db: CatalogDB) -> Iterator[CatalogDB]:
+    """Use ``db`` while opening an index: if that fails, close it (a database damaged past its header, which only
+    shows when its pages are read, becomes an :class:`IndexFormatError`)."""
+    try:
+        yield db
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        raise IndexFormatError(f"{db.path} is damaged ({exc}); rebuild the index with `fashionrec index`") from None
+    except BaseException:
+        db.close()
+        raise
+
+
+class OpenIndex:
+    """What every open index holds and releases once: its catalogue database and a vector store (a context
+    manager; ``len`` is the number of searchable vectors)."""
+
+    db: CatalogDB
+    store: Any  # each kind of open index says which store it holds
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        return len(self.store)

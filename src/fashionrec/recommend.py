@@ -11,17 +11,15 @@ one Recommender for all requests); nothing about the catalogue is re-read per qu
 
 from __future__ import annotations
 
-import json
 import os
-import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
-from fashionrec.catalog_db import CatalogDB, StoredItem
+from fashionrec.catalog_db import CatalogDB, OpenIndex, StoredItem, closed_on_failure, recorded_model
 from fashionrec.errors import FashionrecError, IndexFormatError
 from fashionrec.feedback import (
     Box,
@@ -62,7 +60,7 @@ def check_k(k: int) -> int:
     return k
 
 
-class Recommender:
+class Recommender(OpenIndex):
     """Model + vector store + catalogue database, opened once."""
 
     def __init__(
@@ -71,7 +69,7 @@ class Recommender:
     ) -> None:
         self.index_dir = index_dir
         self.db = db
-        self.store = store
+        self.store: VectorStore = store
         self.embedder = embedder
         self.head = head
         self.columns = db.columns
@@ -92,10 +90,8 @@ class Recommender:
         the built-in ranking options (:class:`~fashionrec.ranking.RankingConfig`)."""
         path = Path(index_dir)
         db = CatalogDB(path)
-        try:
-            model = json.loads(db.get_setting("model") or "null")
-            if model is None:
-                raise FashionrecError(f"index in {path} is incomplete (no model recorded); re-run `fashionrec index`")
+        with closed_on_failure(db):
+            model = recorded_model(db)
             if store is None:
                 faiss_store = FaissStore.load(path)
                 if faiss_store.generation != db.generation and same_vectors(faiss_store.model, model):
@@ -119,24 +115,7 @@ class Recommender:
                     "(a `fashionrec train` was interrupted?); re-run `fashionrec index` to re-publish them"
                 )
             return cls(path, db, store, embedder or ModelSpec.from_dict(model).build(cache_dir=path), head, ranking)
-        except sqlite3.DatabaseError as exc:  # pages damaged past the header only show when they are read
-            db.close()
-            raise IndexFormatError(f"{db.path} is damaged ({exc}); rebuild the index with `fashionrec index`") from None
-        except BaseException:
-            db.close()
-            raise
 
-    def close(self) -> None:
-        self.db.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __len__(self) -> int:
-        return len(self.store)
 
     # queries --------------------------------------------------------------------------------------------
     def embed(self, images: Sequence[ImageSource], box: str | Box | None = None) -> np.ndarray:

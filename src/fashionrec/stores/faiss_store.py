@@ -264,7 +264,7 @@ class FaissStore:
         """Row lookups: the first row of each product, and every row of it when products have several."""
         if self.photos is not None and not any(self.photos):
             self.photos = None
-        self._position = {}
+        self._position: dict[str, int] = {}
         for n, item_id in enumerate(self.ids):
             self._position.setdefault(item_id, n)
         self._rows: dict[str, list[int]] | None = None

@@ -12,17 +12,15 @@ by a server's worker threads.
 
 from __future__ import annotations
 
-import json
 import os
-import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 
-from fashionrec.catalog_db import CatalogDB
+from fashionrec.catalog_db import CatalogDB, OpenIndex, closed_on_failure, recorded_model
 from fashionrec.errors import FashionrecError, IndexFormatError
 from fashionrec.filters import MetadataColumns, normalise_filters
 from fashionrec.modelspec import same_vectors
@@ -44,12 +42,12 @@ def check_query(query: str) -> str:
     return text
 
 
-class TextSearcher:
+class TextSearcher(OpenIndex):
     """Query text tower + searched vectors + catalogue database, opened once."""
 
     def __init__(self, db: CatalogDB, store: FaissStore, embed_query: QueryEmbedder, mode: str) -> None:
         self.db = db
-        self.store = store
+        self.store: FaissStore = store
         self.columns = db.columns
         self.mode = mode  # "alignment" or "joint"
         self._embed_query = embed_query
@@ -60,10 +58,8 @@ class TextSearcher:
         """Open an index that has text search: a trained alignment, or a joint CLIP backbone."""
         path = Path(index_dir)
         db = CatalogDB(path)
-        try:
-            model = json.loads(db.get_setting("model") or "null")
-            if model is None:
-                raise FashionrecError(f"index in {path} is incomplete (no model recorded); re-run `fashionrec index`")
+        with closed_on_failure(db):
+            model = recorded_model(db)
             from fashionrec.embedders.clip import clip_text_embedder, is_joint
 
             if is_joint(model):
@@ -72,24 +68,7 @@ class TextSearcher:
                 store, embed, mode = _aligned(path, model)
             store.meta = MetadataColumns(db.columns, [m.metadata for m in _in_order(db, store.ids)])
             return cls(db, store, embed, mode)
-        except sqlite3.DatabaseError as exc:
-            db.close()
-            raise IndexFormatError(f"{db.path} is damaged ({exc}); rebuild the index with `fashionrec index`") from None
-        except BaseException:
-            db.close()
-            raise
 
-    def close(self) -> None:
-        self.db.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __len__(self) -> int:
-        return len(self.store)
 
     def embed(self, queries: list[str]) -> np.ndarray:
         """Unit query vectors in the searched space, one row per text."""
