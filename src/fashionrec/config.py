@@ -144,9 +144,10 @@ def check_variable(name: str, value: str) -> str:
     return value
 
 
-def env_default(name: str) -> str:
-    """The value of ``name`` from the environment, checked, or its built-in default."""
-    value = os.environ.get(name)
+def env_default(name: str, environ: Mapping[str, str] | None = None) -> str:
+    """The value of ``name`` from ``environ`` (default: the process environment), checked, or its built-in
+    default."""
+    value = (os.environ if environ is None else environ).get(name)
     return VARIABLES[name].default if value is None else check_variable(name, value)
 
 

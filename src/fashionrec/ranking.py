@@ -7,19 +7,13 @@ defaults. The command line and the API read the ``FASHIONREC_*`` variables once,
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from fashionrec.config import VARIABLES, check_variable
+from fashionrec.config import VARIABLES, env_default
 from fashionrec.feedback import DEFAULT_METHOD
 from fashionrec.hybrid import parse_weight
 from fashionrec.localise import parse_switch
-
-
-def _setting(environ: Mapping[str, str], name: str) -> str:
-    value = environ.get(name)
-    return VARIABLES[name].default if value is None else check_variable(name, value)
 
 
 @dataclass(frozen=True)
@@ -37,10 +31,9 @@ class RankingConfig:
         """The options ``FASHIONREC_HYBRID_WEIGHT``, ``FASHIONREC_CONSENSUS_WEIGHT``, ``FASHIONREC_CONSENSUS_COLUMN``
         and ``FASHIONREC_LOCALISE`` set in ``environ`` (default: the process environment), checked; the
         built-in default for each one unset."""
-        env = os.environ if environ is None else environ
         return cls(
-            hybrid_weight=parse_weight(_setting(env, "FASHIONREC_HYBRID_WEIGHT")),
-            consensus_weight=parse_weight(_setting(env, "FASHIONREC_CONSENSUS_WEIGHT"), "consensus weight"),
-            consensus_column=_setting(env, "FASHIONREC_CONSENSUS_COLUMN"),
-            localise=parse_switch(_setting(env, "FASHIONREC_LOCALISE")),
+            hybrid_weight=parse_weight(env_default("FASHIONREC_HYBRID_WEIGHT", environ)),
+            consensus_weight=parse_weight(env_default("FASHIONREC_CONSENSUS_WEIGHT", environ), "consensus weight"),
+            consensus_column=env_default("FASHIONREC_CONSENSUS_COLUMN", environ),
+            localise=parse_switch(env_default("FASHIONREC_LOCALISE", environ)),
         )
