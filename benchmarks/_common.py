@@ -96,3 +96,19 @@ def run_main(main: Callable[[list[str] | None], int]) -> None:
         print(f"error: {exc}", file=sys.stderr)
         code = 2
     raise SystemExit(code)
+
+
+def load_results(name: str) -> dict[str, Any]:
+    """``benchmarks/results/NAME.json``."""
+    data: dict[str, Any] = json.loads((RESULTS_DIR / f"{name}.json").read_text())
+    return data
+
+
+def quality_row(run: dict[str, Any], query_set: str, method: str, *, localise: bool = False) -> dict[str, Any] | None:
+    """The first row of a ``quality.py`` run for ``query_set`` whose method starts with ``method``, with or without
+    query-side localisation; None when the run has none."""
+    for row in run["rows"]:
+        if (row["set"] == query_set and row["method"].startswith(method)
+                and row["method"].endswith(" + localise") == localise):
+            return row
+    return None

@@ -15,23 +15,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from _common import REPO, RESULTS_DIR
+from _common import REPO, RESULTS_DIR, load_results, quality_row
 
 DOC = REPO / "docs" / "model.md"
 CARD = REPO / "src" / "fashionrec" / "weights" / "fashion-lite0.json"
 README_START, README_END = "<!-- model-table", "<!-- /model-table -->"
-
-
-def _load(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((RESULTS_DIR / f"{name}.json").read_text())
-    return data
-
-
-def _row(run: dict[str, Any], query_set: str, method: str) -> dict[str, Any] | None:
-    for row in run["rows"]:
-        if row["set"] == query_set and row["method"].startswith(method):
-            return row
-    return None
 
 
 def _metric(row: dict[str, Any] | None, key: str) -> str:
@@ -45,10 +33,8 @@ def comparison(runs: dict[str, dict[str, Any]]) -> list[str]:
         for label, method in (("as-is", "backbone as-is"), ("+ head", "head (")):
             for localise in (False, True):
                 suffix = " + localise" if localise else ""
-                catalogue = None if localise else _row(run, "catalogue held-out", method)
-                photo = {s: next((r for r in run["rows"] if r["set"] == f"photos {s}" and r["method"].startswith(method)
-                                  and r["method"].endswith(" + localise") == localise), None)
-                         for s in ("test", "validation")}
+                catalogue = None if localise else quality_row(run, "catalogue held-out", method)
+                photo = {s: quality_row(run, f"photos {s}", method, localise=localise) for s in ("test", "validation")}
                 lines.append(f"| {model} {label}{suffix} | {_metric(catalogue, 'P@5')} | "
                              f"{_metric(catalogue, 'P@5_type_colour')} | {_metric(photo['test'], 'hit@5')} | "
                              f"{_metric(photo['test'], 'P@5')} | {_metric(photo['validation'], 'hit@5')} | "
@@ -67,8 +53,7 @@ def per_class(runs: dict[str, dict[str, Any]]) -> list[str]:
             for cls in classes:
                 hits, count = 0.0, 0
                 for split in ("test", "validation"):
-                    row = next((r for r in run["rows"] if r["set"] == f"photos {split}"
-                                and r["method"].startswith(method) and not r["method"].endswith("localise")), None)
+                    row = quality_row(run, f"photos {split}", method)
                     group = (row or {}).get("groups", {}).get(cls)
                     if group:
                         hits += group["hit@5"] * group["queries"]
@@ -84,11 +69,11 @@ def main() -> int:
     parser.add_argument("--fashion", default="quality_fashion2")
     parser.add_argument("--previous", default="quality_fashion", help="the previous shipped weights' run (docs only)")
     args = parser.parse_args()
-    runs = {"ImageNet Lite2 (224 px, 1280-d)": _load(args.imagenet), "fashion (ours, 128 px, 256-d)": _load(args.fashion)}
+    runs = {"ImageNet Lite2 (224 px, 1280-d)": load_results(args.imagenet), "fashion (ours, 128 px, 256-d)": load_results(args.fashion)}
     names = [args.imagenet, args.fashion]
     readme_runs = dict(runs)
     if args.previous and (RESULTS_DIR / f"{args.previous}.json").is_file():
-        runs["fashion v1 (previous weights)"] = _load(args.previous)
+        runs["fashion v1 (previous weights)"] = load_results(args.previous)
         names.append(args.previous)
     machine = next(iter(runs.values()))["machine"]
     out = ["# The fashion model: quality and cost", "",

@@ -12,10 +12,9 @@ a run of ``benchmarks/query_latency.py`` (in-process, HTTP, search alone) and tw
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
-from _common import REPO, RESULTS_DIR
+from _common import REPO, RESULTS_DIR, load_results, quality_row
 
 DOC = REPO / "docs" / "performance.md"
 README = REPO / "README.md"
@@ -25,28 +24,20 @@ HTTP_GOAL_MS = 20.0
 SEARCH_GOAL_MS = 1.0
 
 
-def _load(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((RESULTS_DIR / f"{name}.json").read_text())
-    return data
-
-
 def _goal(met: bool, text: str) -> str:
     return f"goal {text}: **{'met' if met else 'missed'}**"
 
 
-def _quality(run: dict[str, Any], query_set: str, method: str) -> dict[str, float]:
-    for row in run["rows"]:
-        if row["set"] == query_set and row["method"].startswith(method) and not row["method"].endswith("localise"):
-            return dict(row["metrics"])
-    return {}
+def _metrics(run: dict[str, Any], method: str) -> tuple[dict[str, float], ...]:
+    """The metrics of ``method`` (no localisation) on the held-out products, the test and the validation photos."""
+    return tuple(dict((quality_row(run, query_set, method) or {}).get("metrics", {}))
+                 for query_set in ("catalogue held-out", "photos test", "photos validation"))
 
 
 def _head_row(before: dict[str, Any], after: dict[str, Any]) -> str:
     """Searched dimension and quality of the default head, before and after, on data never trained on."""
     def cells(run: dict[str, Any]) -> str:
-        held = _quality(run, "catalogue held-out", "head (")
-        test = _quality(run, "photos test", "head (")
-        validation = _quality(run, "photos validation", "head (")
+        held, test, validation = _metrics(run, "head (")
         return (f"held-out P@5 {held.get('P@5', 0):.3f}; photos test P@5 {test.get('P@5', 0):.3f}, hit@5 "
                 f"{test.get('hit@5', 0):.3f}; validation P@5 {validation.get('P@5', 0):.3f}, hit@5 "
                 f"{validation.get('hit@5', 0):.3f}")
@@ -63,9 +54,7 @@ def _head_row(before: dict[str, Any], after: dict[str, Any]) -> str:
 def _input_size_row(native: dict[str, Any], smaller: dict[str, Any]) -> str:
     """Quality of the backbone features as they are at the native input size and a smaller one."""
     def cells(run: dict[str, Any]) -> str:
-        held = _quality(run, "catalogue held-out", "backbone as-is")
-        test = _quality(run, "photos test", "backbone as-is")
-        validation = _quality(run, "photos validation", "backbone as-is")
+        held, test, validation = _metrics(run, "backbone as-is")
         return (f"held-out P@5 {held.get('P@5', 0):.3f}, photos test P@5 {test.get('P@5', 0):.3f}, validation P@5 "
                 f"{validation.get('P@5', 0):.3f}")
 
@@ -135,14 +124,14 @@ def main() -> int:
     parser.add_argument("--input-size", default="quality_asis_fashion128,quality_asis_fashion96",
                         help="two quality_asis.py runs: the native input size, then a smaller one")
     args = parser.parse_args()
-    index, query = _load(args.index), _load(args.query)
+    index, query = load_results(args.index), load_results(args.query)
     quality = None
     if (RESULTS_DIR / f"{args.quality}.json").is_file():
-        quality = (_load(args.quality_before), _load(args.quality))
+        quality = (load_results(args.quality_before), load_results(args.quality))
     sizes = args.input_size.split(",")
     input_size = None
     if all((RESULTS_DIR / f"{name}.json").is_file() for name in sizes):
-        input_size = (_load(sizes[0]), _load(sizes[1]))
+        input_size = (load_results(sizes[0]), load_results(sizes[1]))
     names = {args.index: index, args.query: query, **({args.quality: quality[1]} if quality else {}),
              **(dict(zip(sizes, input_size, strict=True)) if input_size else {})}
     m = index["machine"]
