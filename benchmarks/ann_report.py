@@ -1,13 +1,15 @@
 """The vector-search tables of docs/performance.md, generated from benchmarks/results/*.json (never copied by hand).
 
-    .venv/bin/python benchmarks/ann_report.py [--compare ann_compare_1m] [--scale ann_scale_10m]
+    .venv/bin/python benchmarks/ann_report.py [--compare ann_compare_1m,ann_compare_1m_sklearn,ann_compare_1m_annoy]
+        [--scale ann_scale_10m] [--check]
 
 Reads one ``ann_scale.py --compare`` run (libraries side by side on the same vectors and queries) and one
 ``ann_scale.py`` run of the compact kind at the largest scale measured, and rewrites the block between
 ``<!-- ann-table`` and ``<!-- /ann-table -->`` in docs/performance.md: the machine and its load, the comparison
 table (per recall@10 target, the fastest measured setting reaching it), the large-scale figures, and the goals
 of issue 18 (1M products: >= 5,000 queries/s at recall@10 >= 0.95, one thread, <= 512 bytes per product) met or
-missed, computed from the same files.
+missed, computed from the same files. With ``--check`` nothing is written: exit status 1 when the block is out of
+date.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import argparse
 import json
 from typing import Any
 
-from _common import REPO, RESULTS_DIR
+from _common import REPO, RESULTS_DIR, write_or_check
 
 DOC = REPO / "docs" / "performance.md"
 START, END = "<!-- ann-table", "<!-- /ann-table -->"
@@ -128,9 +130,10 @@ def scale_section(data: dict[str, Any]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--compare", default="ann_compare_1m",
+    parser.add_argument("--compare", default="ann_compare_1m,ann_compare_1m_sklearn,ann_compare_1m_annoy",
                         help="results file(s) of ann_scale.py --compare on the same data, comma-separated")
     parser.add_argument("--scale", default="ann_scale_10m", help="results file of the large ann_scale.py run")
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 when the block is out of date")
     args = parser.parse_args(argv)
     compared, scaled = _merged(args.compare.split(",")), _load(args.scale)
     sources = ", ".join(f"{name}.json" for name in [*args.compare.split(","), args.scale])
@@ -161,9 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         text = text[:start] + body + text[end + len(END):]
     else:
         text = text.rstrip("\n") + "\n\n## Vector search at scale (issue 18)\n\n" + body + "\n"
-    DOC.write_text(text)
-    print("\n".join(block))
-    return 0
+    return 0 if write_or_check(DOC, text, check=args.check, script="ann_report.py") else 1
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 """The model comparison of docs/model.md, generated from benchmarks/results/*.json (never copied by hand).
 
-    .venv/bin/python benchmarks/model_report.py [--imagenet quality_lite2] [--fashion quality_fashion]
+    .venv/bin/python benchmarks/model_report.py [--imagenet quality_lite2] [--fashion quality_fashion2] [--check]
 
 Reads two runs of ``benchmarks/quality.py`` made with the same protocol (the same hash split of held-out products,
 the same photos): one on an index built with the ImageNet backbone, one with the fashion backbone. Writes
 docs/model.md: the side-by-side table (as-is, trained head; without and with query-side localisation), per-class
 photo hit@5, training cost from the weights card, and indexing/query speed from ``model_speed.json`` when present.
+With ``--check`` nothing is written: exit status 1 (and one line per file) when docs/model.md or the README's
+model-table block differs from what these files give.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from _common import REPO, RESULTS_DIR, load_results, quality_row
+from _common import REPO, RESULTS_DIR, load_results, quality_row, write_or_check
 
 DOC = REPO / "docs" / "model.md"
 CARD = REPO / "src" / "fashionrec" / "weights" / "fashion-lite0.json"
@@ -63,12 +65,13 @@ def per_class(runs: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--imagenet", default="quality_lite2")
     parser.add_argument("--fashion", default="quality_fashion2")
     parser.add_argument("--previous", default="quality_fashion", help="the previous shipped weights' run (docs only)")
-    args = parser.parse_args()
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 when a generated doc is out of date")
+    args = parser.parse_args(argv)
     runs = {"ImageNet Lite2 (224 px, 1280-d)": load_results(args.imagenet), "fashion (ours, 128 px, 256-d)": load_results(args.fashion)}
     names = [args.imagenet, args.fashion]
     readme_runs = dict(runs)
@@ -115,15 +118,15 @@ def main() -> int:
                 "|---|---|---|"]
         out += [f"| {r['model']} | {r['images_per_s']:.1f} | {r['query_p50_ms']:.1f} |" for r in data["rows"]]
         out.append("")
-    DOC.write_text("\n".join(out))
+    ok = write_or_check(DOC, "\n".join(out), check=args.check, script="model_report.py")
     readme = (REPO / "README.md").read_text()
     start, end = readme.find(README_START), readme.find(README_END)
     if start >= 0 and end > start:
         block = [readme[start:].split("\n", 1)[0], "", (f"Measured on {machine.get('cores')} CPU cores "
                  "(details and protocol: [docs/model.md](docs/model.md)):"), "", *comparison(readme_runs), ""]
-        (REPO / "README.md").write_text(readme[:start] + "\n".join(block) + "\n" + readme[end:])
-    print("\n".join(out))
-    return 0
+        text = readme[:start] + "\n".join(block) + "\n" + readme[end:]
+        ok = write_or_check(REPO / "README.md", text, check=args.check, script="model_report.py") and ok
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

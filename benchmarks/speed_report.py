@@ -2,11 +2,12 @@
 benchmarks/results/*.json, never copied by hand.
 
     .venv/bin/python benchmarks/speed_report.py [--index index_throughput_fashion] [--query query_latency_fashion]
-        [--quality quality_fashion_compact] [--quality-before quality_fashion]
+        [--quality quality_fashion_compact] [--quality-before quality_fashion] [--check]
 
 Reads a whole-process run of ``benchmarks/index_throughput.py --whole-process`` (naive loop vs ``fashionrec index``),
 a run of ``benchmarks/query_latency.py`` (in-process, HTTP, search alone) and two runs of ``benchmarks/quality.py``
 (the head before and after it was made compact), and rewrites the blocks between the ``speed-table`` markers.
+With ``--check`` nothing is written: exit status 1 (and one line per file) when a block is out of date.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from _common import REPO, RESULTS_DIR, load_results, quality_row
+from _common import REPO, RESULTS_DIR, load_results, quality_row, write_or_check
 
 DOC = REPO / "docs" / "performance.md"
 README = REPO / "README.md"
@@ -115,7 +116,7 @@ def summary(index: dict[str, Any], query: dict[str, Any]) -> list[str]:
     ]
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--index", default="index_throughput_fashion")
     parser.add_argument("--query", default="query_latency_fashion")
@@ -123,7 +124,8 @@ def main() -> int:
     parser.add_argument("--quality-before", default="quality_fashion")
     parser.add_argument("--input-size", default="quality_asis_fashion128,quality_asis_fashion96",
                         help="two quality_asis.py runs: the native input size, then a smaller one")
-    args = parser.parse_args()
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 when a generated doc is out of date")
+    args = parser.parse_args(argv)
     index, query = load_results(args.index), load_results(args.query)
     quality = None
     if (RESULTS_DIR / f"{args.quality}.json").is_file():
@@ -145,17 +147,18 @@ def main() -> int:
     readme_intro = (f"Measured on a {m.get('cores')}-core {m.get('cpu')} VM without GPU, shared with other jobs "
                     "(tables, each run's load and threads, 1M and 10M vectors against scikit-learn, Annoy and "
                     "hnswlib: [docs/performance.md](docs/performance.md)):")
+    ok = True
     for path, intro in ((DOC, None), (README, readme_intro)):
         text = path.read_text()
         start, end = text.find(START), text.find(END)
         if start < 0 or end < start:
             print(f"{path.relative_to(REPO)}: no {START} ... {END} markers, left as it is")
+            ok = False
             continue
         lines = block if intro is None else [block[0], "", intro, "", *summary(index, query), "", END]
-        path.write_text(text[:start] + "\n".join(lines) + text[end + len(END):])
-        print(f"wrote {path.relative_to(REPO)}")
-    print("\n".join(block))
-    return 0
+        text = text[:start] + "\n".join(lines) + text[end + len(END):]
+        ok = write_or_check(path, text, check=args.check, script="speed_report.py") and ok
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
