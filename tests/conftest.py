@@ -21,6 +21,7 @@ import pytest
 from fashionrec.indexing import index_catalog
 from fashionrec.modelspec import ModelSpec
 from fashionrec.recommend import Recommender
+from fashionrec.train import TrainConfig, train_index
 
 if TYPE_CHECKING:
     import httpx
@@ -38,6 +39,7 @@ CLI_ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}  # the environment of ``fashionr
 FAST_MODEL = ModelSpec("efficientnet-lite0", 128)  # a small, fast model for indexes built by the tests
 KEY = "test-key-0123456789abcdef"  # the API key of apps and servers that accept writes
 AUTH = {"X-API-Key": KEY}
+SMALL = TrainConfig(epochs=3, hidden=32, dim=16, batch_size=32, holdout=0.2, seed=3)
 
 
 @pytest.fixture(scope="session")
@@ -264,6 +266,23 @@ def live_client(live_rec: Recommender) -> TestClient:
 def catalog_120(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The first 120 products of the demo catalogue (read-only: copy it to change it)."""
     return subset_catalog(tmp_path_factory.mktemp("catalog-120"), 120)
+
+
+@pytest.fixture(scope="module")
+def base_index(catalog_120: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Built from the model spec (not a passed embedder), so its ONNX export is cached inside it and every copy
+    opens without exporting again."""
+    index_dir = tmp_path_factory.mktemp("quality-index")
+    index_catalog(catalog_120, index_dir, model=FAST_MODEL, progress=False)
+    return index_dir
+
+
+@pytest.fixture(scope="module")
+def trained_index(base_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    index_dir = tmp_path_factory.mktemp("trained") / "index"
+    shutil.copytree(base_index, index_dir)
+    train_index(index_dir, SMALL, progress=False)
+    return index_dir
 
 
 class ServeProcess:

@@ -17,7 +17,7 @@ import pytest
 from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 
-from fashionrec.api import create_app
+from fashionrec.api import ApiSettings, create_app
 from fashionrec.api.app import WEB_DIR
 from fashionrec.catalog_db import CatalogDB
 from fashionrec.cli import main
@@ -261,3 +261,36 @@ def test_web_page_loads_nothing_from_other_hosts() -> None:
         external = [url for url in re.findall(r"(?:https?:)?//[\w.-]+\.[a-z]{2,}[^\s\"')]*", text)
                     if not url.startswith("http://www.w3.org/")]  # the SVG namespace name, never fetched
         assert external == [], f"{path.name} refers to {external}"
+
+
+def test_api_prefer_parameter(trained_index: Path) -> None:
+    with Recommender.open(trained_index) as rec:
+        client = TestClient(create_app(rec, settings=ApiSettings()))
+        item_id = rec.store.ids[5]
+        colour = rec.db.get(item_id).metadata["baseColour"]
+        answer = client.get(f"/api/items/{item_id}/similar", params={"k": 5, "prefer": f"baseColour={colour}"})
+        assert answer.status_code == 200 and len(answer.json()["results"]) == 5
+        assert client.get(f"/api/items/{item_id}/similar", params={"prefer": "nope=x"}).status_code == 400
+        photo = min(DEMO_QUERIES.glob("*.jpg")).read_bytes()
+        answer = client.post("/api/recommend", params={"k": 3, "prefer": "gender=Women"},
+                             files={"file": ("p.jpg", photo, "image/jpeg")})
+        assert answer.status_code == 200 and len(answer.json()["results"]) == 3
+
+
+def test_api_consensus_parameter(trained_index: Path) -> None:
+    with Recommender.open(trained_index) as rec:
+        client = TestClient(create_app(rec, settings=ApiSettings()))
+        item_id = rec.store.ids[7]
+        answer = client.get(f"/api/items/{item_id}/similar", params={"k": 10, "consensus": 10})
+        assert answer.status_code == 200
+        assert [r["id"] for r in answer.json()["results"]] == [r.id for r in rec.similar(item_id, 10, consensus=10)]
+        assert client.get(f"/api/items/{item_id}/similar", params={"consensus": 11}).status_code == 422
+        photo = min(DEMO_QUERIES.glob("*.jpg")).read_bytes()
+        answer = client.post("/api/recommend", params={"k": 10, "consensus": 10},
+                             files={"file": ("p.jpg", photo, "image/jpeg")})
+        kinds = [r["metadata"]["articleType"] for r in answer.json()["results"]]
+        assert answer.status_code == 200 and kinds == sorted(kinds, key=lambda t: t != kinds[0])
+        rec.consensus_column = "nope"
+        answer = client.get(f"/api/items/{item_id}/similar", params={"consensus": 0.5})
+        assert answer.status_code == 400 and "consensus column 'nope'" in answer.json()["error"]
+        assert client.get(f"/api/items/{item_id}/similar").status_code == 200  # off: the column is not needed

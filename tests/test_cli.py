@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fashionrec.cli import main
+from fashionrec.head import Head
+from fashionrec.recommend import Recommender
 from tests.conftest import DEMO_CATALOG, DEMO_QUERIES
 
 
@@ -66,3 +70,117 @@ def test_user_mistakes_give_one_line(demo_index: Path, tmp_path: Path, args: lis
     assert "Traceback" not in proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.startswith("fashionrec: error:")]
     assert len(lines) == 1 and message in lines[0], proc.stderr
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """Run the command line in this process (no interpreter start-up per call): exit status, stdout, stderr."""
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def holdout_p5_by_hand(index_dir: Path) -> float:
+    """Mean P@5 of the held-out products, each searched by brute force among the others in the head's space (a
+    result is relevant when its articleType is the query's): what ``evaluate``'s image-only run must report."""
+    head = Head.load(index_dir)
+    with Recommender.open(index_dir) as rec:
+        ids, features = rec.db.vectors(rec.embedder.dim)
+        items = rec.db.get_many(ids)
+    kinds = [items[i].metadata["articleType"] for i in ids]
+    vectors = head.apply(features)
+    held = set(head.holdout_ids)
+    searched = np.array([n for n, i in enumerate(ids) if i not in held])
+    precisions = []
+    for n, item_id in enumerate(ids):
+        if item_id in held:
+            top = searched[np.argsort(-(vectors[searched] @ vectors[n]), kind="stable")[:5]]
+            precisions.append(sum(kinds[m] == kinds[n] for m in top) / 5)
+    assert len(precisions) == len(held)
+    return float(np.mean(precisions))
+
+
+def test_cli_evaluate_holdout_hybrid_and_report(
+    trained_index: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = cli(capsys, "evaluate", "--index-dir", str(trained_index), "--hybrid", "gender,baseColour",
+                         "--json", "--report", str(tmp_path / "report"))
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["protocol"] == "holdout" and len(result["runs"]) == 2
+    image_only = result["runs"]["image-only"]
+    held = len(Head.load(trained_index).holdout_ids)
+    assert image_only["queries"] == held and image_only["searched"] == 120 - held  # queries never in the searched index
+    assert "agree_gender@5" in image_only["metrics"]
+    assert image_only["metrics"]["P@5"] == pytest.approx(holdout_p5_by_hand(trained_index), abs=1e-4)
+    assert (tmp_path / "report" / "p5_by_group.png").stat().st_size > 1000
+    assert f"| image-only | {held} |" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_cli_evaluate_photos_and_errors(
+    trained_index: Path, base_index: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    photos = tmp_path / "photos"
+    for n, photo in enumerate(sorted(DEMO_QUERIES.glob("*.jpg"))[:2]):
+        (photos / f"class{n}").mkdir(parents=True)
+        shutil.copy(photo, photos / f"class{n}")
+    (tmp_path / "mapping.json").write_text(json.dumps({"class0": ["Tshirts"], "class1": ["Shirts", "Tops"]}))
+    code, out, err = cli(capsys, "evaluate", "--index-dir", str(trained_index), "--photos", str(photos),
+                         "--mapping", str(tmp_path / "mapping.json"), "--json")
+    assert code == 0, err
+    run = json.loads(out)["runs"]["image-only"]
+    assert run["queries"] == 2 and run["searched"] == 120 and set(run["groups"]) == {"class0", "class1"}
+    code, _, err = cli(capsys, "evaluate", "--index-dir", str(base_index))
+    assert code == 2 and err.startswith("fashionrec: error: no held-out products recorded") and err.count("\n") == 1
+    code, _, err = cli(capsys, "evaluate", "--index-dir", str(trained_index), "--photos", str(photos))
+    assert code == 2 and err.count("\n") == 1 and "--mapping" in err
+
+
+def test_cli_trends_writes_json_and_charts(
+    base_index: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = cli(capsys, "trends", "--index-dir", str(base_index), "--out", str(tmp_path), "--json")
+    assert code == 0, err
+    trends = json.loads(out)
+    assert trends == json.loads((tmp_path / "trends.json").read_text()) and trends["items"] == 120
+    colours = next(c for c in trends["charts"] if c["column"] == "baseColour")
+    assert len(colours["counts"]) <= 10 and sum(c["count"] for c in colours["counts"]) + colours["other"] == 120
+    assert {"gender.png", "baseColour.png", "season.png", "year.png"} <= {p.name for p in tmp_path.glob("*.png")}
+
+
+def test_cli_recommend_prefer(trained_index: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    photo = str(min(DEMO_QUERIES.glob("*.jpg")))
+    args = ["recommend", photo, "--index-dir", str(trained_index), "-k", "10", "--json"]
+    code, out, err = cli(capsys, *args, "--prefer", "gender=Women", "--hybrid-weight", "5")
+    assert code == 0, err
+    genders = [r["gender"] for r in json.loads(out)["results"]]
+    assert len(genders) == 10 and genders == sorted(genders, key=lambda g: g != "Women")  # preferred ones first
+    code, _, err = cli(capsys, *args, "--prefer", "gender")
+    assert code == 2 and "bad preference" in err
+    code, _, err = cli(capsys, *args, "--hybrid-weight", "-1")
+    assert code == 2 and "hybrid weight must be between 0 and 10" in err
+
+
+def test_cli_consensus_options(trained_index: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    photo = str(min(DEMO_QUERIES.glob("*.jpg")))
+    args = ["recommend", photo, "--index-dir", str(trained_index), "-k", "10", "--json"]
+    code, out, err = cli(capsys, *args, "--consensus", "10")
+    assert code == 0, err
+    results = json.loads(out)["results"]
+    kinds = [r["articleType"] for r in results]
+    assert kinds == sorted(kinds, key=lambda t: t != kinds[0])  # the voted kind first
+    with Recommender.open(trained_index) as rec:
+        rec.consensus_weight = 10
+        assert [r["id"] for r in results] == [r.id for r in rec.recommend(photo, k=10)]
+    code, _, err = cli(capsys, *args, "--consensus", "0.5", "--consensus-column", "nope")
+    assert code == 2 and err.count("\n") == 1 and "consensus column 'nope' is not in the index" in err
+    with pytest.raises(SystemExit) as exited:
+        cli(capsys, *args, "--consensus", "x")
+    assert exited.value.code == 2 and "invalid float value" in capsys.readouterr().err
+    code, _, err = cli(capsys, *args, "--consensus", "11")
+    assert code == 2 and "consensus weight must be between 0 and 10" in err
+    code, out, err = cli(capsys, "evaluate", "--index-dir", str(trained_index), "--consensus", "0.5", "--json")
+    assert code == 0, err
+    runs = json.loads(out)["runs"]
+    assert set(runs) == {"consensus (articleType, w=0.5)", "image-only"}
+    held = len(Head.load(trained_index).holdout_ids)
+    assert all(run["queries"] == held and run["searched"] == 120 - held for run in runs.values())

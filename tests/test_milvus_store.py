@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from fashionrec.catalog_db import CatalogDB
 from fashionrec.errors import FashionrecError
 from fashionrec.filters import MetadataColumns, normalise_filters
 from fashionrec.indexing import publish_faiss
+from fashionrec.recommend import Recommender
 from fashionrec.stores.milvus_store import (
     MilvusStore,
     field_name,
@@ -195,3 +197,23 @@ def test_a_foreign_collection_is_neither_searched_nor_replaced(index: tuple[Cata
     with pytest.raises(FashionrecError, match="not made by fashionrec"):
         publish_to_milvus(db, uri, MODEL, collection="theirs")
     assert client.has_collection("theirs")
+
+
+def test_milvus_publishes_head_space_vectors(trained_index: Path, tmp_path: Path) -> None:
+    pytest.importorskip("pymilvus")
+    from fashionrec.stores.milvus_store import MilvusPublisher, MilvusStore
+
+    index_dir = tmp_path / "index"
+    shutil.copytree(trained_index, index_dir)
+    uri = str(tmp_path / "m.db")
+    db = CatalogDB(index_dir)
+    try:
+        MilvusPublisher(uri)(db, index_dir, json.loads(db.get_setting("model")))
+    finally:
+        db.close()
+    with Recommender.open(index_dir) as faiss_rec, Recommender.open(
+        index_dir, store=MilvusStore.for_index(index_dir, uri)
+    ) as milvus_rec:
+        assert milvus_rec.store.model["head"] == faiss_rec.head.fingerprint
+        item_id = faiss_rec.store.ids[3]
+        assert [r.id for r in milvus_rec.similar(item_id, k=5)] == [r.id for r in faiss_rec.similar(item_id, k=5)]
