@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,15 @@ import pytest
 from fashionrec.cli import main
 from fashionrec.head import Head
 from fashionrec.recommend import Recommender
-from tests.conftest import DEMO_CATALOG, DEMO_QUERIES
+from tests.conftest import (
+    DEMO_CATALOG,
+    DEMO_IMAGES,
+    DEMO_QUERIES,
+    FAST_MODEL,
+    assert_one_clear_error,
+    run_cli,
+    write_catalog,
+)
 
 
 def test_recommend_json_one_object_per_image(demo_index: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -184,3 +193,41 @@ def test_cli_consensus_options(trained_index: Path, capsys: pytest.CaptureFixtur
     assert set(runs) == {"consensus (articleType, w=0.5)", "image-only"}
     held = len(Head.load(trained_index).holdout_ids)
     assert all(run["queries"] == held and run["searched"] == 120 - held for run in runs.values())
+
+
+@pytest.mark.slow
+def test_cli_index_of_a_hostile_catalogue_reports_without_traceback(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.jpg"
+    shutil.copy(DEMO_IMAGES[0], outside)
+    files: dict[str, bytes | None] = {"1.jpg": None, "2.jpg": None, "3.jpg": None, "4.jpg": b"<html></html>",
+                                      "5.jpg": b"", "商品.jpg": None}
+    catalog = write_catalog(tmp_path / "cat", [], files)
+    csv_text = ('id,name\n1,ok\n../../etc/passwd,evil\n2,dup1\n2,dup2\n3,stray "quote\n4,html\n5,empty\n'
+                '6,linked out\n商品,unicode\n7\n')
+    (catalog / "styles.csv").write_text(csv_text, encoding="utf-8")
+    os.symlink(outside, catalog / "images" / "6.jpg")
+    proc = run_cli("index", str(catalog), "--index-dir", str(tmp_path / "index"), "--model", FAST_MODEL.name,
+                   "--image-size", str(FAST_MODEL.image_size), "--json")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    out = json.loads(proc.stdout)
+    report = out["report"]
+    assert report["unsafe_paths"] == ["../../etc/passwd", "6"]
+    assert report["duplicate_ids"] == ["2"]
+    assert [r["id"] for r in report["malformed_rows"]] == ["7"]
+    assert sorted(u["id"] for u in report["unreadable_images"]) == ["4", "5"]
+    assert out["total"] == 4  # 1, 2, 3 (a stray quote mid-field is kept as text) and 商品
+
+
+@pytest.mark.parametrize(
+    ("csv_text", "extra", "message"),
+    [
+        ("name\nx\n", [], "no 'id' column"),
+        ("id,name\n1,a\n", ["--image-pattern", "images/{id.__init__}.jpg"], "bad --image-pattern"),
+        ("id,name\n1,a\n", ["--columns", "name,price"], "unknown columns"),
+        ('id,name\n1,"' + "x" * 200_000 + "\n", [], "unreadable CSV"),
+    ],
+)
+def test_cli_index_bad_catalogue_is_one_error_line(tmp_path: Path, csv_text: str, extra: list[str], message: str) -> None:
+    catalog = write_catalog(tmp_path / "cat", [], {"1.jpg": None})
+    (catalog / "styles.csv").write_text(csv_text, encoding="utf-8")
+    assert_one_clear_error(run_cli("index", str(catalog), "--index-dir", str(tmp_path / "index"), *extra), message)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +15,19 @@ import pytest
 from PIL import Image
 
 from fashionrec.catalog_db import CatalogDB
+from fashionrec.embedders import Embedder
 from fashionrec.errors import IndexFormatError
 from fashionrec.indexing import index_catalog
 from fashionrec.recommend import Recommender
 from fashionrec.stores.faiss_store import INDEX_FILE, FaissStore
-from tests.conftest import DEMO_CATALOG, REPO, kill_index_run
+from tests.conftest import (
+    DEMO_CATALOG,
+    DEMO_IMAGES,
+    FAST_MODEL,
+    REPO,
+    kill_index_run,
+    write_catalog,
+)
 
 
 def _ids(catalog: Path) -> list[str]:
@@ -145,3 +155,101 @@ def test_corrupt_index_file_is_a_clear_error(demo_index: Path, tmp_path: Path) -
         FaissStore.load(copy)
     with pytest.raises(IndexFormatError, match="no index"):
         CatalogDB(tmp_path / "nothing-here")
+
+
+def big_png(path: Path, width: int, height: int) -> None:
+    """A real, valid greyscale PNG of ``width`` x ``height`` pixels, written without ever holding it decoded."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+
+    packer = zlib.compressobj(1)
+    row = b"\x00" + bytes(width)
+    body = b"".join(packer.compress(row * 100) for _ in range(height // 100)) + packer.flush()
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 0, 0, 0, 0])
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+
+
+@pytest.mark.slow
+def test_header_only_catalogue_gives_an_empty_index_that_answers(
+    tmp_path: Path, fast_embedder: Embedder
+) -> None:
+    catalog = write_catalog(tmp_path / "cat", [["id", "name"]])
+    result = index_catalog(catalog, tmp_path / "index", model=FAST_MODEL, embedder=fast_embedder, progress=False)
+    assert result.total == 0
+    with Recommender.open(tmp_path / "index", embedder=fast_embedder) as rec:
+        assert len(rec) == 0 and rec.recommend(DEMO_IMAGES[0], k=5) == []
+
+
+def test_unicode_ids_and_metadata_round_trip(tmp_path: Path, fast_embedder: Embedder) -> None:
+    ids = ["çà-42", "商品-1", "👗", "Ω\u0301"]
+    rows = [["id", "name", "colour"]] + [[i, f"«{i}» ドレス", "Bleu nuit"] for i in ids]
+    catalog = write_catalog(tmp_path / "cat", rows, {f"{i}.jpg": None for i in ids})
+    result = index_catalog(catalog, tmp_path / "index", model=FAST_MODEL, embedder=fast_embedder, progress=False)
+    assert result.total == len(ids) and result.unreadable == 0
+    with Recommender.open(tmp_path / "index", embedder=fast_embedder) as rec:
+        for item_id in ids:
+            item = rec.item(item_id)
+            assert item is not None and item.metadata["name"] == f"«{item_id}» ドレス"
+            assert rec.similar(item_id, k=10, filters={"colour": ["Bleu nuit"]})
+
+
+def test_bad_image_files_are_reported_and_the_rest_indexed(tmp_path: Path, fast_embedder: Embedder) -> None:
+    good = DEMO_IMAGES[0].read_bytes()
+    files: dict[str, bytes | None] = {
+        "good.jpg": None,
+        "html.jpg": b"<!DOCTYPE html><html><body>404 Not Found</body></html>",
+        "empty.jpg": b"",
+        "truncated.jpg": good[: len(good) // 3],
+        "text.jpg": b"just some text",
+        "tiff.jpg": b"II*\x00" + bytes(100),  # a format we refuse before its decoder runs
+    }
+    rows = [["id", "name"]] + [[name.split(".")[0], name] for name in files]
+    catalog = write_catalog(tmp_path / "cat", rows, files)
+    result = index_catalog(catalog, tmp_path / "index", model=FAST_MODEL, embedder=fast_embedder, progress=False)
+    unreadable = {u["id"]: u["error"] for u in result.report.unreadable_images}
+    assert set(unreadable) == {"html", "empty", "truncated", "text", "tiff"}
+    assert "empty" in unreadable["empty"] and "not an image" in unreadable["html"]
+    assert result.total == 1
+    report = json.loads((tmp_path / "index" / "catalog_report.json").read_text())
+    assert {u["id"] for u in report["unreadable_images"]} == set(unreadable)
+
+
+def test_unreadable_file_during_scan_is_reported(
+    tmp_path: Path, fast_embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file that disappears or cannot be read between listing and hashing skips alone (root ignores chmod)."""
+    from fashionrec import indexing
+
+    catalog = write_catalog(tmp_path / "cat", [["id", "name"], ["1", "a"], ["2", "b"]], {"1.jpg": None, "2.jpg": None})
+    real_digest = indexing.file_digest
+
+    def flaky_digest(path: Path) -> str:
+        if path.name == "2.jpg":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_digest(path)
+
+    monkeypatch.setattr(indexing, "file_digest", flaky_digest)
+    result = index_catalog(catalog, tmp_path / "index", model=FAST_MODEL, embedder=fast_embedder, progress=False)
+    assert result.total == 1 and [u["id"] for u in result.report.unreadable_images] == ["2"]
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_100_megapixel_image_is_skipped_without_decoding(tmp_path: Path, fast_embedder: Embedder) -> None:
+    """Decision: catalogue images over the 40-megapixel limit are reported as unreadable, never decoded (a
+    decoded 100 MP image is 300 MB of RGB); downscale such files before indexing."""
+    catalog = write_catalog(tmp_path / "cat", [["id", "name"], ["huge", "x"], ["ok", "y"]], {"ok.jpg": None})
+    big_png(catalog / "images" / "huge.jpg", 10_000, 10_000)
+    result = index_catalog(catalog, tmp_path / "index", model=FAST_MODEL, embedder=fast_embedder, progress=False)
+    assert result.total == 1
+    [skip] = result.report.unreadable_images
+    assert skip["id"] == "huge" and "too many pixels" in skip["error"]
+
+    probe = (
+        "import resource, sys\nfrom fashionrec.errors import ImageError\nfrom fashionrec.imageio import load_image\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "try:\n    load_image(sys.argv[1])\nexcept ImageError:\n    pass\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)\n"
+    )
+    grown_kib = int(subprocess.run([sys.executable, "-W", "ignore", "-c", probe, str(catalog / "images" / "huge.jpg")],
+                                   capture_output=True, text=True, check=True).stdout)
+    assert grown_kib < 30 * 1024, f"refusing a 100 MP image grew memory by {grown_kib} KiB"
