@@ -195,6 +195,13 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
                           timeout=300, check=False)
 
 
+def foreign_sqlite(path: Path) -> None:
+    """Replace ``path`` with someone else's SQLite database (a ``users`` table, no fashionrec schema)."""
+    path.unlink(missing_ok=True)
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE users (name TEXT)")
+
+
 def assert_one_clear_error(proc: subprocess.CompletedProcess[str], message: str) -> None:
     """Exit 2 and exactly one stderr line, ``fashionrec: error: ...`` containing ``message``; no traceback."""
     assert proc.returncode == 2, proc.stderr

@@ -5,8 +5,12 @@ from __future__ import annotations
 import csv
 import json
 import os
+import random
+import shutil
+import sqlite3
 import subprocess
 import sys
+import time
 import zlib
 from pathlib import Path
 
@@ -14,18 +18,24 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fashionrec.catalog_db import CatalogDB
+from fashionrec.catalog import read_catalog
+from fashionrec.catalog_db import DB_NAME, CatalogDB
 from fashionrec.embedders import Embedder
-from fashionrec.errors import IndexFormatError
+from fashionrec.errors import FashionrecError, IndexFormatError
 from fashionrec.indexing import index_catalog
 from fashionrec.recommend import Recommender
 from fashionrec.stores.faiss_store import INDEX_FILE, FaissStore
 from tests.conftest import (
+    CLI_ENV,
     DEMO_CATALOG,
     DEMO_IMAGES,
+    DEMO_QUERIES,
     FAST_MODEL,
     REPO,
+    assert_one_clear_error,
+    foreign_sqlite,
     kill_index_run,
+    run_cli,
     write_catalog,
 )
 
@@ -253,3 +263,146 @@ def test_100_megapixel_image_is_skipped_without_decoding(tmp_path: Path, fast_em
     grown_kib = int(subprocess.run([sys.executable, "-W", "ignore", "-c", probe, str(catalog / "images" / "huge.jpg")],
                                    capture_output=True, text=True, check=True).stdout)
     assert grown_kib < 30 * 1024, f"refusing a 100 MP image grew memory by {grown_kib} KiB"
+
+
+PRODUCTS = 120
+
+
+BATCH = 8  # many small commits: many places for a kill to land
+
+
+SEED = 7
+
+
+def index_cmd(catalog: Path, index_dir: Path, image_size: int = 128) -> list[str]:
+    return [sys.executable, "-m", "fashionrec", "index", str(catalog), "--index-dir", str(index_dir), "--model",
+            FAST_MODEL.name, "--image-size", str(image_size), "--batch-size", str(BATCH), "--json"]
+
+
+def db_state(index_dir: Path) -> tuple[int, int | None]:
+    """(embedded rows, image size of the recorded model), read without disturbing the writer."""
+    try:
+        with sqlite3.connect(f"file:{index_dir / DB_NAME}?mode=ro", uri=True, timeout=5) as conn:
+            embedded = int(conn.execute("SELECT COUNT(*) FROM items WHERE vector IS NOT NULL").fetchone()[0])
+            model = conn.execute("SELECT value FROM settings WHERE key='model'").fetchone()
+    except sqlite3.Error:
+        return 0, None
+    return embedded, json.loads(model[0])["image_size"] if model else None
+
+
+def kill_at(cmd: list[str], index_dir: Path, point: tuple[str, float]) -> bool:
+    """Start ``cmd`` and SIGKILL it at ``point``: ("time", seconds) or ("embedded", rows of the new model).
+    True when it was killed, False when it finished first."""
+    proc = subprocess.Popen(cmd, env=CLI_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    kind, value = point
+    image_size = int(cmd[cmd.index("--image-size") + 1])
+    deadline = time.monotonic() + (value if kind == "time" else 180)
+    while proc.poll() is None and time.monotonic() < deadline:
+        embedded, recorded_size = db_state(index_dir)
+        if kind == "embedded" and recorded_size == image_size and embedded >= value:
+            break
+        time.sleep(0.02)
+    killed = proc.poll() is None
+    proc.kill()
+    proc.wait()
+    return killed
+
+
+def check_state(index_dir: Path, embedder: Embedder) -> None:
+    """The index after a kill: intact SQLite; FAISS ids all backed by rows; opens, or says it is incomplete."""
+    if (index_dir / DB_NAME).exists():
+        with sqlite3.connect(index_dir / DB_NAME) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        db = CatalogDB(index_dir)
+        try:
+            if (index_dir / INDEX_FILE).exists():
+                store = FaissStore.load(index_dir)
+                assert set(db.get_many(store.ids)) == set(store.ids), "FAISS ids without a SQLite row"
+        finally:
+            db.close()
+    try:
+        Recommender.open(index_dir, embedder=embedder).close()
+    except FashionrecError as exc:
+        assert "fashionrec index" in str(exc), exc  # the message says how to finish
+    info = run_cli("info", "--index-dir", str(index_dir))
+    assert info.returncode in (0, 2) and "Traceback" not in info.stderr, info.stderr
+
+
+def vectors_of(index_dir: Path) -> tuple[list[str], np.ndarray]:
+    store = FaissStore.load(index_dir)
+    return store.ids, store.index.reconstruct_n(0, len(store))
+
+
+@pytest.mark.slow
+def test_index_killed_at_random_points_resumes_to_the_clean_result(
+    catalog_120: Path, tmp_path: Path, fast_embedder: Embedder
+) -> None:
+    reference = tmp_path / "reference"
+    index_catalog(catalog_120, reference, model=FAST_MODEL, embedder=fast_embedder, batch_size=BATCH,
+                  progress=False)
+
+    rng = random.Random(SEED)
+    embed_points = sorted(rng.sample(range(BATCH, PRODUCTS * 2 // 3), 2))
+    # a first kill anywhere from start-up to embedding, then two at random numbers of committed batches
+    points = [("time", rng.uniform(0.3, 1.5))] + [("embedded", n) for n in embed_points]
+    index_dir = tmp_path / "killed"
+    kills = 0
+    for point in points:  # each run resumes what the previous killed run left
+        kills += kill_at(index_cmd(catalog_120, index_dir), index_dir, point)
+        check_state(index_dir, fast_embedder)
+    assert kills >= 2, "the runs should have been killed part-way"
+
+    done_before, _ = db_state(index_dir)
+    assert 0 < done_before < PRODUCTS, "the last kill should have left the embedding part-way"
+    resumed = subprocess.run(index_cmd(catalog_120, index_dir), env=CLI_ENV, check=True, capture_output=True,
+                             text=True)
+    summary = json.loads(resumed.stdout)
+    assert summary["total"] == PRODUCTS and summary["embedded"] == PRODUCTS - done_before  # resumed, not restarted
+    (ids_a, va), (ids_b, vb) = vectors_of(reference), vectors_of(index_dir)
+    assert ids_a == ids_b
+    np.testing.assert_allclose(va, vb, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_update_with_removals_and_a_new_model_killed_then_resumed(
+    catalog_120: Path, tmp_path: Path, fast_embedder: Embedder
+) -> None:
+    """The worst update: products removed, images changed, new products, and a model change re-embedding all."""
+    catalog = tmp_path / "catalog"
+    shutil.copytree(catalog_120, catalog)
+    index_dir = tmp_path / "index"
+    index_catalog(catalog, index_dir, model=FAST_MODEL, embedder=fast_embedder, batch_size=BATCH, progress=False)
+
+    lines = (catalog / "styles.csv").read_text(encoding="utf-8").splitlines()
+    for line in lines[1:4]:  # three changed images
+        path = catalog / "images" / f"{line.split(',')[0]}.jpg"
+        Image.open(path).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(path)
+    added = [line.replace(line.split(",")[0], f"9{n}{line.split(',')[0]}", 1) for n, line in enumerate(lines[5:7])]
+    for old, new in zip(lines[5:7], added):
+        shutil.copy(catalog / "images" / f"{old.split(',')[0]}.jpg", catalog / "images" / f"{new.split(',')[0]}.jpg")
+    (catalog / "styles.csv").write_text("\n".join(lines[:-5] + added) + "\n", encoding="utf-8")  # five removed
+
+    rng = random.Random(SEED + 1)
+    killed = kill_at(index_cmd(catalog, index_dir, 96), index_dir, ("embedded", rng.randrange(BATCH, 80)))
+    assert killed, "the update should have been killed part-way"
+    check_state(index_dir, fast_embedder)
+    with pytest.raises(FashionrecError, match="fashionrec index"):  # half re-embedded: refuses, says how to finish
+        Recommender.open(index_dir, embedder=fast_embedder)
+
+    subprocess.run(index_cmd(catalog, index_dir, 96), env=CLI_ENV, check=True, capture_output=True)
+    expected = sorted(item.id for item in read_catalog(catalog).items)
+    store = FaissStore.load(index_dir)
+    assert sorted(store.ids) == expected and store.model["image_size"] == 96
+    with Recommender.open(index_dir) as rec:
+        assert rec.embedder.image_size == 96 and len(rec.recommend(min(DEMO_QUERIES.glob("*.jpg")), k=3)) == 3
+
+
+@pytest.mark.slow
+def test_foreign_database_is_never_written_to(tmp_path: Path, catalog_120: Path) -> None:
+    """Pointing ``index`` at a folder holding someone else's SQLite file refuses it and leaves it untouched."""
+    index_dir = tmp_path / "index"
+    index_dir.mkdir()
+    foreign_sqlite(index_dir / DB_NAME)
+    before = (index_dir / DB_NAME).read_bytes()
+    assert_one_clear_error(run_cli("index", str(catalog_120), "--index-dir", str(index_dir)), "not a fashionrec")
+    assert (index_dir / DB_NAME).read_bytes() == before

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
+import sqlite3
+import struct
+from collections.abc import Callable
 from pathlib import Path
 
+import faiss
 import pytest
 
-from fashionrec.errors import IndexFormatError
+from fashionrec.catalog_db import DB_NAME
+from fashionrec.embedders import Embedder
+from fashionrec.errors import FashionrecError, IndexFormatError
 from fashionrec.head import Head
 from fashionrec.indexing import index_catalog
 from fashionrec.recommend import Recommender
-from tests.conftest import FAST_MODEL
+from fashionrec.stores.faiss_store import INDEX_FILE, MAGIC
+from tests.conftest import DEMO_QUERIES, FAST_MODEL, assert_one_clear_error, foreign_sqlite, run_cli
 
 
 def test_open_refuses_vectors_published_with_another_head(
@@ -27,3 +36,93 @@ def test_open_refuses_vectors_published_with_another_head(
     index_catalog(catalog_120, index_dir, model=FAST_MODEL, progress=False)  # nothing to embed; re-publishes
     with Recommender.open(index_dir) as rec:
         assert rec.store.model["head"] == other.fingerprint
+
+
+@pytest.fixture(scope="module")
+def good_index(catalog_120: Path, tmp_path_factory: pytest.TempPathFactory, fast_embedder: Embedder) -> Path:
+    index_dir = tmp_path_factory.mktemp("good-index")
+    index_catalog(catalog_120, index_dir, model=FAST_MODEL, embedder=fast_embedder, progress=False)
+    return index_dir
+
+
+def _rewrite_header(path: Path, change: Callable[[dict[str, object]], None], payload: bytes | None = None) -> None:
+    data = path.read_bytes()
+    (length,) = struct.unpack_from("<Q", data, len(MAGIC))
+    start = len(MAGIC) + 8
+    header = json.loads(data[start : start + length])
+    body = data[start + length :] if payload is None else payload
+    header["payload_sha256"] = hashlib.sha256(body).hexdigest()
+    change(header)
+    raw = json.dumps(header).encode()
+    path.write_bytes(MAGIC + struct.pack("<Q", len(raw)) + raw + body)
+
+
+def _flip(path: Path, at: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[at] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _damage_metadata_page(path: Path) -> None:
+    """Overwrite a stored product name with bytes that are not UTF-8: the header and schema stay intact, the damage
+    shows only when the rows are read."""
+    data = bytearray(path.read_bytes())
+    at = data.find(b"productDisplayName")
+    assert at > 0
+    data[at : at + 40] = b"\xff" * 40
+    path.write_bytes(bytes(data))
+
+
+def _set_schema(path: Path, version: str) -> None:
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE settings SET value=? WHERE key='schema_version'", (version,))
+
+
+DAMAGE: dict[str, tuple[Callable[[Path], None], str]] = {
+    "faiss-truncated": (lambda d: (d / INDEX_FILE).write_bytes((d / INDEX_FILE).read_bytes()[:-5000]), "checksum"),
+    "faiss-bit-flip": (lambda d: _flip(d / INDEX_FILE, -100), "checksum"),
+    "faiss-header-length": (lambda d: _flip(d / INDEX_FILE, len(MAGIC) + 3), "damaged header"),
+    "faiss-empty": (lambda d: (d / INDEX_FILE).write_bytes(b""), "not a fashionrec FAISS index"),
+    "faiss-html": (lambda d: (d / INDEX_FILE).write_bytes(b"<html>502 Bad Gateway</html>"), "not a fashionrec"),
+    "faiss-foreign": (lambda d: faiss.write_index(faiss.IndexFlatIP(8), str(d / INDEX_FILE)), "not a fashionrec"),
+    "faiss-future-version": (
+        lambda d: _rewrite_header(d / INDEX_FILE, lambda h: h.update(format_version=99)), "format version 99"),
+    "faiss-foreign-payload": (
+        lambda d: _rewrite_header(d / INDEX_FILE, lambda h: None, payload=b"not faiss"), "unreadable index content"),
+    "faiss-missing-ids": (lambda d: _rewrite_header(d / INDEX_FILE, lambda h: h.pop("ids")), "unreadable index"),
+    "faiss-unknown-id": (
+        lambda d: _rewrite_header(d / INDEX_FILE, lambda h: h.update(ids=["ghost"] + h["ids"][1:])), "disagree"),
+    "faiss-missing": (lambda d: (d / INDEX_FILE).unlink(), "no vector index"),
+    "sqlite-garbage": (lambda d: (d / DB_NAME).write_bytes(b"garbage" * 1000), "not a fashionrec index database"),
+    "sqlite-empty": (lambda d: (d / DB_NAME).write_bytes(b""), "not a fashionrec index database"),
+    "sqlite-truncated": (
+        lambda d: (d / DB_NAME).write_bytes((d / DB_NAME).read_bytes()[:30000]), "not a fashionrec index database"),
+    "sqlite-foreign": (lambda d: foreign_sqlite(d / DB_NAME), "not a fashionrec index database"),
+    "sqlite-future-schema": (lambda d: _set_schema(d / DB_NAME, "99"), "schema version 99"),
+    "sqlite-garbled-schema": (lambda d: _set_schema(d / DB_NAME, "abc"), "schema version abc"),
+    "sqlite-damaged-page": (lambda d: _damage_metadata_page(d / DB_NAME), "damaged"),
+    "sqlite-missing": (lambda d: (d / DB_NAME).unlink(), "no index"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(DAMAGE))
+def test_damaged_index_is_a_clear_error(case: str, good_index: Path, tmp_path: Path, fast_embedder: Embedder) -> None:
+    index_dir = tmp_path / "index"
+    shutil.copytree(good_index, index_dir)
+    damage, message = DAMAGE[case]
+    damage(index_dir)
+    with pytest.raises(FashionrecError, match=message) as caught:
+        Recommender.open(index_dir, embedder=fast_embedder)
+    assert isinstance(caught.value, IndexFormatError) or message == "disagree"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["faiss-bit-flip", "faiss-foreign", "sqlite-foreign", "sqlite-damaged-page"])
+def test_damaged_index_through_the_cli_is_one_error_line(case: str, good_index: Path, tmp_path: Path) -> None:
+    index_dir = tmp_path / "index"
+    shutil.copytree(good_index, index_dir)
+    damage, message = DAMAGE[case]
+    damage(index_dir)
+    query = str(min(DEMO_QUERIES.glob("*.jpg")))
+    assert_one_clear_error(run_cli("recommend", query, "--index-dir", str(index_dir)), message)
