@@ -39,6 +39,7 @@ CLI_ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}  # the environment of ``fashionr
 FAST_MODEL = ModelSpec("efficientnet-lite0", 128)  # a small, fast model for indexes built by the tests
 KEY = "test-key-0123456789abcdef"  # the API key of apps and servers that accept writes
 AUTH = {"X-API-Key": KEY}
+PHOTOS = [(DEMO_QUERIES / f"{name}.jpg").read_bytes() for name in ("dress", "shoes", "pants")]  # three photos of one product
 SMALL = TrainConfig(epochs=3, hidden=32, dim=16, batch_size=32, holdout=0.2, seed=3)
 
 

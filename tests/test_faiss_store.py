@@ -153,3 +153,22 @@ def test_index_records_the_budgeted_build_and_info_shows_it(tmp_path: Path,
     stored = FaissStore.load(index_dir)
     assert stored.build is not None and stored.build["budget"]["target_recall"] == 0.9
     assert search_settings(stored.index) == build["search"]
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_the_store_finds_each_product_once_by_its_best_photo(kind: str) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(6, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index, resolved = build_index(vectors, kind)  # type: ignore[arg-type]
+    store = FaissStore(index, ["a", "a", "a", "b", "c", "d"], resolved, {}, photos=[0, 1, 2, 0, 0, 0])
+    assert len(store) == 4
+    for n in range(3):
+        hits = store.search(vectors[n], 4)[0]
+        assert (hits[0].id, hits[0].photo) == ("a", n) and sorted(h.id for h in hits) == ["a", "b", "c", "d"]
+    assert [h.id for h in store.search(vectors[1], 4, exclude={"a"})[0]] == [
+        h.id for h in store.search(vectors[1], 4)[0] if h.id != "a"]
+    store.remove("a")
+    assert len(store) == 3 and store.photos is None and store.index.ntotal == 3

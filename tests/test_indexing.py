@@ -18,11 +18,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fashionrec import live
 from fashionrec.catalog import read_catalog
 from fashionrec.catalog_db import DB_NAME, CatalogDB
 from fashionrec.embedders import Embedder
 from fashionrec.errors import FashionrecError, IndexFormatError
 from fashionrec.indexing import index_catalog
+from fashionrec.modelspec import ModelSpec
 from fashionrec.recommend import Recommender
 from fashionrec.stores.faiss_store import INDEX_FILE, FaissStore
 from tests.conftest import (
@@ -31,6 +33,7 @@ from tests.conftest import (
     DEMO_IMAGES,
     DEMO_QUERIES,
     FAST_MODEL,
+    PHOTOS,
     REPO,
     assert_one_clear_error,
     foreign_sqlite,
@@ -406,3 +409,49 @@ def test_foreign_database_is_never_written_to(tmp_path: Path, catalog_120: Path)
     before = (index_dir / DB_NAME).read_bytes()
     assert_one_clear_error(run_cli("index", str(catalog_120), "--index-dir", str(index_dir)), "not a fashionrec")
     assert (index_dir / DB_NAME).read_bytes() == before
+
+
+def test_a_later_index_of_the_folder_drops_extra_photos(live_rec: Recommender, live_index: Path) -> None:
+    photos = [live.embed_photo(live_rec, p) for p in PHOTOS]
+    live.put_item(live_rec, "1548", photos, {"articleType": "Mixed"})  # a catalogue product given three photos
+    index_catalog(live_index.parent / "catalog", live_index, model=ModelSpec("efficientnet-lite0", 64), progress=False)
+    with Recommender.open(live_index) as reopened:
+        assert reopened.db.photo_path("1548", 1) is None and len(reopened) == 20
+        assert isinstance(reopened.store, FaissStore) and reopened.store.photos is None
+
+
+def test_a_catalogue_row_can_name_several_photos(tmp_path: Path) -> None:
+    import csv
+    import shutil
+
+    from tests.conftest import subset_catalog
+
+    catalog = subset_catalog(tmp_path / "catalog", 10)
+    (catalog / "extra").mkdir()
+    shutil.copy(DEMO_QUERIES / "shoes.jpg", catalog / "extra" / "shoes.jpg")
+    shutil.copy(DEMO_QUERIES / "pants.jpg", catalog / "extra" / "pants.jpg")
+    with (catalog / "styles.csv").open(newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    first, second, third = rows[1][0], rows[2][0], rows[3][0]
+    listed = {first: f"images/{first}.jpg; extra/shoes.jpg ;extra/pants.jpg", second: f"images/{second}.jpg;extra/gone.jpg",
+              third: "../outside.jpg"}
+    rows = [rows[0] + ["images"]] + [row + [listed.get(row[0], "")] for row in rows[1:]]
+    with (catalog / "styles.csv").open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(rows)
+    model = ModelSpec("efficientnet-lite0", 64)
+    result = index_catalog(catalog, tmp_path / "index", model=model, progress=False)
+    assert result.total == 9 and result.embedded == 11  # 9 products, 2 further photos
+    assert result.report.unsafe_paths == [third]
+    assert result.report.missing_images == [f"{second} (photo 1: extra/gone.jpg)"]
+    with Recommender.open(tmp_path / "index") as rec:
+        assert "images" not in rec.columns and len(rec) == 9
+        assert [(rec.recommend(p, k=1)[0].id, rec.recommend(p, k=1)[0].photo) for p in PHOTOS[1:]] == [
+            (first, 1), (first, 2)]
+    assert index_catalog(catalog, tmp_path / "index", model=model, progress=False).embedded == 0  # incremental
+    rows[1][-1] = f"images/{first}.jpg;extra/pants.jpg"  # one photo fewer: pants is photo 1 now
+    with (catalog / "styles.csv").open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(rows)
+    assert index_catalog(catalog, tmp_path / "index", model=model, progress=False).embedded == 1
+    with Recommender.open(tmp_path / "index") as rec:
+        assert (rec.recommend(PHOTOS[2], k=1)[0].id, rec.recommend(PHOTOS[2], k=1)[0].photo) == (first, 1)
+        assert rec.db.photo_path(first, 2) is None

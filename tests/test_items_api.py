@@ -23,7 +23,7 @@ from fashionrec.cli import main
 from fashionrec.indexing import index_catalog
 from fashionrec.modelspec import ModelSpec
 from fashionrec.recommend import Recommender
-from tests.conftest import AUTH, DEMO_QUERIES, KEY, ServeProcess, form
+from tests.conftest import AUTH, DEMO_QUERIES, KEY, PHOTOS, ServeProcess, form
 
 DRESS = (DEMO_QUERIES / "dress.jpg").read_bytes()
 SHOES = (DEMO_QUERIES / "shoes.jpg").read_bytes()
@@ -215,3 +215,56 @@ def test_a_later_index_of_the_catalogue_folder_wins(live_index: Path) -> None:
         assert db.count(embedded=True) == 20
     finally:
         db.close()
+
+
+def put_three(client: TestClient, item_id: str = "multi", **meta: str) -> None:
+    files = [("file", (f"{n}.jpg", photo)) for n, photo in enumerate(PHOTOS)]
+    answer = client.put(f"/api/items/{item_id}", files=files, data=meta, headers=AUTH)
+    assert answer.status_code == 201, answer.text
+
+
+def results(client: TestClient, photo: bytes, **params: object) -> list[dict]:
+    answer = client.post("/api/recommend", files={"file": ("q.jpg", photo)}, params={"k": 10, **params})
+    assert answer.status_code == 200, answer.text
+    return answer.json()["results"]
+
+
+def test_a_product_with_three_photos_is_found_by_any_of_them_once(live_client: TestClient, live_rec: Recommender) -> None:
+    put_three(live_client, articleType="Mixed", baseColour="Plum")
+    assert len(live_rec) == 21 and live_client.get("/healthz").json()["items"] == 21
+    for n, photo in enumerate(PHOTOS):
+        found = results(live_client, photo)
+        assert found[0]["id"] == "multi" and found[0]["photo"] == n
+        assert [r["id"] for r in found].count("multi") == 1 and len(found) == 10
+        assert live_client.get("/images/multi", params={"photo": n}).content == photo
+    assert live_client.get("/images/multi", params={"photo": 3}).status_code == 404
+    assert [r["id"] for r in results(live_client, PHOTOS[2], filter="baseColour=Plum")] == ["multi"]
+    assert live_client.patch("/api/items/multi", data={"baseColour": "Teal"}, headers=AUTH).status_code == 200
+    assert results(live_client, PHOTOS[1], filter="baseColour=Plum") == []
+    assert [(r["id"], r["photo"]) for r in results(live_client, PHOTOS[1], filter="baseColour=Teal")] == [("multi", 1)]
+    similar = live_client.get("/api/items/multi/similar", params={"k": 30}).json()["results"]
+    assert "multi" not in [r["id"] for r in similar] and len(similar) == 20
+
+
+def test_photos_survive_a_reopen_and_a_write_cut_short(live_client: TestClient, live_rec: Recommender) -> None:
+    put_three(live_client)
+    with Recommender.open(live_rec.index_dir) as reopened:
+        assert [reopened.recommend(p, k=1)[0].photo for p in PHOTOS] == [0, 1, 2]
+    live_rec.db.update_metadata("multi", {c: "" for c in live_rec.columns})  # committed; the vector file is now behind
+    with Recommender.open(live_rec.index_dir) as rebuilt:
+        assert [(r.id, r.photo) for r in (rebuilt.recommend(p, k=1)[0] for p in PHOTOS)] == [
+            ("multi", 0), ("multi", 1), ("multi", 2)]
+        assert len(rebuilt) == 21
+
+
+def test_replacing_with_one_photo_and_deleting_drop_the_others(live_client: TestClient, live_rec: Recommender) -> None:
+    put_three(live_client)
+    answer = live_client.put("/api/items/multi", files={"file": ("p.jpg", PHOTOS[0])}, headers=AUTH)
+    assert answer.status_code == 200
+    assert live_client.get("/images/multi", params={"photo": 1}).status_code == 404
+    everything = results(live_client, PHOTOS[1], k=30)  # the whole index: "multi" is in it, once, by photo 0
+    assert [r["photo"] for r in everything if r["id"] == "multi"] == [0]
+    assert len(list((live_rec.index_dir / "uploads" / "multi").iterdir())) == 1
+    put_three(live_client, "multi-2")
+    assert live_client.delete("/api/items/multi-2", headers=AUTH).status_code == 204
+    assert "multi-2" not in [r["id"] for r in results(live_client, PHOTOS[2])] and len(live_rec) == 21
