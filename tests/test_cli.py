@@ -231,3 +231,39 @@ def test_cli_index_bad_catalogue_is_one_error_line(tmp_path: Path, csv_text: str
     catalog = write_catalog(tmp_path / "cat", [], {"1.jpg": None})
     (catalog / "styles.csv").write_text(csv_text, encoding="utf-8")
     assert_one_clear_error(run_cli("index", str(catalog), "--index-dir", str(tmp_path / "index"), *extra), message)
+
+
+def _one_error_line(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("fashionrec: error:")
+    return err
+
+
+def test_bad_photo_input_is_one_line_and_exit_2(
+    labelled_photos: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    photos, mapping = labelled_photos
+    base = ["train", "--index-dir", str(tmp_path / "no-index-needed"), "--photos", str(photos)]
+
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    assert "mapping_path" in _one_error_line([*base, "--mapping", str(broken)], capsys)
+    assert "mapping_path" in _one_error_line([*base, "--mapping", str(tmp_path / "missing.json")], capsys)
+    not_an_object = tmp_path / "list.json"
+    not_an_object.write_text('["Tshirts"]')
+    assert "mapping_path" in _one_error_line([*base, "--mapping", str(not_an_object)], capsys)
+
+    (photos / "scarf").mkdir()
+    (photos / "scarf" / "0.jpg").write_bytes((photos / "hat" / "0.jpg").read_bytes())
+    assert "'scarf'" in _one_error_line([*base, "--mapping", str(mapping)], capsys)
+    shutil.rmtree(photos / "scarf")
+
+    (photos / "skirt").mkdir()  # in the mapping, but empty
+    assert "skirt" in _one_error_line([*base, "--mapping", str(mapping)], capsys)
+    (photos / "skirt").rmdir()
+
+    assert "mapping_path" in _one_error_line(base, capsys)  # --photos without --mapping
+    assert "photos_dir" in _one_error_line(
+        [*base[:-1], str(tmp_path / "nowhere"), "--mapping", str(mapping)], capsys)
+    assert "photo_views" in _one_error_line([*base, "--mapping", str(mapping), "--photo-views", "0"], capsys)

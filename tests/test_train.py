@@ -4,6 +4,7 @@ deterministically, kill safety, photo-like views cached, resumed and pruned."""
 from __future__ import annotations
 
 import json
+import math
 import random
 import shutil
 import subprocess
@@ -14,12 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fashionrec import train as train_module
+from fashionrec.cli import main
 from fashionrec.errors import FashionrecError
 from fashionrec.head import HEAD_FILE, Head
 from fashionrec.indexing import index_catalog
 from fashionrec.recommend import Recommender
 from fashionrec.split import is_held_out
-from fashionrec.train import AUGMENT_DIR, TrainConfig, train_index
+from fashionrec.train import AUGMENT_DIR, PHOTO_DIR, TrainConfig, set_targets, train_index
 from tests.conftest import CLI_ENV, DEMO_QUERIES, FAST_MODEL, SMALL
 
 SMALL_FLAGS = ["--epochs", "3", "--hidden", "32", "--dim", "16", "--holdout", "0.2", "--seed", "3"]
@@ -125,3 +128,74 @@ def test_views_of_images_gone_since_indexing_are_counted_not_fatal(catalog_120: 
     lost = sum(p.stem not in held for p in gone)
     assert lost and (result.views, result.views_unreadable) == (result.trained_on - lost, lost)
     assert f"{lost} images unreadable" in result.summary()
+
+
+def _train(index_dir: Path, photos: Path, mapping: Path, capsys: pytest.CaptureFixture[str]) -> dict:
+    code = main(["train", "--index-dir", str(index_dir), "--epochs", "2", "--augment-views", "0", "--photos",
+                 str(photos), "--mapping", str(mapping), "--photo-views", "2", "--json"])
+    assert code == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_train_with_photos_records_them_and_reuses_the_cache(
+    demo_index: Path, labelled_photos: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    index_dir = tmp_path / "index"
+    shutil.copytree(demo_index, index_dir)
+    photos, mapping = labelled_photos
+
+    first = _train(index_dir, photos, mapping, capsys)
+    # 8 photos of 4 classes found in the demo catalogue; the hat photo's types (Caps, Hat) are not in it
+    counts = (first["photos"], first["photo_classes"], first["photos_unmapped"], first["photos_unreadable"])
+    assert counts == (8, 4, 1, 0)
+    assert first["photo_rows"] >= 8 * 2 and first["photo_rows"] % (8 * 2) == 0  # two views each, repeated whole
+    recorded = Head.load(index_dir).meta["photos"]
+    assert (recorded["photos"], recorded["photo_classes"], recorded["views"]) == (8, 4, 2)
+    cached = sorted(p.name for p in (index_dir / PHOTO_DIR).glob("*.npz"))
+    assert [name.split("-")[0] for name in cached] == ["view0", "view1"]
+
+    def no_embedding(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a rerun on the same photos, model and seed must embed nothing")
+
+    monkeypatch.setattr(train_module, "embed_batches", no_embedding)
+    second = _train(index_dir, photos, mapping, capsys)
+    assert second["head_fingerprint"] == first["head_fingerprint"]  # same cached features, same seed: same head
+    assert sorted(p.name for p in (index_dir / PHOTO_DIR).glob("*.npz")) == cached
+
+
+def test_train_without_photos_records_none(demo_index: Path, tmp_path: Path) -> None:
+    index_dir = tmp_path / "index"
+    shutil.copytree(demo_index, index_dir)
+    result = train_index(index_dir, TrainConfig(epochs=1, augment_views=0), progress=False)
+    assert (result.photos, result.photo_rows) == (0, 0)
+    assert "photos" not in Head.load(index_dir).meta
+    assert "labelled photos" not in result.summary()
+    assert not (index_dir / PHOTO_DIR).exists()
+
+
+def test_set_loss_is_minus_log_of_the_mass_on_the_acceptable_types() -> None:
+    torch = pytest.importorskip("torch")
+    from fashionrec.backbone_train import set_loss
+
+    logits = torch.tensor([[2.0, 1.0, 0.0], [0.0, math.log(2.0), 0.0]])
+    sets = torch.tensor([[True, True, False], [False, True, False]])
+    # row 0: (e^2 + e^1) / (e^2 + e^1 + 1); row 1: 2 / (1 + 2 + 1) = 1/2
+    by_hand = (-math.log((math.e**2 + math.e) / (math.e**2 + math.e + 1)) + math.log(2.0)) / 2
+    assert float(set_loss(logits, sets)) == pytest.approx(by_hand, rel=1e-6)
+    # a one-type set is cross-entropy, and the one-hot rows the catalogue gets are exactly those sets
+    codes = np.array([0, 1])
+    one_hot = torch.from_numpy(set_targets(codes, 3))
+    expected = torch.nn.functional.cross_entropy(logits, torch.from_numpy(codes))
+    assert float(set_loss(logits, one_hot)) == pytest.approx(float(expected), rel=1e-6)
+    assert set_targets(np.array([-1, 2]), 3).tolist() == [[False, False, False], [False, False, True]]
+
+
+def test_library_errors_name_arguments_not_flags(labelled_photos: tuple[Path, Path], tmp_path: Path) -> None:
+    photos, mapping = labelled_photos
+    with pytest.raises(FashionrecError, match="photos_dir and mapping_path") as caught:
+        train_index(tmp_path / "index", photos_dir=photos)
+    assert "--" not in str(caught.value)
+    (photos / "scarf").mkdir()
+    with pytest.raises(FashionrecError, match="photos_dir class folder 'scarf' is not in mapping_path"):
+        train_index(tmp_path / "index", photos_dir=photos, mapping_path=mapping)
