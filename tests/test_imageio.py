@@ -15,6 +15,7 @@ from PIL import Image
 
 from fashionrec.errors import ImageError
 from fashionrec.imageio import ACCEPTED_FORMATS, load_image, pad_to_square
+from tests.conftest import DEMO_CATALOG, DEMO_QUERIES
 
 RED = (255, 0, 0)
 BLUE = (0, 0, 255)
@@ -176,3 +177,16 @@ def test_pad_to_square_property(width: int, height: int) -> None:
     left, top = (side - width) // 2, (side - height) // 2
     assert square.crop((left, top, left + width, top + height)).tobytes() == img.tobytes()
     assert np.asarray(square).reshape(-1, 3).tolist().count(list(RED)) == width * height
+
+
+def test_large_jpegs_are_decoded_at_a_reduced_scale_never_below_the_draft_side() -> None:
+    photo = Image.open(min(DEMO_QUERIES.glob("*.jpg"))).convert("RGB").resize((1600, 1200))
+    buffer = io.BytesIO()
+    photo.save(buffer, "JPEG", quality=90)
+    data = buffer.getvalue()
+    assert load_image(data).size == (1600, 1200)
+    assert load_image(data, draft=250).size == (400, 300)  # 1/4: both sides stay at least 250
+    assert load_image(data, draft=384).size == (800, 600)  # 1/4 would make the short side 300
+    assert load_image(data, draft=700).size == (1600, 1200)  # halving would go below 700
+    small = DEMO_CATALOG / "images" / min(p.name for p in (DEMO_CATALOG / "images").glob("*.jpg"))
+    assert np.array_equal(np.asarray(load_image(small, draft=384)), np.asarray(load_image(small)))

@@ -23,7 +23,8 @@ from fashionrec.catalog import read_catalog
 from fashionrec.catalog_db import DB_NAME, CatalogDB
 from fashionrec.embedders import Embedder
 from fashionrec.errors import FashionrecError, IndexFormatError
-from fashionrec.indexing import index_catalog
+from fashionrec.imageio import load_image
+from fashionrec.indexing import embed_batches, index_catalog
 from fashionrec.modelspec import ModelSpec
 from fashionrec.recommend import Recommender
 from fashionrec.stores.faiss_store import INDEX_FILE, FaissStore
@@ -455,3 +456,33 @@ def test_a_catalogue_row_can_name_several_photos(tmp_path: Path) -> None:
     with Recommender.open(tmp_path / "index") as rec:
         assert (rec.recommend(PHOTOS[2], k=1)[0].id, rec.recommend(PHOTOS[2], k=1)[0].photo) == (first, 1)
         assert rec.db.photo_path(first, 2) is None
+
+
+def test_batched_decoding_gives_the_same_vectors_as_one_image_at_a_time(tmp_path: Path) -> None:
+    embedder = ModelSpec().build()
+    paths = sorted((DEMO_CATALOG / "images").glob("*.jpg"))[:9] + sorted(DEMO_QUERIES.glob("*.jpg"))
+    items = [(p.stem, str(p)) for p in paths]
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    items.insert(3, ("broken", str(broken)))
+    batches = list(embed_batches(embedder, items, batch_size=len(items)))
+    assert len(batches) == 1
+    ids, vectors, failures = batches[0]
+    assert ids == [p.stem for p in paths] and [f[0] for f in failures] == ["broken"]
+    one_by_one = np.vstack([embedder.embed_arrays(embedder.preprocess(load_image(p))[None]) for p in paths])
+    assert np.allclose(vectors, one_by_one, atol=1e-6)
+    whole = embedder.embed([load_image(p) for p in paths])  # the same batch through the per-image preprocessing
+    assert np.array_equal(vectors, whole)
+
+
+@pytest.mark.parametrize("precision", ["fp32"])
+def test_index_with_the_default_model_never_imports_pytorch(tmp_path: Path, precision: str) -> None:
+    catalog = tmp_path / "catalog"
+    shutil.copytree(DEMO_CATALOG, catalog)
+    rows = (catalog / "styles.csv").read_text().splitlines()[:21]
+    (catalog / "styles.csv").write_text("\n".join(rows) + "\n")
+    code = ("import sys; from fashionrec.cli import main; "
+            f"rc = main(['index', {str(catalog)!r}, '--index-dir', {str(tmp_path / 'index')!r}, '--json', "
+            f"'--precision', {precision!r}]); print('torch' in sys.modules, rc)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split()[-2:] == ["False", "0"]

@@ -22,7 +22,15 @@ from fashionrec.head import HEAD_FILE, Head
 from fashionrec.indexing import index_catalog
 from fashionrec.recommend import Recommender
 from fashionrec.split import is_held_out
-from fashionrec.train import AUGMENT_DIR, PHOTO_DIR, TrainConfig, set_targets, train_index
+from fashionrec.train import (
+    AUGMENT_DIR,
+    BLEND_WEIGHT,
+    PHOTO_DIR,
+    TrainConfig,
+    default_backbone_weight,
+    set_targets,
+    train_index,
+)
 from tests.conftest import CLI_ENV, DEMO_QUERIES, FAST_MODEL, SMALL
 
 SMALL_FLAGS = ["--epochs", "3", "--hidden", "32", "--dim", "16", "--holdout", "0.2", "--seed", "3"]
@@ -199,3 +207,8 @@ def test_library_errors_name_arguments_not_flags(labelled_photos: tuple[Path, Pa
     (photos / "scarf").mkdir()
     with pytest.raises(FashionrecError, match="photos_dir class folder 'scarf' is not in mapping_path"):
         train_index(tmp_path / "index", photos_dir=photos, mapping_path=mapping)
+
+
+def test_the_default_head_is_compact_for_the_fashion_model() -> None:
+    assert default_backbone_weight({"name": "fashion"}) == 0.0  # the MLP output alone: --dim (256) wide
+    assert default_backbone_weight({"name": "efficientnet-lite2"}) == BLEND_WEIGHT
