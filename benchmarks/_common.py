@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from fashionrec import runtime
+from fashionrec.config import read_runtime
 from fashionrec.errors import FashionrecError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,8 +91,10 @@ def write_results(name: str, data: dict[str, Any], *, echo: bool) -> Path:
 
 
 def run_main(main: Callable[[list[str] | None], int]) -> None:
-    """Run a benchmark's main: a user error is one line on stderr and exit status 2, never a traceback."""
+    """Run a benchmark's main: the runtime options (FASHIONREC_BACKEND / _THREADS) read from the environment as
+    the command line reads them; a user error is one line on stderr and exit status 2, never a traceback."""
     try:
+        runtime.configure(read_runtime())
         code = main(None)
     except FashionrecError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -25,7 +25,6 @@ import csv
 import json
 import os
 import pickle
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -144,9 +143,7 @@ def whole_process(args: argparse.Namespace) -> dict[str, Any]:
                   f"{runs['ours'][-1]['seconds']} s", file=sys.stderr)
         with (scratch / "naive.pkl").open("rb") as handle:
             naive_ids, naive_vectors = pickle.load(handle)
-        with sqlite3.connect(index_dir / "catalog.sqlite") as conn:
-            model = json.loads(conn.execute("SELECT value FROM settings WHERE key='model'").fetchone()[0])
-        ids, vectors = _stored_vectors(index_dir, int(model["dim"]))
+        ids, vectors, model = _stored_vectors(index_dir)
     position = {item_id: n for n, item_id in enumerate(ids)}
     both = [n for n, item_id in enumerate(naive_ids) if item_id in position]
     cosine = np.sum(naive_vectors[both] * vectors[[position[naive_ids[n]] for n in both]], axis=1)
@@ -161,12 +158,12 @@ def whole_process(args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
-def _stored_vectors(index_dir: Path, dim: int) -> tuple[list[str], np.ndarray]:
-    from fashionrec.catalog_db import CatalogDB
+def _stored_vectors(index_dir: Path) -> tuple[list[str], np.ndarray, dict[str, Any]]:
+    from fashionrec.index import Index
 
-    db = CatalogDB(index_dir)
+    db, model = Index.open_database(index_dir)
     try:
-        return db.vectors(dim)
+        return *db.vectors(model.dim), model.to_dict()
     finally:
         db.close()
 

@@ -15,7 +15,6 @@ Prints a table, writes benchmarks/results/loo_precision.json.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ from _common import (
     run_main,
     write_results,
 )
+from fashionrec import manifest as manifests
 from fashionrec.catalog import CatalogItem, read_catalog
 from fashionrec.catalog_db import open_db
 from fashionrec.embedders import resolve_image_size
@@ -81,10 +81,10 @@ def embed_items(spec: ModelSpec, items: list[CatalogItem], batch_size: int) -> t
 def stored_vectors(index_dir: Path, spec: ModelSpec, items: list[CatalogItem]) -> tuple[list[str], np.ndarray] | None:
     """The vectors of ``items`` from an existing index, when it was built with exactly this backbone and size."""
     with open_db(index_dir) as db:
-        model = json.loads(db.get_setting("model") or "null")
-        if not model or model["name"] != spec.name or model["image_size"] != spec.image_size or model["weights"]:
+        model = manifests.read_optional(db)
+        if not model or model.name != spec.name or model.image_size != spec.image_size or model.weights:
             return None
-        ids, vectors = db.vectors(int(model["dim"]))
+        ids, vectors = db.vectors(model.dim)
     row = {item_id: n for n, item_id in enumerate(ids)}
     kept = [item.id for item in items if item.id in row]
     return kept, vectors[[row[i] for i in kept]]

@@ -12,7 +12,6 @@ Search only: ``store.search`` on precomputed query vectors. Prints a table, writ
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,9 +20,10 @@ import httpx
 import numpy as np
 
 from _common import machine, print_table, run_main, write_results
+from fashionrec import manifest as manifests
 from fashionrec.catalog_db import open_db
 from fashionrec.embedders.preprocess import thread_count
-from fashionrec.indexing import publish_faiss
+from fashionrec.publish import publish_faiss
 from fashionrec.recommend import Recommender
 from soak import _photos, free_port, start_server
 
@@ -55,7 +55,7 @@ def main(argv: list[str] | None) -> int:
     args = parser.parse_args(argv)
     if args.kind:
         with open_db(args.index_dir) as db:
-            publish_faiss(db, args.index_dir, json.loads(db.get_setting("model") or "{}"), args.kind)
+            publish_faiss(db, args.index_dir, manifests.read(db), args.kind)
     photos = _photos()
     rows = {}
     with Recommender.open(args.index_dir) as rec:

@@ -31,13 +31,15 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from fashionrec import manifest as manifests
 from fashionrec.catalog_db import CatalogDB, open_db
 from fashionrec.engines.ray_engine import RayEngine
 from fashionrec.filters import MetadataColumns, normalise_filters
-from fashionrec.indexing import index_catalog, publish_faiss
+from fashionrec.indexing import index_catalog
 from fashionrec.modelspec import ModelSpec
+from fashionrec.publish import publish_faiss, publish_to_milvus
 from fashionrec.stores.base import VectorStore
-from fashionrec.stores.milvus_store import MilvusStore, publish_to_milvus
+from fashionrec.stores.milvus_store import MilvusStore
 
 SHARED = Path(os.environ.get("FASHIONREC_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 RESULTS = Path(__file__).resolve().parent / "results" / "scale_out.json"
@@ -89,8 +91,8 @@ def latency_ms(store: VectorStore, queries: np.ndarray, ids: list[str], filters:
 def compare_stores(index_dir: Path, uri: str, n_queries: int) -> dict[str, Any]:
     """Publish one SQLite index to FAISS and to Milvus Lite, then time the same queries on both."""
     with open_db(index_dir) as db:
-        model = json.loads(db.get_setting("model") or "{}")
-        ids, vectors = db.vectors(int(model["dim"]))
+        model = manifests.read(db)
+        ids, vectors = db.vectors(model.dim)
         faiss_store = publish_faiss(db, index_dir, model, "flat")
         items = db.get_many(faiss_store.ids)
         faiss_store.meta = MetadataColumns(db.columns, [items[i].metadata for i in faiss_store.ids])
@@ -98,7 +100,7 @@ def compare_stores(index_dir: Path, uri: str, n_queries: int) -> dict[str, Any]:
         publish_to_milvus(db, uri, model, progress=True)
         publish_s = time.perf_counter() - start
         columns = db.columns
-    milvus_store = MilvusStore.for_index(index_dir, uri)
+    milvus_store = MilvusStore.open(uri)
     picks = np.random.default_rng(0).choice(len(ids), size=min(n_queries, len(ids)), replace=False)
     queries, query_ids = vectors[picks], [ids[i] for i in picks]
     rows = {

@@ -19,7 +19,6 @@ written to (the artifacts of the last variant stay there): run it on a copy. Wri
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from _common import machine, peak_rss_mib, print_table, run_main, write_results
+from fashionrec import manifest as manifests
 from fashionrec.catalog_db import CatalogDB
 from fashionrec.text.captions import product_name
 from fashionrec.text.encoder import MiniLMEncoder
@@ -93,8 +93,8 @@ def main(argv: list[str] | None) -> int:
     encoder = CachedEncoder()
     db = CatalogDB(args.index_dir)
     try:
-        model = json.loads(db.get_setting("model") or "{}")
-        ids, features = db.vectors(int(model["dim"]))
+        model = manifests.read(db)
+        ids, features = db.vectors(model.dim)
         meta = {i: item.metadata for i, item in db.get_many(ids).items()}
     finally:
         db.close()
@@ -113,7 +113,7 @@ def main(argv: list[str] | None) -> int:
         rows.append([name, "-", f"{published['recall@10']:.3f}", "-", "-", f"{published['articleType P@10']:.3f}"])
     print_table(["model", "R@1", "R@10", "MRR", "R@10 same-name", "articleType P@10"], rows, json_mode=args.json)
     write_results("text_search", {
-        "machine": machine(), "peak_rss_mib": peak_rss_mib(), "note": args.note, "image_model": model,
+        "machine": machine(), "peak_rss_mib": peak_rss_mib(), "note": args.note, "image_model": model.to_dict(),
         "settings": {"epochs": args.epochs, "hidden": args.hidden, "holdout": args.holdout, "seed": args.seed},
         "results": results, "published": PUBLISHED,
     }, echo=args.json)

@@ -189,8 +189,8 @@ def test_ids_with_line_breaks_are_malformed_rows(tmp_path: Path) -> None:
         ("images/{}.jpg", "not a column"),
         ("images/{price}.jpg", "not a column"),
         ("images/{id!r}.jpg", "not a column"),
-        ("images/{id.jpg", "bad --image-pattern"),
-        ("images/{id:d}.jpg", "bad --image-pattern"),
+        ("images/{id.jpg", "bad image_pattern"),
+        ("images/{id:d}.jpg", "bad image_pattern"),
     ],
 )
 def test_bad_image_patterns_are_one_clear_error(tmp_path: Path, pattern: str, message: str) -> None:

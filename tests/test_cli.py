@@ -222,7 +222,7 @@ def test_cli_index_of_a_hostile_catalogue_reports_without_traceback(tmp_path: Pa
     ("csv_text", "extra", "message"),
     [
         ("name\nx\n", [], "no 'id' column"),
-        ("id,name\n1,a\n", ["--image-pattern", "images/{id.__init__}.jpg"], "bad --image-pattern"),
+        ("id,name\n1,a\n", ["--image-pattern", "images/{id.__init__}.jpg"], "bad image_pattern"),
         ("id,name\n1,a\n", ["--columns", "name,price"], "unknown columns"),
         ('id,name\n1,"' + "x" * 200_000 + "\n", [], "unreadable CSV"),
     ],

@@ -13,6 +13,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
+from fashionrec import runtime
 from fashionrec.embedders import DEFAULT_MODEL, Embedder, available_models, create_embedder
 from fashionrec.embedders.base import TorchEmbedder, configure_threads
 from fashionrec.embedders.efficientnet import packaged_weights
@@ -167,12 +168,12 @@ def test_unknown_model_and_bad_size() -> None:
         create_embedder("efficientnet-lite0", image_size=16)
 
 
-def test_thread_setting(monkeypatch: pytest.MonkeyPatch, one_thread: None) -> None:
-    monkeypatch.setenv("FASHIONREC_THREADS", "1")
-    assert configure_threads() == 1
-    monkeypatch.setenv("FASHIONREC_THREADS", "two")
-    with pytest.raises(FashionrecError, match="FASHIONREC_THREADS"):
-        configure_threads()
+def test_thread_setting(one_thread: None) -> None:
+    previous = runtime.configure(runtime.Runtime(threads=1))
+    try:
+        assert configure_threads() == 1 and torch.get_num_threads() == 1
+    finally:
+        runtime.configure(previous)
 
 
 def test_listing_models_does_not_import_torch() -> None:

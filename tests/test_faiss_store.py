@@ -35,7 +35,7 @@ def test_ivfpqfs_is_compact_and_searchable(tmp_path: Path) -> None:
     assert faiss.serialize_index(index).nbytes < 3000 * 32 * 4  # smaller than the float32 vectors
     assert set(search_settings(index)) == {"nprobe", "k_factor"}
     ids = [f"p{i}" for i in range(len(vectors))]
-    store = FaissStore(index=index, ids=ids, kind=kind, model={"name": "test"},
+    store = FaissStore(index=index, ids=ids, kind=kind, model=None,
                        meta=MetadataColumns(["colour"], [{"colour": "red" if i % 3 == 0 else "blue"}
                                                          for i in range(len(vectors))]))
     hits = store.search(vectors[:20], k=5)
@@ -66,7 +66,7 @@ def test_tuning_sets_the_cheapest_setting_meeting_the_target_and_is_recorded(tmp
         rows, truth = bd.sample_truth(vectors, 300)
         assert bd.recall(index, vectors[rows], rows, truth) < 0.9
     # recorded in the file, set again on load even though the defaults differ
-    store = FaissStore(index=index, ids=[str(i) for i in range(4000)], kind=kind, model={}, build=record)
+    store = FaissStore(index=index, ids=[str(i) for i in range(4000)], kind=kind, model=None, build=record)
     store.save(tmp_path)
     loaded = FaissStore.load(tmp_path)
     assert loaded.build == record and search_settings(loaded.index) == record["search"]
@@ -110,17 +110,17 @@ def test_sizes_and_recalls_parse_or_fail_clearly() -> None:
     assert bd.parse_size("512MB") == 512 * 10**6 and bd.parse_size("2GiB") == 2 * 2**30
     assert bd.parse_size("300000") == 300000 and bd.parse_size("1.5 kB") == 1500
     for bad in ("abc", "-5MB", "0", "12 parsecs"):
-        with pytest.raises(FashionrecError, match="--max-index-memory"):
+        with pytest.raises(FashionrecError, match="max_index_memory"):
             bd.parse_size(bad)
     assert bd.parse_recall("0.95") == 0.95
     for bad in ("0", "1.5", "x", "nan", "-0.1"):
-        with pytest.raises(FashionrecError, match="--target-recall"):
+        with pytest.raises(FashionrecError, match="target_recall"):
             bd.parse_recall(bad)
 
 
 @pytest.mark.parametrize(("option", "value", "message"), [
-    ("--target-recall", "1.5", "--target-recall must be"),
-    ("--max-index-memory", "lots", "--max-index-memory must be"),
+    ("--target-recall", "1.5", "target_recall must be"),
+    ("--max-index-memory", "lots", "max_index_memory must be"),
     ("--max-index-memory", "1kB", "no index kind fits"),
 ])
 @pytest.mark.slow

@@ -4,7 +4,6 @@ photo of each demo class finds its own kind in the demo catalogue."""
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 from pathlib import Path
 
@@ -61,7 +60,7 @@ def test_demo_photos_find_their_own_kind(demo_index: Path) -> None:
     """Each of the four demo photos has a product of its kind in the top 5 of the 300-product demo catalogue, and
     most of the dress photo's top 5 are dresses."""
     with Recommender.open(demo_index) as rec:
-        assert json.loads(rec.db.get_setting("model") or "{}")["name"] == "fashion"
+        assert rec.manifest.name == "fashion"
         found = {name: [r.metadata["articleType"] for r in rec.recommend(DEMO_QUERIES / f"{name}.jpg", k=5)]
                  for name in DEMO_KINDS}
     assert all(set(found[name]) & kinds for name, kinds in DEMO_KINDS.items()), found

@@ -396,7 +396,7 @@ def test_update_with_removals_and_a_new_model_killed_then_resumed(
     subprocess.run(index_cmd(catalog, index_dir, 96), env=CLI_ENV, check=True, capture_output=True)
     expected = sorted(item.id for item in read_catalog(catalog).items)
     store = FaissStore.load(index_dir)
-    assert sorted(store.ids) == expected and store.model["image_size"] == 96
+    assert sorted(store.ids) == expected and store.model is not None and store.model.image_size == 96
     with Recommender.open(index_dir) as rec:
         assert rec.embedder.image_size == 96 and len(rec.recommend(min(DEMO_QUERIES.glob("*.jpg")), k=3)) == 3
 

@@ -3,23 +3,25 @@
 
 from __future__ import annotations
 
-import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from fashionrec import manifest as manifests
 from fashionrec.catalog_db import CatalogDB
 from fashionrec.errors import FashionrecError
 from fashionrec.filters import MetadataColumns, normalise_filters
-from fashionrec.indexing import publish_faiss
+from fashionrec.index import Index
+from fashionrec.manifest import Manifest
+from fashionrec.publish import MilvusPublisher, publish_faiss, publish_to_milvus
 from fashionrec.recommend import Recommender
 from fashionrec.stores.milvus_store import (
     MilvusStore,
     field_name,
     filter_expression,
-    publish_to_milvus,
     quote,
 )
 
@@ -27,7 +29,7 @@ DIM = 16
 COLUMNS = ["gender", "article Type", "in", "note"]
 GENDERS = ["Men", "Women", 'Wo"men', "back\\slash"]
 TYPES = ["Heels", "Flats", "Shirts", "it's", "new\nline", "ünïcode"]
-MODEL = {"name": "synthetic", "image_size": 8, "weights": None, "weights_fingerprint": None, "dim": DIM}
+MODEL = Manifest(name="synthetic", dim=DIM, image_size=8)
 
 
 def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -45,7 +47,7 @@ def _rows(n: int, digest: str = "d0") -> list[tuple[str, str, str, dict[str, str
 
 def _make_index(index_dir: Path, n: int = 240, seed: int = 0) -> CatalogDB:
     db = CatalogDB(index_dir, create=True)
-    db.set_setting("model", json.dumps(MODEL))
+    manifests.write(db, MODEL)
     db.sync(_rows(n), COLUMNS)
     db.put_vectors([r[0] for r in _rows(n)], _unit(np.random.default_rng(seed), n))
     return db
@@ -156,32 +158,35 @@ def test_republish_touches_only_what_changed(index: tuple[CatalogDB, str]) -> No
 
 def test_model_change_republishes_everything(index: tuple[CatalogDB, str]) -> None:
     db, uri = index
-    counts = publish_to_milvus(db, uri, {**MODEL, "image_size": 16})
+    counts = publish_to_milvus(db, uri, replace(MODEL, image_size=16))
     assert counts.upserted == 240 and not counts.recreated
-    assert MilvusStore.open(uri).model["image_size"] == 16
+    assert MilvusStore.open(uri).model == replace(MODEL, image_size=16)
 
 
 def test_new_dimension_recreates_the_collection(index: tuple[CatalogDB, str]) -> None:
     db, uri = index
     db.put_vectors([r[0] for r in _rows(240)], np.ones((240, 8), np.float32) / np.sqrt(8))
-    counts = publish_to_milvus(db, uri, {**MODEL, "dim": 8})
+    counts = publish_to_milvus(db, uri, replace(MODEL, dim=8))
     assert counts.recreated and counts.upserted == 240
     assert MilvusStore.open(uri).dim == 8
 
 
-def test_for_index_refuses_a_collection_from_elsewhere(index: tuple[CatalogDB, str], tmp_path: Path) -> None:
-    _, uri = index
-    assert len(MilvusStore.for_index(tmp_path / "idx", uri)) == 240
+def test_an_index_refuses_a_collection_from_elsewhere(index: tuple[CatalogDB, str], tmp_path: Path) -> None:
+    db, uri = index
+    publish_faiss(db, tmp_path / "idx", MODEL, "flat")
+    with Index.open(tmp_path / "idx", MilvusStore.open(uri)) as opened:
+        assert len(opened) == 240
     other = _make_index(tmp_path / "other", n=100, seed=1)
+    publish_faiss(other, tmp_path / "other", MODEL, "flat")
     other.close()
     with pytest.raises(FashionrecError, match="does not match"):
-        MilvusStore.for_index(tmp_path / "other", uri)
+        Index.open(tmp_path / "other", MilvusStore.open(uri))
 
 
 def test_bad_uris_and_missing_collections_are_one_line_errors(index: tuple[CatalogDB, str], tmp_path: Path) -> None:
-    with pytest.raises(FashionrecError, match="needs --milvus-uri"):
+    with pytest.raises(FashionrecError, match="needs a URI"):
         MilvusStore.open("")
-    with pytest.raises(FashionrecError, match="bad --milvus-uri"):
+    with pytest.raises(FashionrecError, match="bad Milvus URI"):
         MilvusStore.open("milvus-data")
     with pytest.raises(FashionrecError, match="no Milvus Lite database"):
         MilvusStore.open(str(tmp_path / "typo.db"))
@@ -201,19 +206,18 @@ def test_a_foreign_collection_is_neither_searched_nor_replaced(index: tuple[Cata
 
 def test_milvus_publishes_head_space_vectors(trained_index: Path, tmp_path: Path) -> None:
     pytest.importorskip("pymilvus")
-    from fashionrec.stores.milvus_store import MilvusPublisher, MilvusStore
-
     index_dir = tmp_path / "index"
     shutil.copytree(trained_index, index_dir)
     uri = str(tmp_path / "m.db")
     db = CatalogDB(index_dir)
     try:
-        MilvusPublisher(uri)(db, index_dir, json.loads(db.get_setting("model")))
+        MilvusPublisher(uri)(db, index_dir, manifests.read(db))
     finally:
         db.close()
     with Recommender.open(index_dir) as faiss_rec, Recommender.open(
-        index_dir, store=MilvusStore.for_index(index_dir, uri)
+        index_dir, store=MilvusStore.open(uri)
     ) as milvus_rec:
-        assert milvus_rec.store.model["head"] == faiss_rec.head.fingerprint
+        assert milvus_rec.store.model is not None and faiss_rec.head is not None
+        assert milvus_rec.store.model.head == faiss_rec.head.fingerprint
         item_id = faiss_rec.store.ids[3]
         assert [r.id for r in milvus_rec.similar(item_id, k=5)] == [r.id for r in faiss_rec.similar(item_id, k=5)]

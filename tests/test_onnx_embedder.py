@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,8 @@ from fashionrec.embedders.base import TorchEmbedder
 from fashionrec.embedders.onnx_embedder import ONNX_DIR, OnnxEmbedder
 from fashionrec.errors import FashionrecError
 from fashionrec.imageio import load_image
-from fashionrec.modelspec import ModelSpec, same_vectors
+from fashionrec.manifest import Manifest
+from fashionrec.modelspec import ModelSpec
 from tests.conftest import DEMO_CATALOG, DEMO_QUERIES
 
 SPEC = ModelSpec("efficientnet-lite0", 96)
@@ -50,23 +52,22 @@ def test_cached_export_loads_without_pytorch(tmp_path: Path) -> None:
     assert out == ["OnnxEmbedder", "(1,", "1280)", "False"]
 
 
-def test_damaged_cache_is_replaced(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+def test_damaged_cache_is_replaced(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     SPEC.build(cache_dir=tmp_path, backend="onnx")
     (cached,) = (tmp_path / ONNX_DIR).glob("*.onnx")
     cached.write_bytes(b"<html>not a model</html>")
     embedder = SPEC.build(cache_dir=tmp_path, backend="onnx")
-    assert "re-exporting damaged ONNX cache" in capfd.readouterr().err
+    assert "re-exporting damaged ONNX cache" in caplog.text
+    assert caplog.records[-1].name == "fashionrec.embedders.onnx_embedder"  # a module logger, not print
     assert embedder.embed(_images()[:1]).shape == (1, 1280)
     assert OnnxEmbedder.load(str(cached)).name == "efficientnet-lite0"
 
 
-def test_backend_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FASHIONREC_BACKEND", "torch")
-    assert isinstance(SPEC.build(cache_dir=tmp_path), TorchEmbedder)
+def test_backend_choice(tmp_path: Path) -> None:
+    assert isinstance(SPEC.build(cache_dir=tmp_path, backend="torch"), TorchEmbedder)
     assert not (tmp_path / ONNX_DIR).exists()
-    monkeypatch.setenv("FASHIONREC_BACKEND", "tensorrt")
-    with pytest.raises(FashionrecError, match="BACKEND must be one of auto, onnx, torch"):
-        SPEC.build(cache_dir=tmp_path)
+    with pytest.raises(FashionrecError, match="backend must be one of auto, onnx, torch"):
+        SPEC.build(cache_dir=tmp_path, backend="tensorrt")
 
 
 def test_read_only_index_dir_keeps_export_in_memory(tmp_path: Path) -> None:
@@ -101,11 +102,9 @@ def test_int8_needs_onnx_runtime_and_is_recorded(tmp_path: Path) -> None:
         INT8.build(cache_dir=tmp_path, backend="torch")
     with pytest.raises(FashionrecError, match="precision must be one of fp32, int8"):
         ModelSpec("efficientnet-lite0", 96, precision="fp16").build(cache_dir=tmp_path)
-    recorded = INT8.to_dict()
-    assert recorded["precision"] == "int8" and ModelSpec.from_dict(recorded) == INT8
-    assert not same_vectors(recorded, SPEC.to_dict())
-    legacy = {k: v for k, v in SPEC.to_dict().items() if k != "precision"}  # written before --precision existed
-    assert same_vectors(legacy, SPEC.to_dict()) and ModelSpec.from_dict(legacy).precision == "fp32"
+    recorded = Manifest(name=INT8.name, dim=1280, image_size=INT8.image_size, precision=INT8.precision)
+    assert recorded.to_dict()["precision"] == "int8" and ModelSpec.from_manifest(recorded) == INT8
+    assert not recorded.same_model(replace(recorded, precision="fp32"))
 
 
 def test_int8_drift_past_the_limit_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

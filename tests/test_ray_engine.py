@@ -16,8 +16,9 @@ from fashionrec.cli import main
 from fashionrec.engines.ray_engine import RayEngine
 from fashionrec.indexing import index_catalog
 from fashionrec.modelspec import ModelSpec
+from fashionrec.publish import MilvusPublisher
 from fashionrec.recommend import Recommender
-from fashionrec.stores.milvus_store import MilvusPublisher, MilvusStore
+from fashionrec.stores.milvus_store import MilvusStore
 from tests.conftest import DEMO_CATALOG, DEMO_QUERIES
 
 pytestmark = pytest.mark.slow  # `pytest -m "not slow"` skips this module (the fast tier)
@@ -66,7 +67,7 @@ def test_ray_vectors_equal_local_vectors(ray_milvus: tuple[Path, str], local_fai
 def test_top5_agree_between_local_faiss_and_ray_milvus(ray_milvus: tuple[Path, str], local_faiss: Path) -> None:
     index_dir, uri = ray_milvus
     with Recommender.open(local_faiss) as faiss_rec, \
-            Recommender.open(index_dir, store=MilvusStore.for_index(index_dir, uri)) as milvus_rec:
+            Recommender.open(index_dir, store=MilvusStore.open(uri)) as milvus_rec:
         vectors = faiss_rec.embed(QUERIES)
         for filters in FILTERS:
             want = faiss_rec.recommend_vectors(vectors, 5, filters)
@@ -82,7 +83,7 @@ def test_top5_agree_between_local_faiss_and_ray_milvus(ray_milvus: tuple[Path, s
 def test_milvus_filters_return_only_matches_and_k_when_k_match(ray_milvus: tuple[Path, str]) -> None:
     index_dir, uri = ray_milvus
     filters = {"gender": ["Women"], "masterCategory": ["Footwear"]}
-    with Recommender.open(index_dir, store=MilvusStore.for_index(index_dir, uri)) as rec:
+    with Recommender.open(index_dir, store=MilvusStore.open(uri)) as rec:
         matching = [m for m in rec.db.iter_items() if m.metadata["gender"] == "Women"
                     and m.metadata["masterCategory"] == "Footwear"]
         assert 5 < len(matching) < 100
@@ -127,7 +128,7 @@ def test_update_and_delete_through_the_cli(
 
     with open_db(index_dir) as db, open_db(ray_milvus[0]) as before:
         donor_vector, removed_vector = db.vector(donor), before.vector(removed)
-    store = MilvusStore.for_index(index_dir, uri)
+    store = MilvusStore.open(uri)
     assert len(store) == 298
     top = store.search(donor_vector[None, :], 2)[0]  # the changed item now has the donor's image, so its vector
     assert {h.id for h in top} == {changed, donor} and min(h.score for h in top) > 1 - 1e-4

@@ -35,7 +35,7 @@ def test_open_refuses_vectors_published_with_another_head(
         Recommender.open(index_dir)
     index_catalog(catalog_120, index_dir, model=FAST_MODEL, progress=False)  # nothing to embed; re-publishes
     with Recommender.open(index_dir) as rec:
-        assert rec.store.model["head"] == other.fingerprint
+        assert rec.store.model is not None and rec.store.model.head == other.fingerprint
 
 
 @pytest.fixture(scope="module")

@@ -3,24 +3,25 @@ the same way, on one synthetic index (exact answers are known, no model needed).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from fashionrec import manifest as manifests
 from fashionrec.catalog_db import CatalogDB
 from fashionrec.errors import FashionrecError
 from fashionrec.filters import MetadataColumns
-from fashionrec.indexing import publish_faiss
+from fashionrec.manifest import Manifest
+from fashionrec.publish import publish_faiss
 from fashionrec.stores.base import VectorStore
 
 N, DIM, K = 1200, 32, 5
 COLUMNS = ["gender", "articleType"]
 GENDERS = ["Men", "Women", "Unisex"]
 TYPES = ["Heels", "Flats", "Shirts", "Tshirts"]
-MODEL = {"name": "synthetic", "image_size": 8, "weights": None, "weights_fingerprint": None, "dim": DIM}
+MODEL = Manifest(name="synthetic", dim=DIM, image_size=8)
 FAISS_KINDS = ["flat", "hnsw", "ivf", "ivfsq", "ivfpqfs", "pcaivfsq"]
 
 
@@ -37,7 +38,7 @@ def vectors() -> np.ndarray:
 @pytest.fixture(scope="module")
 def synthetic_db(tmp_path_factory: pytest.TempPathFactory, vectors: np.ndarray) -> Iterator[CatalogDB]:
     db = CatalogDB(tmp_path_factory.mktemp("contract") / "idx", create=True)
-    db.set_setting("model", json.dumps(MODEL))
+    manifests.write(db, MODEL)
     db.sync([(f"p{i:04d}", f"/img/{i}.jpg", "d0", meta(i)) for i in range(N)], COLUMNS)
     db.put_vectors([f"p{i:04d}" for i in range(N)], vectors)
     yield db
@@ -56,7 +57,8 @@ def faiss_store(kind: str) -> Callable[[CatalogDB, Path], VectorStore]:
 
 def milvus_store(db: CatalogDB, folder: Path) -> VectorStore:
     pytest.importorskip("milvus_lite", reason="Milvus Lite is not installed (pip install 'fashionrec[scale]')")
-    from fashionrec.stores.milvus_store import MilvusStore, publish_to_milvus
+    from fashionrec.publish import publish_to_milvus
+    from fashionrec.stores.milvus_store import MilvusStore
 
     uri = str(folder / "milvus.db")
     publish_to_milvus(db, uri, MODEL)
@@ -72,7 +74,21 @@ def store(request: pytest.FixtureRequest, synthetic_db: CatalogDB,
 
 def test_it_describes_what_it_holds(store: VectorStore) -> None:
     assert len(store) == N and store.dim == DIM
-    assert store.model["name"] == "synthetic" and store.model["dim"] == DIM
+    assert store.model == MODEL
+
+
+def test_what_it_keeps_besides_vectors_agrees_with_the_database(
+    store: VectorStore, synthetic_db: CatalogDB, vectors: np.ndarray,
+) -> None:
+    ids = ["p0000", "p0411", "p1199"]
+    kept = store.stored_metadata(ids)
+    assert set(kept) <= set(ids) and all(kept[i] == meta(int(i[1:])) for i in kept)
+    values = store.stored_values("articleType")
+    assert values is None or values == set(TYPES)
+    stored = store.stored_vectors(ids)
+    if stored is not None:  # an index kind that keeps its vectors gives them back (8-bit codes: nearly equal)
+        np.testing.assert_allclose(stored, vectors[[0, 411, 1199]], atol=0.05)
+    assert store.stored_vectors(["nope"]) is None
 
 
 def test_an_item_finds_itself_first_and_scores_are_cosines_best_first(store: VectorStore, vectors: np.ndarray) -> None:

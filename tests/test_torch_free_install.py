@@ -54,7 +54,7 @@ def test_it_indexes_with_the_default_model_from_its_shipped_onnx_export(tmp_path
                            str(tmp_path / "index")], capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     with Recommender.open(tmp_path / "index") as rec:
-        assert len(rec) == 12 and rec.store.model["name"] == "fashion"
+        assert len(rec) == 12 and rec.manifest.name == "fashion"
         assert [r.id for r in rec.recommend(catalogue / "images" / f"{rec.store.ids[0]}.jpg", k=1)] == \
             [rec.store.ids[0]]
 

@@ -20,6 +20,7 @@ from fashionrec.cli import main
 from fashionrec.errors import FashionrecError
 from fashionrec.head import HEAD_FILE, Head
 from fashionrec.indexing import index_catalog
+from fashionrec.manifest import Manifest
 from fashionrec.recommend import Recommender
 from fashionrec.split import is_held_out
 from fashionrec.train import (
@@ -43,7 +44,7 @@ def test_train_publishes_head_space_vectors_and_is_deterministic(base_index: Pat
         # the held-out products are exactly those the shared hash split picks (seed 3, 20 %), and only those
         assert sorted(head.holdout_ids) == sorted(i for i in rec.store.ids if is_held_out(i, 0.2, 3))
         assert 0 < len(head.holdout_ids) < 120 and head.dim == 16 + rec.embedder.dim  # MLP output + backbone
-        assert rec.store.dim == head.dim and rec.store.model["head"] == head.fingerprint
+        assert rec.store.dim == head.dim and rec.store.model == rec.manifest.through_head(head.fingerprint, head.dim)
         item_id = rec.store.ids[0]
         similar = rec.similar(item_id, k=5)
         assert len(similar) == 5 and item_id not in {r.id for r in similar}
@@ -83,7 +84,8 @@ def test_train_killed_at_random_points_leaves_a_usable_index(trained_index: Path
                               timeout=120, check=False)
     assert finished.returncode == 0, finished.stderr
     with Recommender.open(index_dir) as rec:
-        assert rec.store.model["head"] == json.loads(finished.stdout)["head_fingerprint"]
+        assert rec.store.model is not None
+        assert rec.store.model.head == json.loads(finished.stdout)["head_fingerprint"]
     assert (index_dir / HEAD_FILE).is_file()
 
 
@@ -210,5 +212,5 @@ def test_library_errors_name_arguments_not_flags(labelled_photos: tuple[Path, Pa
 
 
 def test_the_default_head_is_compact_for_the_fashion_model() -> None:
-    assert default_backbone_weight({"name": "fashion"}) == 0.0  # the MLP output alone: --dim (256) wide
-    assert default_backbone_weight({"name": "efficientnet-lite2"}) == BLEND_WEIGHT
+    assert default_backbone_weight(Manifest(name="fashion", dim=256)) == 0.0  # the MLP output alone: --dim (256) wide
+    assert default_backbone_weight(Manifest(name="efficientnet-lite2", dim=1280)) == BLEND_WEIGHT

@@ -20,7 +20,7 @@ STUDIO_WHITE = 245  # a pixel whose darkest channel is brighter than this is stu
 def studio_background(pixels: np.ndarray) -> np.ndarray:
     """Mask of the studio-white pixels connected to the image border: white parts of the garment itself (a
     white shirt, a logo) are enclosed by its outline and stay out of the mask."""
-    from scipy import ndimage  # here: the CLI imports this module for every command, and scipy costs ~0.5 s
+    from scipy import ndimage  # here: the CLI imports this module for every command, and importing scipy is slow
 
     white = pixels.min(axis=2) > STUDIO_WHITE
     labels, _ = ndimage.label(white)

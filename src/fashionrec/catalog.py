@@ -113,11 +113,11 @@ def _check_pattern(image_pattern: str, header: Sequence[str]) -> None:
     try:
         fields = [(name, conversion) for _, name, _, conversion in string.Formatter().parse(image_pattern)]
     except ValueError as exc:
-        raise FashionrecError(f"bad --image-pattern {image_pattern!r}: {exc}") from None
+        raise FashionrecError(f"bad image_pattern {image_pattern!r}: {exc}") from None
     for name, conversion in fields:
         if name is not None and (name not in header or conversion is not None):
             raise FashionrecError(
-                f"bad --image-pattern {image_pattern!r}: {{{name}}} is not a column of the CSV (columns: {list(header)})"
+                f"bad image_pattern {image_pattern!r}: {{{name}}} is not a column of the CSV (columns: {list(header)})"
             )
 
 
@@ -195,7 +195,7 @@ def read_catalog(
                 try:
                     relative = image_pattern.format(**record)
                 except (KeyError, IndexError, ValueError) as exc:
-                    raise FashionrecError(f"bad --image-pattern {image_pattern!r}: {exc}") from None
+                    raise FashionrecError(f"bad image_pattern {image_pattern!r}: {exc}") from None
                 listed = [p.strip() for p in record.get(IMAGES_COLUMN, "").split(";") if p.strip()]
                 paths = [root / p for p in listed] if listed else [root / relative]
                 if not all(_inside(path, root) for path in paths):

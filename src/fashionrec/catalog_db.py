@@ -13,7 +13,6 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
 
 import numpy as np
 
@@ -345,14 +344,6 @@ def open_db(index_dir: Path) -> closing[CatalogDB]:
     return closing(CatalogDB(index_dir))
 
 
-def recorded_model(db: CatalogDB) -> dict[str, Any]:
-    """The model description an index records, or an :class:`IndexFormatError` when ``index`` never finished."""
-    model: dict[str, Any] | None = json.loads(db.get_setting("model") or "null")
-    if model is None:
-        raise IndexFormatError(f"index in {db.path.parent} is incomplete (no model recorded); re-run `fashionrec index`")
-    return model
-
-
 @contextmanager
 def closed_on_failure(db: CatalogDB) -> Iterator[CatalogDB]:
     """Use ``db`` while opening an index: if that fails, close it (a database damaged past its header, which only
@@ -365,23 +356,3 @@ def closed_on_failure(db: CatalogDB) -> Iterator[CatalogDB]:
     except BaseException:
         db.close()
         raise
-
-
-class OpenIndex:
-    """What every open index holds and releases once: its catalogue database and a vector store (a context
-    manager; ``len`` is the number of searchable vectors)."""
-
-    db: CatalogDB
-    store: Any  # each kind of open index says which store it holds
-
-    def close(self) -> None:
-        self.db.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __len__(self) -> int:
-        return len(self.store)

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from fashionrec.errors import FashionrecError
+from fashionrec.runtime import Runtime
 
 _HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
 _INTEGER = re.compile(r"[0-9]{1,12}")
@@ -157,3 +158,16 @@ def check_environment(environ: Mapping[str, str] | None = None) -> None:
     for name in VARIABLES:
         if name in environ:
             check_variable(name, environ[name])
+
+
+def read_runtime(environ: Mapping[str, str] | None = None) -> Runtime:
+    """The process's runtime options from ``FASHIONREC_BACKEND`` and ``FASHIONREC_THREADS`` (else an explicit
+    ``OMP_NUM_THREADS``) of ``environ`` (default: the process environment), checked: a bad value is one error
+    naming the variable."""
+    backend = env_default("FASHIONREC_BACKEND", environ)
+    threads = env_default("FASHIONREC_THREADS", environ).strip()
+    if not threads:  # OpenMP's own variable is honoured when set explicitly (not one of fashionrec's)
+        threads = (os.environ if environ is None else environ).get("OMP_NUM_THREADS", "").strip()
+        if threads and not _integer(1, 1024)(threads):
+            raise ConfigError(f"OMP_NUM_THREADS must be an integer from 1 to 1024, got {threads!r}")
+    return Runtime(backend=backend, threads=int(threads) if threads else None)

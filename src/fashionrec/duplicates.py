@@ -11,15 +11,14 @@ The default threshold comes from the measured distribution in docs/live-catalogu
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
 import numpy as np
 
-from fashionrec.catalog_db import CatalogDB
 from fashionrec.errors import FashionrecError
+from fashionrec.index import Index
 
 DEFAULT_THRESHOLD = 0.95
 REPORT_MAX_PRODUCTS = 10_000
@@ -48,12 +47,9 @@ def check_threshold(threshold: float) -> float:
 
 def stored_vectors(index_dir: str | Path) -> tuple[list[str], np.ndarray]:
     """Ids and unit-length stored vectors of every embedded product of an index."""
-    db = CatalogDB(Path(index_dir))
+    db, model = Index.open_database(index_dir)
     try:
-        model = json.loads(db.get_setting("model") or "null")
-        if model is None:
-            raise FashionrecError(f"index in {index_dir} is incomplete (no model recorded); re-run `fashionrec index`")
-        ids, vectors = db.vectors(int(model["dim"]))
+        ids, vectors = db.vectors(model.dim)
     finally:
         db.close()
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)

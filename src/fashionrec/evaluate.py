@@ -30,8 +30,10 @@ from tqdm import tqdm
 from fashionrec.errors import FashionrecError
 from fashionrec.filters import MetadataColumns
 from fashionrec.head import Head
-from fashionrec.imageio import load_image
-from fashionrec.localise import localise as crop_to_garment
+from fashionrec.index import Index
+from fashionrec.publish import published_manifest
+from fashionrec.query import QueryEncoder
+from fashionrec.ranking import RankingConfig
 from fashionrec.recommend import Recommender, Result
 from fashionrec.stores.faiss_store import FaissStore
 
@@ -77,13 +79,12 @@ def searchable_subset(rec: Recommender, keep: set[str] | None, head: Head | None
     index.add(np.ascontiguousarray(vectors))
     kept = [ids[n] for n in rows]
     items = rec.db.get_many(kept)
-    store = FaissStore(index=index, ids=kept, kind="flat", model={}, meta=MetadataColumns(
-        rec.columns, [items[i].metadata for i in kept]))
-    subset = Recommender(rec.index_dir, rec.db, store, rec.embedder, head)
-    subset.hybrid_weight = rec.hybrid_weight
-    subset.consensus_weight, subset.consensus_column = rec.consensus_weight, rec.consensus_column
-    subset.localise = rec.localise
-    return subset
+    store = FaissStore(index=index, ids=kept, kind="flat", model=published_manifest(rec.manifest, head),
+                       meta=MetadataColumns(rec.columns, [items[i].metadata for i in kept]))
+    ranking = RankingConfig(hybrid_weight=rec.hybrid_weight, consensus_weight=rec.consensus_weight,
+                            consensus_column=rec.consensus_column, localise=rec.localise,
+                            feedback_method=rec.feedback_method)
+    return Recommender(Index(rec.path, rec.db, rec.manifest, head, store), rec.embedder, ranking)
 
 
 def searched_ids(rec: Recommender) -> list[str]:
@@ -112,13 +113,11 @@ def photo_queries(rec: Recommender, folder: Path, mapping: Mapping[str, Sequence
     photos = sorted(p for cls in mapping for p in (folder / cls).glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not photos:
         raise FashionrecError(f"no photos under {folder}/<class>/ for the classes of the mapping")
-    crop = rec.localise if localise is None else localise
+    encoder = QueryEncoder(rec.embedder, head, localise=rec.localise if localise is None else localise)
     queries = []
     for photo in tqdm(photos, desc="embedding photos", unit="img", disable=not progress):
         started = time.perf_counter()
-        image = load_image(photo)
-        features = rec.embedder.embed_arrays(rec.embedder.preprocess(crop_to_garment(image) if crop else image)[None])
-        vector = features[0] if head is None else head.apply(features)[0]
+        vector = encoder.encode([photo])[0]
         queries.append(Query(f"{photo.parent.name}/{photo.name}", vector, frozenset(mapping[photo.parent.name]),
                              photo.parent.name, embed_ms=(time.perf_counter() - started) * 1000))
     return queries

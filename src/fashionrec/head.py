@@ -24,7 +24,7 @@ import numpy as np
 
 from fashionrec.atomic import write_atomically
 from fashionrec.errors import IndexFormatError
-from fashionrec.modelspec import same_vectors
+from fashionrec.manifest import Manifest
 
 HEAD_FILE = "head.npz"
 FORMAT_VERSION = 1
@@ -74,6 +74,14 @@ class Head:
     def fingerprint(self) -> str:
         """Identifies these exact weights: the FAISS header records it so vectors and head cannot drift apart."""
         return _digest(self.weights, self._meta_bytes())[:24]
+
+    @property
+    def model(self) -> Manifest | None:
+        """The manifest of the backbone features the head was trained on (None: a head that does not say)."""
+        try:
+            return Manifest.from_dict(self.meta.get("model"), "the head")
+        except IndexFormatError:
+            return None
 
     @property
     def holdout_ids(self) -> list[str]:
@@ -132,7 +140,7 @@ class Head:
         return head
 
 
-def load_head(index_dir: str | Path, model: dict[str, Any]) -> Head | None:
+def load_head(index_dir: str | Path, model: Manifest) -> Head | None:
     """The index's head for backbone ``model``, or None: vectors are then the backbone features as they are.
 
     A head trained on another backbone's features (the index was rebuilt with ``--model``) cannot apply to these
@@ -140,7 +148,7 @@ def load_head(index_dir: str | Path, model: dict[str, Any]) -> Head | None:
     if not (Path(index_dir) / HEAD_FILE).exists():
         return None
     head = Head.load(index_dir)
-    return head if same_vectors(head.meta.get("model", {}), model) else None
+    return head if model.same_model(head.model) else None
 
 
 def fingerprint_of(head: Head | None) -> str | None:

@@ -7,7 +7,6 @@ only what is still missing. The vector store is rebuilt from SQLite at the end a
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -20,15 +19,16 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from fashionrec import manifest as manifests
 from fashionrec.catalog import Catalog, CatalogReport, file_digest, read_catalog
 from fashionrec.catalog_db import CatalogDB, SyncCounts
 from fashionrec.embedders.preprocess import Preprocessor
 from fashionrec.errors import FashionrecError
-from fashionrec.head import load_head
 from fashionrec.imageio import load_image
-from fashionrec.modelspec import ModelSpec, same_vectors
-from fashionrec.stores.budget import Budget, build_within_budget
-from fashionrec.stores.faiss_store import INDEX_FILE, FaissStore, IndexKind
+from fashionrec.modelspec import ModelSpec
+from fashionrec.publish import FaissPublisher, Publisher, store_budget
+from fashionrec.stores.budget import Budget
+from fashionrec.stores.faiss_store import INDEX_FILE, IndexKind
 
 if TYPE_CHECKING:  # only an annotation here; importing it loads PyTorch
     from fashionrec.embedders import Embedder
@@ -152,48 +152,6 @@ def embed_batches(
             yield ok_ids, vectors, failures
 
 
-def publish_faiss(db: CatalogDB, index_dir: Path, model: dict[str, Any], kind: IndexKind,
-                  budget: Budget | None = None) -> FaissStore:
-    """Rebuild the FAISS file from every embedding in SQLite and write it atomically, as a new generation.
-
-    With a trained head in ``index_dir`` the file holds head-space vectors and its header records the head's
-    fingerprint (SQLite keeps the raw backbone features, so a new head never re-embeds an image). ``budget``
-    (default: the one the last ``index`` run stored) chooses the kind and tunes its search parameter."""
-    db.new_generation()
-    store = build_store(db, index_dir, model, kind, budget)
-    store.save(index_dir)
-    return store
-
-
-BUDGET_SETTING = "index_budget"
-
-
-def stored_budget(db: CatalogDB) -> Budget | None:
-    """The memory and recall budget given to the last ``index`` run that gave one."""
-    text = db.get_setting(BUDGET_SETTING)
-    return Budget.from_dict(json.loads(text)) if text else None
-
-
-def build_store(db: CatalogDB, index_dir: Path, model: dict[str, Any], kind: IndexKind,
-                budget: Budget | None = None) -> FaissStore:
-    """The FAISS store of every embedding in SQLite (through the head in ``index_dir``), in memory, stamped with
-    the database's generation; its build record holds the kind chosen, the search parameters and the recall@10
-    measured on a sample (fashionrec.stores.budget)."""
-    ids, vectors = db.vectors(int(model["dim"]))
-    photos = None
-    extra_ids, numbers, extra = db.photo_vectors(int(model["dim"]))
-    if extra_ids:  # products with several photos (items API): one row per photo
-        ids, vectors, photos = ids + extra_ids, np.vstack([vectors, extra]), [0] * len(ids) + numbers
-    head = load_head(index_dir, model)
-    if head is not None:
-        vectors = head.apply(vectors)
-        model = {**model, "head": head.fingerprint}
-    strict = budget is not None  # a budget stored by an earlier run never fails a rebuild (items API, training)
-    index, resolved, record = build_within_budget(vectors, kind, budget if strict else stored_budget(db), strict=strict)
-    return FaissStore(index=index, ids=ids, kind=resolved, model=model, generation=db.generation, photos=photos,
-                      build=record)
-
-
 def _scan(catalog: Catalog, progress: bool) -> list[tuple[str, str, str, dict[str, str]]]:
     """(id, resolved path, content digest, metadata) per item; a file that vanished or cannot be read since the
     catalogue was listed is reported as unreadable instead of stopping the run."""
@@ -277,33 +235,32 @@ def index_catalog(
     index_kind: IndexKind = "auto",
     budget: Budget | None = None,
     progress: bool = True,
-    publish: Callable[[CatalogDB, Path, dict[str, Any]], object] | None = None,
+    publish: Publisher | None = None,
     engine: Callable[[Embedder, Sequence[tuple[str, str]], int], Iterable[EmbeddedBatch]] | None = None,
 ) -> IndexResult:
     """Index (or update the index of) a catalogue. See the module docstring for the guarantees.
 
     ``embedder`` overrides building one from ``model`` (tests and the Ray engine pass their own); ``publish``
-    replaces the default FAISS publication (the Milvus store plugs in here); ``engine`` replaces the local
+    replaces the default FAISS publication (fashionrec.publish: the Milvus publisher plugs in here); ``engine`` replaces the local
     ``embed_batches`` (the Ray engine plugs in here). ``budget`` (memory and target recall) chooses the index
     kind when ``index_kind`` is "auto" and tunes its search parameter; it is kept for later publications.
     """
     if batch_size < 1:
-        raise FashionrecError("--batch-size must be at least 1")
+        raise FashionrecError(f"batch_size must be at least 1, got {batch_size}")
     index_path = Path(index_dir)
     catalog: Catalog = read_catalog(catalog_dir, metadata, id_column=id_column, image_pattern=image_pattern, columns=columns)
     spec = model or ModelSpec()
     index_path.mkdir(parents=True, exist_ok=True)
     embedder = embedder or spec.build(cache_dir=index_path)
-    model_info = spec.to_dict(embedder)
+    model_info = spec.recorded(embedder)
     db = CatalogDB(index_path, create=True)
     try:
         rows = _scan(catalog, progress)
-        previous = db.get_setting("model")
-        if previous is not None and not same_vectors(json.loads(previous), model_info):
+        if not model_info.same_model(manifests.read_optional(db, f"index in {index_path}")):
             db.clear_vectors()
-        db.set_setting("model", json.dumps(model_info))
+        manifests.write(db, model_info)
         if budget is not None:
-            db.set_setting(BUDGET_SETTING, json.dumps(budget.to_dict()))
+            store_budget(db, budget)
         # Products that left the catalogue stay until the new vectors are ready, so that a server still answering
         # from the previous generation finds every product it knows (issue 17: swaps between generations).
         removed = sorted({item.id for item in db.iter_items()} - {row[0] for row in rows})
@@ -324,14 +281,10 @@ def index_catalog(
         _retire_stale_faiss(db, index_path, rows)
         db.drop_items(removed)
         _drop_orphan_uploads(db, index_path)
-        if publish is not None:
-            publish(db, index_path, model_info)
-            kind = "external"
-        else:
-            kind = publish_faiss(db, index_path, model_info, index_kind, budget).kind
+        kind = (publish or FaissPublisher(index_kind, budget))(db, index_path, model_info)
         from fashionrec.duplicates import report_section
 
-        catalog.report.near_duplicates = report_section(*db.vectors(int(model_info["dim"])))
+        catalog.report.near_duplicates = report_section(*db.vectors(model_info.dim))
         catalog.report.write(index_path / REPORT_FILE)
         return IndexResult(
             sync=counts,

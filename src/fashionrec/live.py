@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import re
 import shutil
 from collections.abc import Callable, Mapping, Sequence
@@ -35,6 +34,7 @@ from fashionrec.catalog_db import StoredItem
 from fashionrec.errors import FashionrecError, ImageError
 from fashionrec.filters import MetadataColumns
 from fashionrec.imageio import ACCEPTED_FORMATS, DEFAULT_MAX_PIXELS, load_image
+from fashionrec.publish import build_store
 from fashionrec.recommend import Recommender
 from fashionrec.stores.faiss_store import FaissStore
 
@@ -93,7 +93,7 @@ def embed_photo(
     (no query-side cropping). ``image`` is ``data`` already decoded, when the caller has it."""
     extension = EXTENSIONS.get(photo_format(data), "jpg")
     image = image if image is not None else load_image(data, max_pixels=max_pixels)
-    features = rec.embedder.embed_arrays(rec.embedder.preprocess(image)[None])
+    features = rec.encoder.features(rec.encoder.preprocess([image]))
     digest = hashlib.blake2b(data, digest_size=16).hexdigest()
     return Photo(data, extension, digest, np.ascontiguousarray(features, dtype=np.float32))
 
@@ -151,21 +151,18 @@ def delete_item(rec: Recommender, item_id: str) -> None:
 
 def _faiss(rec: Recommender) -> FaissStore:
     if not isinstance(rec.store, FaissStore):
-        raise FashionrecError("changing products one at a time needs the FAISS store (--store faiss)")
+        raise FashionrecError("changing products one at a time needs the FAISS store, not another vector store")
     return rec.store
 
 
 def _apply(rec: Recommender, store: FaissStore, generation: int, change: Callable[[], object]) -> None:
     """Bring the open store to ``generation``: by ``change`` when it was one generation behind, else (another
     process wrote too) by rebuilding it from the database; then re-write the FAISS file."""
-    from fashionrec.indexing import build_store  # here: indexing imports the catalogue reader, tqdm, ...
-
     if store.generation == generation - 1 and store.meta is not None:
         change()
         store.generation = generation
     else:
-        model = json.loads(rec.db.get_setting("model") or "null")
-        fresh = build_store(rec.db, Path(rec.index_dir), model, store.kind)  # type: ignore[arg-type]
+        fresh = build_store(rec.db, rec.path, rec.manifest, store.kind)  # type: ignore[arg-type]
         found = rec.db.get_many(fresh.ids)
         store.index, store.ids, store.kind, store.model = fresh.index, fresh.ids, fresh.kind, fresh.model
         store.generation, store.photos = fresh.generation, fresh.photos

@@ -8,16 +8,16 @@ a fingerprint of any user-supplied weights file) lets the recommender rebuild th
 from __future__ import annotations
 
 import hashlib
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from fashionrec.config import env_default
+from fashionrec import runtime
 from fashionrec.embedders import DEFAULT_MODEL, create_embedder, resolve_image_size
 from fashionrec.errors import FashionrecError
+from fashionrec.manifest import Manifest
 
-BACKENDS = ("auto", "onnx", "torch")
+BACKENDS = runtime.BACKENDS
 PRECISIONS = ("fp32", "int8")  # int8: post-training quantised in ONNX Runtime (fashionrec.embedders.quantize)
 
 if TYPE_CHECKING:  # only annotations here; importing them loads PyTorch
@@ -46,10 +46,10 @@ class ModelSpec:
     def build(self, cache_dir: Path | None = None, backend: str | None = None) -> Embedder:
         """The embedder, run by ONNX Runtime when available (``auto``), else by PyTorch.
 
-        ``backend`` defaults to ``FASHIONREC_BACKEND`` (``auto``); ``onnx`` insists on ONNX Runtime. The
+        ``backend`` defaults to the process's (fashionrec.runtime, ``auto``); ``onnx`` insists on ONNX Runtime. The
         export is cached in ``cache_dir`` (the index directory), so later processes skip PyTorch entirely.
         """
-        backend = backend or env_default("FASHIONREC_BACKEND")
+        backend = backend or runtime.current().backend
         if backend not in BACKENDS:
             raise FashionrecError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         if self.precision not in PRECISIONS:
@@ -77,28 +77,18 @@ class ModelSpec:
         key = cache_key(self.name, size, _fingerprint(self.weights), self.precision)
         return onnx_embedder(key, build_torch, cache_dir, self.precision, packaged_onnx(self.name, size, self.weights))
 
-    def to_dict(self, embedder: Embedder | None = None) -> dict[str, Any]:
-        """Serialisable form; with the built embedder, the resolved input size and dimension are recorded too."""
-        data = asdict(self)
-        data["weights_fingerprint"] = _fingerprint(self.weights)
-        if embedder is not None:
-            data["image_size"] = embedder.image_size
-            data["dim"] = embedder.dim
-        return data
+    def recorded(self, embedder: Embedder) -> Manifest:
+        """The manifest an index records for vectors this spec's built ``embedder`` makes (input size and
+        dimension as resolved, the weights file's fingerprint)."""
+        return Manifest(name=self.name, dim=embedder.dim, image_size=embedder.image_size, weights=self.weights,
+                        weights_fingerprint=_fingerprint(self.weights), precision=self.precision)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
-        return cls(name=data["name"], image_size=data.get("image_size"), weights=data.get("weights"),
-                   precision=data.get("precision", "fp32"))
+    def from_manifest(cls, manifest: Manifest) -> ModelSpec:
+        """The spec that rebuilds the embedder a manifest records."""
+        return cls(name=manifest.name, image_size=manifest.image_size, weights=manifest.weights,
+                   precision=manifest.precision)
 
-
-def vector_identity(spec: dict[str, Any]) -> str:
-    """What decides a recorded spec's vectors, as a string: name, input size, weights and precision (a spec
-    recorded before precisions existed is float32). Equal identities mean identical vectors."""
-    return json.dumps([spec.get("name"), spec.get("image_size"), spec.get("weights_fingerprint"),
-                       spec.get("precision", "fp32")])
-
-
-def same_vectors(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """True when two recorded specs produce identical vectors (so existing embeddings can be kept)."""
-    return vector_identity(a) == vector_identity(b)
+    def weights_changed(self, manifest: Manifest) -> bool:
+        """True when the weights file a manifest names no longer holds the weights it was made with."""
+        return _fingerprint(self.weights) != manifest.weights_fingerprint

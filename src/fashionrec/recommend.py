@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image
 
-from fashionrec.catalog_db import CatalogDB, OpenIndex, StoredItem, closed_on_failure, recorded_model
-from fashionrec.errors import FashionrecError, IndexFormatError
+from fashionrec.catalog_db import StoredItem
+from fashionrec.errors import FashionrecError
 from fashionrec.feedback import (
     Box,
     Examples,
@@ -28,29 +26,26 @@ from fashionrec.feedback import (
     check_examples,
     check_method,
     contrast_scores,
-    crop,
     rocchio,
 )
-from fashionrec.filters import Filters, MetadataColumns, normalise_filters
-from fashionrec.head import Head, fingerprint_of, load_head
+from fashionrec.filters import Filters, normalise_filters
 from fashionrec.hybrid import (
     check_consensus_column,
     check_preferences,
     pool_size,
     rerank,
 )
-from fashionrec.imageio import load_image
-from fashionrec.localise import localise
-from fashionrec.modelspec import ModelSpec, same_vectors
+from fashionrec.index import Index, OpenIndex
+from fashionrec.modelspec import ModelSpec
+from fashionrec.query import ImageSource, QueryEncoder
 from fashionrec.ranking import RankingConfig
 from fashionrec.result import Result
 from fashionrec.stores.base import Hit, VectorStore
-from fashionrec.stores.faiss_store import FaissStore
 
 if TYPE_CHECKING:  # only an annotation here; importing it loads PyTorch
     from fashionrec.embedders import Embedder
 
-ImageSource = str | os.PathLike[str] | bytes | Image.Image
+__all__ = ["MAX_K", "ImageSource", "Recommender", "Result", "check_k"]
 MAX_K = 1000
 
 
@@ -61,23 +56,16 @@ def check_k(k: int) -> int:
 
 
 class Recommender(OpenIndex):
-    """Model + vector store + catalogue database, opened once."""
+    """An open index (fashionrec.index.Index) with its query encoder and ranking options."""
 
-    def __init__(
-        self, index_dir: Path, db: CatalogDB, store: VectorStore, embedder: Embedder, head: Head | None = None,
-        ranking: RankingConfig | None = None,
-    ) -> None:
-        self.index_dir = index_dir
-        self.db = db
-        self.store: VectorStore = store
-        self.embedder = embedder
-        self.head = head
-        self.columns = db.columns
+    def __init__(self, index: Index, embedder: Embedder, ranking: RankingConfig | None = None) -> None:
+        super().__init__(index)
         ranking = ranking or RankingConfig()  # the built-in defaults: the environment is read at the edge
+        self.embedder = embedder
+        self.encoder = QueryEncoder(embedder, index.head, localise=ranking.localise)
         self.hybrid_weight = ranking.hybrid_weight
         self.consensus_weight = ranking.consensus_weight
         self.consensus_column = ranking.consensus_column
-        self.localise = ranking.localise  # crop query photos to the garment before embedding them
         self.feedback_method = ranking.feedback_method  # how liked / disliked products steer a query
         self._column_values: dict[str, set[str]] = {}
 
@@ -88,53 +76,32 @@ class Recommender(OpenIndex):
     ) -> Recommender:
         """Open an index directory. ``store`` replaces the default FAISS file (e.g. a Milvus store); ``ranking``
         the built-in ranking options (:class:`~fashionrec.ranking.RankingConfig`)."""
-        path = Path(index_dir)
-        db = CatalogDB(path)
-        with closed_on_failure(db):
-            model = recorded_model(db)
-            if store is None:
-                faiss_store = FaissStore.load(path)
-                if faiss_store.generation != db.generation and same_vectors(faiss_store.model, model):
-                    # the database moved on after the file was written (a write of the items API cut short
-                    # between its commit and the file): the searched vectors come from the database, the truth
-                    from fashionrec.indexing import build_store
+        index = Index.open(index_dir, store)
+        try:
+            embedder = embedder or ModelSpec.from_manifest(index.manifest).build(cache_dir=index.path)
+        except BaseException:
+            index.close()
+            raise
+        return cls(index, embedder, ranking)
 
-                    faiss_store = build_store(db, path, model, faiss_store.kind)  # type: ignore[arg-type]
-                if not same_vectors(faiss_store.model, model):
-                    raise IndexFormatError(
-                        f"the vectors in {path} come from another model than the database records (a re-index with a "
-                        "new model was interrupted?); re-run `fashionrec index` to finish it"
-                    )
-                faiss_store.meta = MetadataColumns(db.columns, [m.metadata for m in _in_order(db, faiss_store.ids)])
-                store = faiss_store
-            head = load_head(path, model)
-            published = getattr(store, "model", {}).get("head")
-            if published != fingerprint_of(head):
-                raise IndexFormatError(
-                    f"the vectors in {path} were published with another projection head than {path}/head.npz "
-                    "(a `fashionrec train` was interrupted?); re-run `fashionrec index` to re-publish them"
-                )
-            return cls(path, db, store, embedder or ModelSpec.from_dict(model).build(cache_dir=path), head, ranking)
+    @property
+    def localise(self) -> bool:
+        """Crop query photos to the garment before embedding them."""
+        return self.encoder.localise
 
+    @localise.setter
+    def localise(self, value: bool) -> None:
+        self.encoder.localise = value
 
     # queries --------------------------------------------------------------------------------------------
     def embed(self, images: Sequence[ImageSource], box: str | Box | None = None) -> np.ndarray:
         """Decode and embed query images (path, bytes or PIL image), one row per image, in the searched space;
-        only the region ``box`` of each when given (see :func:`prepare`)."""
-        arrays = [self.embedder.preprocess(self.prepare(load_image(img), box)) for img in images]
-        return self.project(self.embedder.embed_arrays(np.stack(arrays)))
-
-    def prepare(self, image: Image.Image, box: str | Box | None = None) -> Image.Image:
-        """A decoded query photo as it is embedded: the region ``box`` (``x, y, w, h`` in pixels, or fractions
-        when all are at most 1; fashionrec.feedback.box_pixels) when given, else cropped to the garment when
-        ``localise`` is on."""
-        if box is not None:
-            return crop(image, box)
-        return localise(image) if self.localise else image
+        only the region ``box`` of each when given (fashionrec.query.QueryEncoder)."""
+        return self.encoder.encode(images, box)
 
     def project(self, features: np.ndarray) -> np.ndarray:
         """Backbone features -> the vectors the store holds (through the trained head, when there is one)."""
-        return features if self.head is None else self.head.apply(features)
+        return self.encoder.project(features)
 
     def recommend(
         self, image: ImageSource, k: int = 5, filters: Mapping[str, Iterable[str]] | None = None,
@@ -239,11 +206,10 @@ class Recommender(OpenIndex):
     def column_values(self, column: str) -> set[str]:
         """Every value ``column`` takes among the searched products (read once per column)."""
         if column not in self._column_values:
-            meta = getattr(self.store, "meta", None)
-            if isinstance(meta, MetadataColumns):
-                self._column_values[column] = meta.values(column)
-            else:
-                self._column_values[column] = {i.metadata.get(column, "") for i in self.db.iter_items()}
+            values = self.store.stored_values(column)
+            if values is None:
+                values = {i.metadata.get(column, "") for i in self.db.iter_items()}
+            self._column_values[column] = values
         return self._column_values[column]
 
     def example_vectors(self, examples: Examples) -> tuple[np.ndarray, np.ndarray]:
@@ -263,15 +229,9 @@ class Recommender(OpenIndex):
         return (vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
     def _candidate_vectors(self, ids: Sequence[str]) -> np.ndarray:
-        """Searched products' vectors: straight from the FAISS index when it holds them, else from the database."""
-        if isinstance(self.store, FaissStore):
-            positions = [self.store.position(i) for i in ids]
-            if all(p is not None for p in positions):
-                try:
-                    return self.store.index.reconstruct_batch(np.asarray(positions, dtype=np.int64))
-                except RuntimeError:  # an index kind that cannot give its vectors back
-                    pass
-        return self._vectors(ids, "candidate")
+        """Searched products' vectors: from the store when it gives them back, else from the database."""
+        vectors = self.store.stored_vectors(ids)
+        return self._vectors(ids, "candidate") if vectors is None else vectors
 
     def _contrast(
         self, positives: np.ndarray, negatives: np.ndarray, k: int, filters: Filters, exclude: set[str],
@@ -311,32 +271,11 @@ class Recommender(OpenIndex):
         return [Result(h.id, h.score, items[h.id], h.photo) for h in hits if h.id in items]
 
     def metadata(self, ids: Sequence[str]) -> dict[str, dict[str, str]]:
-        """Searched products' metadata: from the FAISS store's own copy when it has one (so a server answering
-        from this generation while a re-index changes the database still answers with this generation's
-        products), else from the database."""
-        meta = getattr(self.store, "meta", None)
-        if not isinstance(self.store, FaissStore) or not isinstance(meta, MetadataColumns):
-            return {i: item.metadata for i, item in self.db.get_many(ids).items()}
-        out: dict[str, dict[str, str]] = {}
-        missing = []
-        for item_id in ids:
-            position = self.store.position(item_id)
-            if position is None:
-                missing.append(item_id)
-            else:
-                out[item_id] = meta.row(position)
+        """Searched products' metadata: from the store's own copy when it has one (so a server answering from this
+        generation while a re-index changes the database still answers with this generation's products), else
+        from the database."""
+        out = self.store.stored_metadata(ids)
+        missing = [i for i in ids if i not in out]
         if missing:
             out.update({i: item.metadata for i, item in self.db.get_many(missing).items()})
         return out
-
-
-def _in_order(db: CatalogDB, ids: Sequence[str]) -> list[StoredItem]:
-    """Stored items in the vector store's row order; an id missing from SQLite means the two disagree."""
-    found = db.get_many(ids)
-    missing = [i for i in ids if i not in found]
-    if missing:
-        raise FashionrecError(
-            f"index and database disagree ({len(missing)} vectors without a product, e.g. {missing[0]!r}); "
-            "re-run `fashionrec index`"
-        )
-    return [found[i] for i in ids]

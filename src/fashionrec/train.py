@@ -43,8 +43,11 @@ from fashionrec.augment import photo_like
 from fashionrec.catalog_db import CatalogDB
 from fashionrec.errors import FashionrecError
 from fashionrec.head import Head
-from fashionrec.indexing import Transform, embed_batches, publish_faiss
-from fashionrec.modelspec import ModelSpec, vector_identity
+from fashionrec.index import Index
+from fashionrec.indexing import Transform, embed_batches
+from fashionrec.manifest import Manifest
+from fashionrec.modelspec import ModelSpec
+from fashionrec.publish import publish_faiss
 from fashionrec.split import holdout_mask
 from fashionrec.stores.faiss_store import IndexKind
 
@@ -85,15 +88,15 @@ class TrainConfig:
 
     def check(self) -> None:
         if not 0 <= self.holdout < 0.9:
-            raise FashionrecError(f"--holdout must be in [0, 0.9), got {self.holdout}")
+            raise FashionrecError(f"holdout must be in [0, 0.9), got {self.holdout}")
         for name in ("epochs", "hidden", "dim", "batch_size"):
             if getattr(self, name) < 1:
                 raise FashionrecError(f"--{name.replace('_', '-')} must be at least 1")
         if not 0 <= self.augment_views <= 16:
-            raise FashionrecError(f"--augment-views must be between 0 and 16, got {self.augment_views}")
+            raise FashionrecError(f"augment_views must be between 0 and 16, got {self.augment_views}")
         negative_blend = self.backbone_weight is not None and self.backbone_weight < 0
         if self.lr <= 0 or self.temperature <= 0 or self.aux_weight < 0 or negative_blend:
-            raise FashionrecError("--lr and --temperature must be positive, --aux-weight and --backbone-weight not "
+            raise FashionrecError("lr and temperature must be positive, aux_weight and backbone_weight not "
                                   "negative")
 
 
@@ -101,14 +104,14 @@ BLEND_WEIGHT = 1.33  # backbone weight of the blend, for generic (ImageNet) back
 FASHION_MODELS = ("fashion",)  # backbones trained for fashion retrieval (fashionrec train-backbone)
 
 
-def default_backbone_weight(model: Mapping[str, Any]) -> float:
+def default_backbone_weight(model: Manifest) -> float:
     """The head's default blend for the backbone ``model`` (its recorded spec).
 
     A generic ImageNet backbone keeps its features beside the MLP output (weight 1.33): the MLP alone, trained on
     studio shots, made real photos worse. A backbone trained for fashion retrieval (``fashion``) is already that
     compact metric space, and the blend only doubles the searched vector (512-d instead of the MLP's 256) for no
     gain (docs/quality.md), so its head searches the MLP output alone (weight 0)."""
-    return 0.0 if model.get("name") in FASHION_MODELS else BLEND_WEIGHT
+    return 0.0 if model.name in FASHION_MODELS else BLEND_WEIGHT
 
 
 @dataclass
@@ -186,7 +189,7 @@ def read_photos(photos_dir: str | os.PathLike[str], mapping_path: str | os.PathL
 
 
 def photo_features(
-    photos: LabelledPhotos, index_dir: Path, model: dict[str, Any], views: int, seed: int, progress: bool = True
+    photos: LabelledPhotos, index_dir: Path, model: Manifest, views: int, seed: int, progress: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
     """Backbone features of ``views`` views of each photo (view 0 the photo as it is, the others random crops,
     mirrored half the time and relit) and each row's position in ``photos.items``; cached in
@@ -227,7 +230,7 @@ def _view_seed(seed: int, view: int, item_id: str) -> int:
 
 
 def augmented_features(
-    db: CatalogDB, index_dir: Path, model: dict[str, Any], items: Sequence[tuple[str, str]], views: int, seed: int,
+    db: CatalogDB, index_dir: Path, model: Manifest, items: Sequence[tuple[str, str]], views: int, seed: int,
     progress: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Backbone features of ``views`` photo-like views of each (id, image path) in ``items``, and for each row the
@@ -247,7 +250,7 @@ def augmented_features(
 
 
 def cached_views(
-    folder: Path, index_dir: Path, model: dict[str, Any], items: Sequence[tuple[str, str]],
+    folder: Path, index_dir: Path, model: Manifest, items: Sequence[tuple[str, str]],
     digests: Mapping[str, str | None], views: int, key: Sequence[Any], transform: Callable[[int], Transform | None],
     desc: str, progress: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -258,7 +261,7 @@ def cached_views(
     Cached per chunk of ``AUGMENT_CHUNK`` images in ``folder``, under a name that hashes the model, ``key``, the
     view and every (id, image digest) of the chunk, written atomically: a killed run keeps its finished chunks, a
     changed image or model remakes only what it touches, and stale files in ``folder`` are removed."""
-    identity = vector_identity(model)
+    identity = model.identity()
     wanted: dict[Path, tuple[int, range]] = {}
     for view in range(views):
         for start in range(0, len(items), AUGMENT_CHUNK):
@@ -270,10 +273,10 @@ def cached_views(
     embedder = None  # built only when something is not cached yet
     with tqdm(total=views * len(items), desc=desc, unit="img", disable=not progress) as bar:
         for path, (view, chunk) in wanted.items():
-            cached = _load_chunk(path, int(model["dim"]))
+            cached = _load_chunk(path, model.dim)
             if cached is None:
                 if embedder is None:
-                    embedder = ModelSpec.from_dict(model).build(cache_dir=index_dir)
+                    embedder = ModelSpec.from_manifest(model).build(cache_dir=index_dir)
                     folder.mkdir(exist_ok=True)
                 cached = _embed_chunk(embedder, items, chunk, transform(view), bar)
                 buffer = io.BytesIO()
@@ -287,7 +290,7 @@ def cached_views(
         for stale in set(folder.glob("*.npz")) - set(wanted):
             stale.unlink(missing_ok=True)
     if not features:
-        return np.zeros((0, int(model["dim"])), np.float32), np.zeros(0, np.int64)
+        return np.zeros((0, model.dim), np.float32), np.zeros(0, np.int64)
     return np.vstack(features), np.concatenate(rows)
 
 
@@ -431,12 +434,11 @@ def train_index(
             raise FashionrecError(f"photo_share must be in (0, 0.9), got {photo_share}")
         photos = read_photos(photos_dir, mapping_path)
     path = Path(index_dir)
-    db = CatalogDB(path)
+    db, model = Index.open_database(path)
     try:
-        model = json.loads(db.get_setting("model") or "null")
-        if model is None or MAIN_LABEL not in db.columns:
-            raise FashionrecError(f"index in {path} has no model or no {MAIN_LABEL} column; run `fashionrec index` first")
-        ids, features = db.vectors(int(model["dim"]))
+        if MAIN_LABEL not in db.columns:
+            raise FashionrecError(f"index in {path} has no {MAIN_LABEL} column to train on")
+        ids, features = db.vectors(model.dim)
         if len(ids) < 10:
             raise FashionrecError(f"index in {path} has {len(ids)} embedded products; training needs at least 10")
         items = db.get_many(ids)
@@ -461,7 +463,7 @@ def train_index(
         weights, history = fit_head(x, y, config, progress, main_sets=main_sets)
         backbone_weight = default_backbone_weight(model) if config.backbone_weight is None else config.backbone_weight
         meta = {
-            "model": model,
+            "model": model.to_dict(),
             "config": {**asdict(config), "backbone_weight": backbone_weight},
             "backbone_weight": backbone_weight,
             "labels": {name: len(v) for name, v in vocab.items()},
@@ -485,7 +487,7 @@ def train_index(
 
 
 def _photo_rows(
-    photos: LabelledPhotos, types: Sequence[str], index_dir: Path, model: dict[str, Any], views: int, share: float,
+    photos: LabelledPhotos, types: Sequence[str], index_dir: Path, model: Manifest, views: int, share: float,
     catalogue_rows: int, seed: int, progress: bool,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
     """The photos' training rows (features, target sets over ``types``), repeated to about ``share`` of all

@@ -19,7 +19,6 @@ reused when the new generation has the same one.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import threading
 from collections import Counter
@@ -49,12 +48,12 @@ from fashionrec.api.models import (
 )
 from fashionrec.api.settings import ApiSettings
 from fashionrec.api.uploads import decode_upload
-from fashionrec.catalog_db import CatalogDB, StoredItem
+from fashionrec.catalog_db import StoredItem
 from fashionrec.errors import FashionrecError
 from fashionrec.feedback import BoxError, UnknownExampleError, box_pixels, check_examples
 from fashionrec.filters import Filters, parse_filters
 from fashionrec.hybrid import Preferences, parse_preferences
-from fashionrec.modelspec import same_vectors
+from fashionrec.index import Index
 from fashionrec.recommend import Recommender
 from fashionrec.stores.faiss_store import FaissStore
 from fashionrec.trends import compute_trends, count_values
@@ -240,10 +239,9 @@ class RecommenderService:
                 rec.example_vectors(examples)  # unknown ids fail before the photo is decoded and embedded
             upload = decode_upload(data, self.settings.max_pixels)
             pixels = box_pixels(box, upload.width, upload.height) if box is not None else None
-            image = rec.prepare(upload.image, box)
-            batch = rec.embedder.preprocess(image)[None]
+            batch = rec.encoder.preprocess([rec.encoder.prepare(upload.image, box)])
             with self._model_lock:
-                vectors = rec.project(rec.embedder.embed_arrays(batch))
+                vectors = rec.encoder.embed(batch)
             with self._db_lock:
                 results = rec.steer(vectors[0], k, filters, examples, differ=differ, reference=examples.like,
                                     prefer=prefer, consensus=consensus)
@@ -346,23 +344,14 @@ class RecommenderService:
         return item
 
 
-def _model_setting(index_dir: Path) -> Any:
-    db = CatalogDB(index_dir)
-    try:
-        return json.loads(db.get_setting("model") or "null")
-    finally:
-        db.close()
-
-
 def _reopen(old: Recommender) -> Recommender:
     """``old``'s index opened again (its model reused when the index still uses the same one; a store other than
     the FAISS file, such as Milvus, is kept)."""
-    index_dir = Path(old.index_dir)
     kept = None if isinstance(old.store, FaissStore) else old.store
-    previous = getattr(old.store, "model", None)
-    current = _model_setting(index_dir)
-    embedder = old.embedder if previous is not None and current is not None and same_vectors(previous, current) else None
-    return Recommender.open(index_dir, embedder=embedder, store=kept)
+    db, current = Index.open_database(old.path)
+    db.close()
+    embedder = old.embedder if old.manifest.same_model(current) else None
+    return Recommender.open(old.path, embedder=embedder, store=kept)
 
 
 def get_service(request: Request) -> RecommenderService:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import pkgutil
 import sqlite3
 import sys
 from collections.abc import Sequence
 
-from fashionrec import __version__
-from fashionrec.config import check_environment
+from fashionrec import __version__, runtime
+from fashionrec.config import check_environment, read_runtime
 from fashionrec.errors import FashionrecError
 
 
@@ -36,9 +37,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _StderrLines(logging.StreamHandler):  # type: ignore[type-arg]
+    """One line per record on the current ``sys.stderr`` (looked up per record: it may have been replaced)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"fashionrec: {record.levelname.lower()}: {record.getMessage()}"
+
+
+def log_to_stderr(level: int = logging.WARNING) -> None:
+    """Show fashionrec's own log records (its module loggers, ``fashionrec.*``) on stderr, one line each; other
+    libraries' logging is left as it is configured."""
+    logger = logging.getLogger("fashionrec")
+    if not any(isinstance(h, _StderrLines) for h in logger.handlers):
+        logger.addHandler(_StderrLines())
+    logger.setLevel(level)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    log_to_stderr()
     try:
         check_environment()
+        runtime.configure(read_runtime())  # FASHIONREC_BACKEND / _THREADS: read here once, for the whole process
         args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)
     except FashionrecError as exc:

@@ -95,6 +95,6 @@ def open_recommender(args: argparse.Namespace) -> Recommender:
     if getattr(args, "store", "faiss") == "milvus":
         from fashionrec.stores.milvus_store import MilvusStore
 
-        store = MilvusStore.for_index(args.index_dir, args.milvus_uri, args.milvus_collection)
+        store = MilvusStore.open(args.milvus_uri, args.milvus_collection)
         return Recommender.open(args.index_dir, store=store, ranking=ranking)
     return Recommender.open(args.index_dir, ranking=ranking)

@@ -27,8 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image-size", type=int, help="model input side in px (default: the model's own)")
     p.add_argument("--weights", help="weights file for the backbone (required for resnet50)")
     p.add_argument("--precision", choices=PRECISIONS, default=env_default("FASHIONREC_PRECISION"),
-                   help="numbers the network computes with: int8 is about 2x faster on CPUs with VNNI/AMX, "
-                   "at a small cost in quality (docs/models.md) (env FASHIONREC_PRECISION, default: %(default)s)")
+                   help="numbers the network computes with: int8 is faster on CPUs with VNNI/AMX, "
+                   "at a small cost in quality (measured in docs/models.md) (env FASHIONREC_PRECISION, default: %(default)s)")
     p.add_argument("--id-column", default="id", help="id column of the CSV (default: %(default)s)")
     p.add_argument("--image-pattern", default="images/{id}.jpg",
                    help="image path relative to CATALOG_DIR, formatted with the row (default: %(default)s)")
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     show_progress = sys.stderr.isatty() or not args.json
     publisher = None
     if args.store == "milvus":
-        from fashionrec.stores.milvus_store import MilvusPublisher
+        from fashionrec.publish import MilvusPublisher
 
         publisher = MilvusPublisher(args.milvus_uri, args.milvus_collection, progress=show_progress)
     engine = None

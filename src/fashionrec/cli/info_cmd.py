@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from fashionrec import manifest as manifests
 from fashionrec.catalog_db import CatalogDB
 from fashionrec.cli.common import add_index_dir, add_json
 from fashionrec.stores.faiss_store import INDEX_FILE, FaissStore
@@ -22,12 +23,13 @@ def run(args: argparse.Namespace) -> int:
     index_dir = Path(args.index_dir)
     db = CatalogDB(index_dir)
     try:
+        model = manifests.read_optional(db, f"index in {index_dir}")
         info: dict[str, object] = {
             "index_dir": str(index_dir.resolve()),
             "items": db.count(),
             "embedded": db.count(embedded=True),
             "columns": db.columns,
-            "model": json.loads(db.get_setting("model") or "null"),
+            "model": None if model is None else model.to_dict(),
         }
     finally:
         db.close()

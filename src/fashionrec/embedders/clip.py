@@ -9,7 +9,7 @@ use the text tower of the same model (``clip_text_embedder``), so text search ne
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from torch import nn
 
 from fashionrec.embedders.base import TorchEmbedder, configure_threads
 from fashionrec.errors import FashionrecError
+from fashionrec.manifest import Manifest
 
 CLIP_MEAN: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
@@ -26,15 +27,15 @@ MODEL_NAME = "clip"
 MAX_TOKENS = 77
 
 
-def is_joint(model: Mapping[str, Any]) -> bool:
+def is_joint(model: Manifest) -> bool:
     """True when an index's recorded model embeds text too (its vectors are searched by text directly)."""
-    return model.get("name") == MODEL_NAME
+    return model.name == MODEL_NAME
 
 
 def load_clip(weights: str | os.PathLike[str] | None) -> Any:
     """The ``CLIPModel`` in the directory holding ``weights``, in eval mode, without any network access."""
     if weights is None:
-        raise FashionrecError("model clip needs --weights DIR/model.safetensors (a saved transformers CLIPModel)")
+        raise FashionrecError("model clip needs weights: the model.safetensors file of a saved transformers CLIPModel directory")
     folder = Path(weights).parent
     if not (folder / "config.json").is_file():
         raise FashionrecError(f"{folder} is not a saved CLIPModel directory (no config.json beside {Path(weights).name})")
@@ -66,14 +67,14 @@ def build(name: str, *, image_size: int, weights: str | os.PathLike[str] | None)
     return TorchEmbedder(name, _VisionTower(clip), dim=dim, image_size=image_size, mean=CLIP_MEAN, std=CLIP_STD)
 
 
-def clip_text_embedder(model: Mapping[str, Any]) -> Callable[[list[str]], np.ndarray]:
+def clip_text_embedder(model: Manifest) -> Callable[[list[str]], np.ndarray]:
     """Texts -> unit vectors in the image space of the CLIP weights an index was built with."""
     from transformers import AutoTokenizer
 
-    from fashionrec.modelspec import ModelSpec, same_vectors
+    from fashionrec.modelspec import ModelSpec
 
-    spec = ModelSpec.from_dict(dict(model))
-    if not same_vectors(spec.to_dict(), dict(model)):
+    spec = ModelSpec.from_manifest(model)
+    if spec.weights_changed(model):
         raise FashionrecError(f"the CLIP weights {spec.weights} changed since the index was built; re-run `fashionrec index`")
     clip = load_clip(spec.weights)
     tokenizer = AutoTokenizer.from_pretrained(Path(str(spec.weights)).parent, local_files_only=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import sys
+import logging
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -23,6 +23,8 @@ from PIL import Image
 from fashionrec.atomic import write_atomically
 from fashionrec.embedders.preprocess import Preprocessor, l2_normalise, thread_count
 from fashionrec.errors import FashionrecError
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from fashionrec.embedders.base import TorchEmbedder
@@ -143,7 +145,7 @@ def int8_model(model: bytes, reference: OnnxEmbedder) -> tuple[bytes, OnnxEmbedd
     cosine = float(np.mean(np.sum(reference.embed_arrays(pixels) * quantized.embed_arrays(pixels), axis=1)))
     if cosine < INT8_MIN_MEAN_COSINE:
         raise FashionrecError(f"int8 quantisation of {reference.name} drifts too far from float32 (mean cosine "
-                              f"{cosine:.3f} < {INT8_MIN_MEAN_COSINE} on the calibration images); use --precision fp32")
+                              f"{cosine:.3f} < {INT8_MIN_MEAN_COSINE} on the calibration images); use precision fp32")
     return data, quantized
 
 
@@ -180,7 +182,7 @@ def onnx_embedder(
         try:
             return OnnxEmbedder.load(str(path))
         except Exception as exc:  # noqa: BLE001 -- onnxruntime raises its own exception types for a damaged file
-            print(f"fashionrec: warning: re-exporting damaged ONNX cache {path} ({exc})", file=sys.stderr)
+            logger.warning("re-exporting damaged ONNX cache %s (%s)", path, exc)
     if packaged is not None:
         data, embedder = packaged, OnnxEmbedder.load(packaged)
         if precision == "fp32":
@@ -199,6 +201,5 @@ def onnx_embedder(
             path.parent.mkdir(parents=True, exist_ok=True)
             write_atomically(path, data)
         except OSError as exc:
-            print(f"fashionrec: warning: cannot cache the ONNX export in {path.parent} ({exc.strerror})",
-                  file=sys.stderr)
+            logger.warning("cannot cache the ONNX export in %s (%s)", path.parent, exc.strerror)
     return embedder

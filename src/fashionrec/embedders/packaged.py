@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
+import logging
 from importlib import resources
 from pathlib import Path
 
 from fashionrec.atomic import write_atomically
+
+logger = logging.getLogger(__name__)
 
 MODEL_NAME = "fashion"
 WEIGHTS_FILE = "fashion-lite0.pt"  # fashionrec.embedders.fashion.WEIGHTS_FILE (not imported: it loads PyTorch)
@@ -53,8 +55,8 @@ def packaged_onnx(name: str, image_size: int, weights: str | None, folder: Path 
     except (OSError, ValueError):
         return None
     if hashlib.sha256(data).hexdigest() != card.get("sha256"):
-        print(f"fashionrec: warning: {folder / ONNX_FILE} does not match its recorded checksum; exporting the model "
-              "from its weights instead", file=sys.stderr)
+        logger.warning("%s does not match its recorded checksum; exporting the model from its weights instead",
+                       folder / ONNX_FILE)
         return None
     return data
 

@@ -6,14 +6,12 @@ server) preprocesses exactly the same way without importing PyTorch at all.
 
 from __future__ import annotations
 
-import os
-import re
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
-from fashionrec.errors import FashionrecError
+from fashionrec import runtime
 from fashionrec.imageio import load_image, pad_to_square
 
 NORM_EPS = 1e-12  # keeps an all-zero feature row (possible after ReLU) at zero instead of NaN
@@ -76,18 +74,5 @@ def l2_normalise(features: np.ndarray) -> np.ndarray:
 
 
 def thread_count() -> int:
-    """CPU threads one forward pass should use.
-
-    ``FASHIONREC_THREADS`` wins when set, then an explicit ``OMP_NUM_THREADS``; failing both, the CPUs this
-    process may run on. Runtimes count the whole machine, and oversubscribing a container's CPUs makes
-    inference several times slower.
-    """
-    for variable in ("FASHIONREC_THREADS", "OMP_NUM_THREADS"):
-        requested = os.environ.get(variable, "").strip()
-        if not requested:
-            continue
-        if not re.fullmatch(r"[0-9]+", requested) or int(requested) < 1:  # ASCII only: '²'.isdigit() is True
-            raise FashionrecError(f"{variable} must be a positive integer, got {requested!r}")
-        return int(requested)
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, usable or 1)
+    """CPU threads one forward pass should use (fashionrec.runtime: set at the edge, default every usable CPU)."""
+    return runtime.current().thread_count()

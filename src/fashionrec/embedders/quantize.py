@@ -47,16 +47,24 @@ class _Batches:
         return next(self._steps, None)
 
 
+class _QuantizationAdvice(logging.Filter):
+    """Drops the advice onnxruntime.quantization logs through the root logger (below ERROR); every other record,
+    from any thread, passes untouched: no logger's level changes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or "onnxruntime" not in record.pathname
+
+
 @contextmanager
 def _quiet() -> Iterator[None]:
-    """onnxruntime.quantization logs advice through the root logger; a user sees nothing of it."""
-    logger = logging.getLogger()
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+    """Quantise without onnxruntime's advice reaching the user."""
+    advice = _QuantizationAdvice()
+    root = logging.getLogger()
+    root.addFilter(advice)
     try:
         yield
     finally:
-        logger.setLevel(level)
+        root.removeFilter(advice)
 
 
 def quantize(model: bytes, pixels: np.ndarray, input_name: str) -> bytes:

@@ -53,9 +53,9 @@ class Budget:
 
     def __post_init__(self) -> None:
         if self.max_index_memory < 0:
-            raise FashionrecError(f"--max-index-memory must be positive, got {self.max_index_memory}")
+            raise FashionrecError(f"max_index_memory must be positive, got {self.max_index_memory}")
         if not 0.0 <= self.target_recall <= 1.0:
-            raise FashionrecError(f"--target-recall must be between 0 and 1, got {self.target_recall}")
+            raise FashionrecError(f"target_recall must be between 0 and 1, got {self.target_recall}")
 
     @property
     def active(self) -> bool:
@@ -73,10 +73,10 @@ def parse_size(text: str) -> int:
     """Bytes from "512MB", "1.5GiB", "300000000" (decimal units kB/MB/GB, binary KiB/MiB/GiB)."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(text))
     if not match or match.group(2).lower() not in UNITS:
-        raise FashionrecError(f"--max-index-memory must be a size such as 512MB, 2GiB or 300000000, got {text!r}")
+        raise FashionrecError(f"max_index_memory must be a size such as 512MB, 2GiB or 300000000, got {text!r}")
     size = int(float(match.group(1)) * UNITS[match.group(2).lower()])
     if size <= 0:
-        raise FashionrecError(f"--max-index-memory must be positive, got {text!r}")
+        raise FashionrecError(f"max_index_memory must be positive, got {text!r}")
     return size
 
 
@@ -87,7 +87,7 @@ def parse_recall(text: str) -> float:
     except ValueError:
         value = float("nan")
     if not 0.0 < value <= 1.0:
-        raise FashionrecError(f"--target-recall must be a number above 0 and at most 1, got {text!r}")
+        raise FashionrecError(f"target_recall must be a number above 0 and at most 1, got {text!r}")
     return value
 
 
@@ -224,7 +224,7 @@ def build_within_budget(vectors: np.ndarray, kind: fs.IndexKind = "auto", budget
         if strict and budget.max_index_memory and estimate_bytes(order[0], n, dim) > budget.max_index_memory:
             raise FashionrecError(
                 f"index kind {order[0]} needs about {estimate_bytes(order[0], n, dim):,} bytes for {n:,} vectors, "
-                f"over --max-index-memory {budget.max_index_memory:,}; use --index-kind auto to choose by budget"
+                f"over max_index_memory {budget.max_index_memory:,}; use index kind 'auto' to choose by budget"
             )
     tried: list[dict[str, Any]] = []
     for number, candidate in enumerate(order):
@@ -238,7 +238,7 @@ def build_within_budget(vectors: np.ndarray, kind: fs.IndexKind = "auto", budget
         tried.append({k: record[k] for k in ("kind", "recall_at_10", "bytes", "met", "fits")})
         if (result["met"] is not False and fits) or number == len(order) - 1:
             if not fits:
-                raise FashionrecError(f"no index kind fits --max-index-memory {budget.max_index_memory:,} bytes "
+                raise FashionrecError(f"no index kind fits max_index_memory {budget.max_index_memory:,} bytes "
                                       f"for {n:,} vectors (the last tried, {resolved}, took {size:,})")
             record.pop("fits")
             return index, resolved, {**record, "vectors": n, "dim": dim, "budget": budget.to_dict(), "tried": tried}

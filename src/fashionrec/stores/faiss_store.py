@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +25,7 @@ import numpy as np
 from fashionrec.atomic import write_atomically
 from fashionrec.errors import IndexFormatError
 from fashionrec.filters import Filters, MetadataColumns
+from fashionrec.manifest import Manifest
 from fashionrec.stores.base import Hit
 
 MAGIC = b"FASHIONREC-FAISS"
@@ -31,16 +33,15 @@ FORMAT_VERSION = 1
 INDEX_FILE = "vectors.faiss"
 IndexKind = Literal["auto", "flat", "hnsw", "ivf", "ivfsq", "pcaivfsq", "ivfpqfs"]
 KINDS: tuple[str, ...] = ("flat", "hnsw", "ivf", "ivfsq", "pcaivfsq", "ivfpqfs")
-# "auto" by catalogue size. Exact search reads every vector per query (40k x 1280 float32 = 205 MB, ~13 ms on a
-# 2-core VM), so it is kept only where that stays under ~2 ms; HNSW then answers in < 1 ms at recall@10 ~0.99 and
-# builds in seconds; past HNSW_MAX_ITEMS its float32 vectors and build time grow too large, and IVF over 8-bit
-# scalar-quantised vectors takes over (1/4 of the memory, built in minutes at 1M). 4-bit fast-scan PQ with several
+# "auto" by catalogue size. Exact search reads every vector per query, so it is kept for small catalogues; HNSW
+# then answers at high recall and builds quickly; past HNSW_MAX_ITEMS its float32 vectors and build time grow too
+# large, and IVF over 8-bit scalar-quantised vectors takes over (1/4 of the memory). Measured in
+# docs/performance.md (benchmarks/ann_scale.py). 4-bit fast-scan PQ with several
 # dimensions per code and a re-ranking copy was tried and lost: on real-shaped data its coarse codes miss a third
 # of the true top-10 even with 320 re-ranked candidates; one 4-bit code per dimension ("ivfpqfs", below) does not
 # lose them, and is what a budget (fashionrec.stores.budget) picks for large catalogues of small vectors. At the
-# backbone's 1280 dimensions an IVF-SQ8 scan reads 1,280 bytes per candidate and tops out near 700 q/s at recall
-# 0.95 on 1M vectors; "pcaivfsq" scans 256-d PCA codes instead and re-ranks a few candidates per result on the
-# full-dimension SQ8 copy. See benchmarks/ann_scale.py.
+# backbone's 1280 dimensions an IVF-SQ8 scan reads 1,280 bytes per candidate; "pcaivfsq" scans 256-d PCA codes
+# instead and re-ranks a few candidates per result on the full-dimension SQ8 copy. See benchmarks/ann_scale.py.
 AUTO_FLAT_MAX_ITEMS = 5_000
 HNSW_MAX_ITEMS = 300_000
 HNSW_M = 32
@@ -53,7 +54,7 @@ IVFSQ_MIN_ITEMS = 64  # fewer items cannot train IVF lists worth having; "ivfsq"
 IVFSQ_NPROBE = 32
 PCA_DIM = 256  # coarse stage of "pcaivfsq": the embeddings' top principal directions
 REFINE_K_FACTOR = 4  # "pcaivfsq" re-ranks k * this many coarse candidates on the full vectors
-PCA_IVF_NPROBE = 16  # "pcaivfsq" at 1M x 1280: nprobe 16 / k_factor 4 -> recall@10 0.981 at 1,277 q/s (1 thread)
+PCA_IVF_NPROBE = 16  # "pcaivfsq": chosen with k_factor 4 on 1M x 1280 (benchmarks/results/ann_scale_1280_pcaivfsq.json)
 # "ivfpqfs", the compact kind for embeddings of at most 256 dimensions: IVF lists scanned with 4-bit fast-scan PQ
 # codes (one 4-bit code per dimension of the residual, dim / 2 bytes, compared by SIMD table look-ups), the best
 # k_factor x k candidates re-ranked on an 8-bit copy (dim bytes). Half-dimension PQ codes proved too coarse on
@@ -233,7 +234,8 @@ class FaissStore:
     index: faiss.Index
     ids: list[str]
     kind: str
-    model: dict[str, Any]
+    model: Manifest | None
+    """What made the vectors (None: unknown, e.g. vectors built in memory for an evaluation)."""
     meta: MetadataColumns | None = None
     generation: int = 0
     """The database generation (CatalogDB.generation) these vectors were published from."""
@@ -292,7 +294,7 @@ class FaissStore:
                 "kind": self.kind,
                 "dim": self.dim,
                 "count": len(self.ids),
-                "model": self.model,
+                "model": None if self.model is None else self.model.to_dict(),
                 "ids": self.ids,
                 "generation": self.generation,
                 **({} if self.photos is None else {"photos": self.photos}),
@@ -327,7 +329,8 @@ class FaissStore:
             raise IndexFormatError(f"{path}: checksum mismatch (file corrupt or truncated); re-run `fashionrec index`")
         try:  # a checksum only proves the file is intact, not that a foreign writer produced valid content
             index = faiss.deserialize_index(np.frombuffer(payload, dtype=np.uint8))
-            ids, kind, model = [str(i) for i in header["ids"]], str(header["kind"]), dict(header["model"])
+            ids, kind = [str(i) for i in header["ids"]], str(header["kind"])
+            model = Manifest.from_dict(header["model"], str(path)) if header["model"] else None
             generation = int(header.get("generation", 0))
             photos = None if header.get("photos") is None else [int(n) for n in header["photos"]]
             build = header.get("build")
@@ -391,6 +394,27 @@ class FaissStore:
                 self.meta.set(pos, metadata)
 
     # search ---------------------------------------------------------------------------------------------
+    def stored_metadata(self, ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        """The metadata copy this generation was published with, for the ids it has."""
+        if self.meta is None:
+            return {}
+        positions = ((item_id, self._position.get(item_id)) for item_id in ids)
+        return {item_id: self.meta.row(p) for item_id, p in positions if p is not None}
+
+    def stored_values(self, column: str) -> set[str] | None:
+        return None if self.meta is None else self.meta.values(column)
+
+    def stored_vectors(self, ids: Sequence[str]) -> np.ndarray | None:
+        """The vectors of ``ids`` (their first photos) from the index itself; None when one is missing or the index
+        kind cannot give its vectors back."""
+        positions = [self._position.get(i) for i in ids]
+        if any(p is None for p in positions):
+            return None
+        try:
+            return self.index.reconstruct_batch(np.asarray(positions, dtype=np.int64))
+        except RuntimeError:  # an index kind that cannot give its vectors back
+            return None
+
     def position(self, item_id: str) -> int | None:
         return self._position.get(item_id)
 

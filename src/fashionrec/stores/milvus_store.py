@@ -19,22 +19,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
-from fashionrec.catalog_db import CatalogDB
 from fashionrec.errors import FashionrecError
 from fashionrec.filters import Filters
-from fashionrec.head import Head, load_head
-from fashionrec.modelspec import same_vectors
+from fashionrec.manifest import Manifest
 from fashionrec.stores.base import Hit
 
 DEFAULT_COLLECTION = "fashionrec"
@@ -79,8 +74,10 @@ def filter_expression(filters: Filters | None, exclude: Sequence[str] | set[str]
     return " and ".join(parts)
 
 
-def _model_key(model: Mapping[str, Any]) -> str:
-    return json.dumps(dict(model), sort_keys=True)
+def model_key(model: Manifest) -> str:
+    """The manifest as a published row's digest covers it (without its version, so that reading an index in a
+    newer manifest version re-publishes nothing)."""
+    return json.dumps({k: v for k, v in model.to_dict().items() if k != "manifest_version"}, sort_keys=True)
 
 
 def row_digest(image_digest: str, meta_json: str, model_key: str) -> str:
@@ -91,12 +88,12 @@ def row_digest(image_digest: str, meta_json: str, model_key: str) -> str:
 def check_uri(uri: str) -> str:
     """Accept a server URL or a Milvus Lite file; anything else is a user mistake worth one clear line."""
     if not uri:
-        raise FashionrecError("--store milvus needs --milvus-uri (env FASHIONREC_MILVUS_URI): "
+        raise FashionrecError("a Milvus store needs a URI (FASHIONREC_MILVUS_URI): "
                               "http://HOST:19530 for a server, or a local file like ./milvus.db for Milvus Lite")
     if re.match(r"^(https?|tcp)://|^unix:", uri) or uri.endswith(".db"):
         return uri
     raise FashionrecError(
-        f"bad --milvus-uri {uri!r}: use http://HOST:19530 or a local file ending in .db (Milvus Lite)"
+        f"bad Milvus URI {uri!r}: use http://HOST:19530 or a local file ending in .db (Milvus Lite)"
     )
 
 
@@ -140,20 +137,6 @@ def connect(uri: str, token: str = "", *, create: bool = False) -> Any:
         return MilvusClient(uri=uri, token=token, timeout=30)
 
 
-@dataclass(frozen=True)
-class PublishCounts:
-    """What a publication changed in the collection."""
-
-    upserted: int
-    deleted: int
-    unchanged: int
-    recreated: bool
-
-    def summary(self) -> str:
-        verb = "created" if self.recreated else "updated"
-        return f"milvus collection {verb}: {self.upserted} upserted, {self.deleted} deleted, {self.unchanged} unchanged"
-
-
 class MilvusStore:
     """A Milvus collection of embeddings + metadata fields, searched exactly (FLAT index, inner product)."""
 
@@ -172,9 +155,9 @@ class MilvusStore:
         if vector is None or MODEL_PROPERTY not in properties:
             # Never search, or drop and recreate, somebody else's collection.
             raise FashionrecError(f"Milvus collection {collection!r} was not made by fashionrec; "
-                                  "choose another --milvus-collection")
+                                  "choose another collection name")
         self.dim = int(vector["params"]["dim"])
-        self.model: dict[str, Any] = json.loads(properties.get(MODEL_PROPERTY, "{}"))
+        self.model: Manifest | None = Manifest.from_json(properties.get(MODEL_PROPERTY), f"Milvus collection {collection!r}")
         self.columns: list[str] = json.loads(properties.get(COLUMNS_PROPERTY, "[]"))
         self._count: int | None = None  # counted lazily, again after writes
 
@@ -184,27 +167,8 @@ class MilvusStore:
         return cls(connect(uri, token), collection)
 
     @classmethod
-    def for_index(
-        cls, index_dir: str | os.PathLike[str], uri: str, collection: str = DEFAULT_COLLECTION, *, token: str = ""
-    ) -> MilvusStore:
-        """Open the collection published from ``index_dir``, refusing one that was built from something else."""
-        db = CatalogDB(Path(index_dir))
-        try:
-            model = json.loads(db.get_setting("model") or "{}")
-            columns, embedded = db.columns, db.count(embedded=True)
-        finally:
-            db.close()
-        store = cls.open(uri, collection, token=token)
-        if not same_vectors(store.model, model) or store.columns != columns or len(store) != embedded:
-            raise FashionrecError(
-                f"Milvus collection {collection!r} does not match {index_dir} ({len(store)} items vs {embedded}, or "
-                "another model or columns); re-run `fashionrec index --store milvus` with the same --index-dir"
-            )
-        return store
-
-    @classmethod
     def create(
-        cls, client: Any, collection: str, dim: int, columns: Sequence[str], model: Mapping[str, Any]
+        cls, client: Any, collection: str, dim: int, columns: Sequence[str], model: Manifest
     ) -> MilvusStore:
         """A new, empty collection: exact (FLAT) inner-product index, one VARCHAR field per metadata column."""
         from pymilvus import DataType, MilvusClient
@@ -220,13 +184,44 @@ class MilvusStore:
         with _milvus_errors(f"create collection {collection!r}"):
             client.create_collection(
                 collection, schema=schema, index_params=index, consistency_level="Strong",
-                properties={MODEL_PROPERTY: json.dumps(dict(model)), COLUMNS_PROPERTY: json.dumps(list(columns))},
+                properties={MODEL_PROPERTY: model.to_json(), COLUMNS_PROPERTY: json.dumps(list(columns))},
             )
         return cls(client, collection)
+
+    @classmethod
+    def open_or_create(
+        cls, client: Any, collection: str, dim: int, columns: Sequence[str], model: Manifest
+    ) -> tuple[MilvusStore, bool]:
+        """The collection to publish into, and whether it is new: dropped and created again when its dimension or
+        columns no longer fit."""
+        with _milvus_errors(f"open collection {collection!r}"):
+            exists = client.has_collection(collection)
+        if exists:
+            store = cls(client, collection)
+            if store.dim == dim and store.columns == list(columns):
+                return store, False
+            store.drop()
+        return cls.create(client, collection, dim, columns, model), True
+
+    def record_model(self, model: Manifest) -> None:
+        """Record the manifest of the vectors the collection now holds."""
+        with _milvus_errors("record the model"):
+            self.client.alter_collection_properties(self.collection, properties={MODEL_PROPERTY: model.to_json()})
+        self.model = model
 
     def drop(self) -> None:
         with _milvus_errors(f"drop collection {self.collection!r}"):
             self.client.drop_collection(self.collection)
+
+    # what the collection keeps besides vectors: nothing the recommender reads (it asks the database) ---------
+    def stored_metadata(self, ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        return {}
+
+    def stored_values(self, column: str) -> set[str] | None:
+        return None
+
+    def stored_vectors(self, ids: Sequence[str]) -> np.ndarray | None:
+        return None
 
     # size -----------------------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -296,72 +291,3 @@ class MilvusStore:
             finally:
                 pages.close()
         return out
-
-
-def _open_for_publish(
-    client: Any, collection: str, dim: int, columns: list[str], model: dict[str, Any]
-) -> tuple[MilvusStore, bool]:
-    """The collection to publish into; dropped and recreated when its dimension or columns no longer fit."""
-    with _milvus_errors(f"open collection {collection!r}"):
-        exists = client.has_collection(collection)
-    if exists:
-        store = MilvusStore(client, collection)
-        if store.dim == dim and store.columns == columns:
-            return store, False
-        store.drop()
-    return MilvusStore.create(client, collection, dim, columns, model), True
-
-
-def publish_to_milvus(
-    db: CatalogDB, uri: str, model: Mapping[str, Any], *, collection: str = DEFAULT_COLLECTION, token: str = "",
-    progress: bool = False, head: Head | None = None,
-) -> PublishCounts:
-    """Make the collection match SQLite's embedded items, touching only the rows whose digest changed.
-
-    With a trained ``head`` the rows hold head-space vectors and the recorded model names the head, so a new head
-    changes every row's digest and re-publishes all of them."""
-    model = dict(model) if head is None else {**model, "head": head.fingerprint, "dim": head.dim}
-    columns = db.columns
-    client = connect(uri, token, create=True)
-    store, recreated = _open_for_publish(client, collection, int(model["dim"]), columns, model)
-    key = _model_key(model)
-    wanted = {item_id: row_digest(digest, meta, key) for item_id, digest, meta in db.embedded_digests()}
-    published = store.published_digests()
-    changed = sorted(i for i, d in wanted.items() if published.get(i) != d)
-    gone = sorted(set(published) - set(wanted))
-    with tqdm(total=len(changed), desc="publishing", unit="row", disable=not progress or not changed) as bar:
-        for start in range(0, len(changed), PUBLISH_BATCH):
-            ids = changed[start : start + PUBLISH_BATCH]
-            items = db.get_many(ids)
-            vectors = db.stacked_vectors(ids)
-            vectors = vectors if head is None else head.apply(vectors)
-            store.upsert(ids, vectors, [items[i].metadata for i in ids], [wanted[i] for i in ids])
-            bar.update(len(ids))
-    for start in range(0, len(gone), PUBLISH_BATCH):
-        store.delete(gone[start : start + PUBLISH_BATCH])
-    with _milvus_errors("record the model"):
-        store.client.alter_collection_properties(collection, properties={MODEL_PROPERTY: json.dumps(model)})
-    store.flush()
-    return PublishCounts(upserted=len(changed), deleted=len(gone), unchanged=len(wanted) - len(changed),
-                         recreated=recreated)
-
-
-class MilvusPublisher:
-    """The ``publish`` hook of :func:`fashionrec.indexing.index_catalog` for a Milvus target.
-
-    Keeps the counts of its last run so the CLI can report them next to the indexing summary.
-    """
-
-    def __init__(
-        self, uri: str, collection: str = DEFAULT_COLLECTION, *, token: str = "", progress: bool = False
-    ) -> None:
-        self.uri = check_uri(uri)
-        self.collection = collection
-        self.token = token
-        self.progress = progress
-        self.counts: PublishCounts | None = None
-
-    def __call__(self, db: CatalogDB, index_dir: Path, model: dict[str, Any]) -> PublishCounts:
-        self.counts = publish_to_milvus(db, self.uri, model, collection=self.collection, token=self.token,
-                                        progress=self.progress, head=load_head(index_dir, model))
-        return self.counts

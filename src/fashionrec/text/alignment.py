@@ -22,6 +22,7 @@ import numpy as np
 
 from fashionrec.atomic import write_atomically
 from fashionrec.errors import IndexFormatError
+from fashionrec.manifest import Manifest
 
 TEXT_DIR = "text"
 ALIGNMENT_FILE = "alignment.npz"
@@ -50,6 +51,14 @@ class Alignment:
     @property
     def dim(self) -> int:
         return int(self.layers["image"][-1][0].shape[1])
+
+    @property
+    def image_model(self) -> Manifest | None:
+        """The manifest of the image features the heads were trained on (None: an alignment that does not say)."""
+        try:
+            return Manifest.from_dict(self.header.get("image_model"), "the text alignment")
+        except IndexFormatError:
+            return None
 
     @property
     def held_out(self) -> list[str]:

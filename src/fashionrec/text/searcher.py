@@ -16,15 +16,15 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from fashionrec.catalog_db import CatalogDB, OpenIndex, closed_on_failure, recorded_model
+from fashionrec.catalog_db import CatalogDB, closed_on_failure
 from fashionrec.errors import FashionrecError, IndexFormatError
 from fashionrec.filters import MetadataColumns, normalise_filters
-from fashionrec.modelspec import same_vectors
-from fashionrec.recommend import Result, _in_order, check_k
+from fashionrec.index import Index, OpenIndex, in_store_order
+from fashionrec.manifest import Manifest
+from fashionrec.recommend import Result, check_k
 from fashionrec.stores.faiss_store import FaissStore, build_index
 from fashionrec.text.alignment import TEXT_DIR, Alignment
 
@@ -43,12 +43,11 @@ def check_query(query: str) -> str:
 
 
 class TextSearcher(OpenIndex):
-    """Query text tower + searched vectors + catalogue database, opened once."""
+    """An open index (fashionrec.index.Index) whose store holds the vectors text queries search, with the query
+    text tower."""
 
-    def __init__(self, db: CatalogDB, store: FaissStore, embed_query: QueryEmbedder, mode: str) -> None:
-        self.db = db
-        self.store: FaissStore = store
-        self.columns = db.columns
+    def __init__(self, index: Index, embed_query: QueryEmbedder, mode: str) -> None:
+        super().__init__(index)
         self.mode = mode  # "alignment" or "joint"
         self._embed_query = embed_query
         self._lock = threading.Lock()
@@ -57,17 +56,16 @@ class TextSearcher(OpenIndex):
     def open(cls, index_dir: str | os.PathLike[str] = "index") -> TextSearcher:
         """Open an index that has text search: a trained alignment, or a joint CLIP backbone."""
         path = Path(index_dir)
-        db = CatalogDB(path)
+        db, model = Index.open_database(path)
         with closed_on_failure(db):
-            model = recorded_model(db)
             from fashionrec.embedders.clip import clip_text_embedder, is_joint
 
             if is_joint(model):
                 store, embed, mode = _joint_store(db, path, model), clip_text_embedder(model), "joint"
             else:
                 store, embed, mode = _aligned(path, model)
-            store.meta = MetadataColumns(db.columns, [m.metadata for m in _in_order(db, store.ids)])
-            return cls(db, store, embed, mode)
+            store.meta = MetadataColumns(db.columns, [m.metadata for m in in_store_order(db, store.ids)])
+            return cls(Index(path, db, model, None, store), embed, mode)
 
 
     def embed(self, queries: list[str]) -> np.ndarray:
@@ -84,28 +82,28 @@ class TextSearcher(OpenIndex):
         return [Result(h.id, h.score, items[h.id].metadata) for h in hits if h.id in items]
 
 
-def _joint_store(db: CatalogDB, path: Path, model: dict[str, Any]) -> FaissStore:
+def _joint_store(db: CatalogDB, path: Path, model: Manifest) -> FaissStore:
     """The CLIP image vectors text queries are compared with: the index's FAISS file, unless a trained projection
     head was applied when it was published (its vectors then left CLIP's space): then the raw CLIP vectors that
     SQLite keeps, indexed in memory."""
     store = FaissStore.load(path)
-    if "head" not in store.model:
+    if store.model is not None and store.model.head is None:
         return store
-    ids, vectors = db.vectors(int(model["dim"]))
+    ids, vectors = db.vectors(model.dim)
     index, kind = build_index(vectors)
-    return FaissStore(index=index, ids=ids, kind=kind, model=dict(model))
+    return FaissStore(index=index, ids=ids, kind=kind, model=model)
 
 
-def _aligned(path: Path, model: dict[str, Any]) -> tuple[FaissStore, QueryEmbedder, str]:
+def _aligned(path: Path, model: Manifest) -> tuple[FaissStore, QueryEmbedder, str]:
     """The trained alignment's search index and query embedder, checked against the index's image model."""
     alignment = Alignment.load(path)
-    if not same_vectors(alignment.header.get("image_model", {}), model):
+    if not model.same_model(alignment.image_model):
         raise IndexFormatError(
             f"the text alignment in {path} was trained on another image model than the index holds; "
             "re-run `fashionrec train-text`"
         )
     store = FaissStore.load(path / TEXT_DIR)
-    if store.model.get("text_alignment") != alignment.checksum:
+    if store.model is None or store.model.text_alignment != alignment.checksum:
         raise IndexFormatError(f"the text search vectors in {path} do not match its alignment; re-run `fashionrec train-text`")
     from fashionrec.text.encoder import MiniLMEncoder
 

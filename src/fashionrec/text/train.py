@@ -10,7 +10,6 @@ artifact, so an evaluation can query with products the heads never saw.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,8 +18,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm import tqdm
 
-from fashionrec.catalog_db import CatalogDB
 from fashionrec.errors import FashionrecError
+from fashionrec.index import Index
 from fashionrec.stores.faiss_store import FaissStore, build_index
 from fashionrec.text.alignment import TEXT_DIR, Alignment
 from fashionrec.text.captions import captions, product_name
@@ -85,12 +84,9 @@ def train_alignment(
     import torch
 
     config.check()
-    db = CatalogDB(Path(index_dir))
+    db, model = Index.open_database(index_dir)
     try:
-        model = json.loads(db.get_setting("model") or "null")
-        if not model or not model.get("dim"):
-            raise FashionrecError(f"index in {index_dir} is incomplete (no model recorded); run `fashionrec index`")
-        ids, features = db.vectors(int(model["dim"]))
+        ids, features = db.vectors(model.dim)
         metadata = db.get_many(ids)
     finally:
         db.close()
@@ -135,7 +131,7 @@ def train_alignment(
                 bar.update()
 
     header = {
-        "image_model": model, "text_model": encoder.name, "held_out": sorted(held), "config": asdict(config),
+        "image_model": model.to_dict(), "text_model": encoder.name, "held_out": sorted(held), "config": asdict(config),
         "temperature": math.exp(-logit_scale.item()),
     }
     alignment = Alignment({"image": _numpy_layers(image_head), "text": _numpy_layers(text_head)}, header)
@@ -150,8 +146,11 @@ def publish_text_index(index_dir: str | Path, alignment: Alignment, ids: list[st
     alignment's checksum so a search never pairs heads with vectors from other heads."""
     vectors = alignment.project("image", features)
     index, kind = build_index(vectors)
-    model = {**alignment.header["image_model"], "text_alignment": alignment.checksum}
-    return FaissStore(index=index, ids=list(ids), kind=kind, model=model).save(Path(index_dir) / TEXT_DIR)
+    image_model = alignment.image_model
+    if image_model is None:
+        raise FashionrecError("the text alignment does not record the image model it was trained on")
+    return FaissStore(index=index, ids=list(ids), kind=kind, model=image_model.aligned(alignment.checksum)).save(
+        Path(index_dir) / TEXT_DIR)
 
 
 def _head(in_dim: int, hidden: int, out_dim: int) -> torch.nn.Module:
