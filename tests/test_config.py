@@ -23,8 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fashionrec.cli import build_parser, main
-from fashionrec.config import VARIABLES, ConfigError, check_variable
-from fashionrec.embedders.preprocess import thread_count
+from fashionrec.config import VARIABLES, ConfigError, check_variable, read_runtime
 from fashionrec.errors import FashionrecError
 from tests.conftest import DEMO_QUERIES
 
@@ -108,17 +107,14 @@ def test_good_values_are_accepted(name: str, value: str) -> None:
 @pytest.mark.parametrize("value", ["\u00b2", "\u0661", "\u0663\u0662", "\uff13", "0", "-1", "1.5", "two"])
 def test_thread_counts_are_ascii_digits_only(variable: str, value: str) -> None:
     """'²'.isdigit() is True yet int('²') fails: such values are refused with the variable's name, never a crash."""
-    rest = {k: v for k, v in os.environ.items() if k not in ("FASHIONREC_THREADS", "OMP_NUM_THREADS")}
-    with mock.patch.dict(os.environ, {**rest, variable: value}, clear=True), pytest.raises(FashionrecError) as refused:
-        thread_count()
-    assert str(refused.value).startswith(f"{variable} must be a positive integer")
+    with pytest.raises(FashionrecError) as refused:
+        read_runtime({variable: value})
+    assert str(refused.value).startswith(f"{variable} must be an integer from 1 to 1024")
 
 
 @pytest.mark.parametrize("variable", ["FASHIONREC_THREADS", "OMP_NUM_THREADS"])
 def test_thread_counts_in_ascii_digits_are_used(variable: str) -> None:
-    rest = {k: v for k, v in os.environ.items() if k not in ("FASHIONREC_THREADS", "OMP_NUM_THREADS")}
-    with mock.patch.dict(os.environ, {**rest, variable: " 3 "}, clear=True):
-        assert thread_count() == 3
+    assert read_runtime({variable: " 3 "}).thread_count() == 3
 
 
 # every variable x every sub-command, in-process -----------------------------------------------------------
@@ -131,7 +127,7 @@ def commands(index_dir: Path, catalog: Path) -> dict[str, list[str]]:
         "trends": ["trends", "--index-dir", str(index_dir), "--json"],
         "serve": ["serve", "--index-dir", str(index_dir), "--store", "faiss"],
         "index": ["index", str(catalog), "--index-dir", str(index_dir), "--model", "efficientnet-lite0",
-                  "--image-size", "64", "--precision", "fp32", "--engine", "local"],
+                  "--image-size", "64", "--precision", "fp32", "--engine", "local", "--store", "faiss"],
         "search": ["search", "--index-dir", MISSING, "red dress"],
         "evaluate": ["evaluate", "--index-dir", MISSING],
         "train": ["train", "--index-dir", MISSING],
