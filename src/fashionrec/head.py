@@ -24,7 +24,7 @@ import numpy as np
 
 from fashionrec.atomic import write_atomically
 from fashionrec.errors import IndexFormatError
-from fashionrec.manifest import Manifest
+from fashionrec.manifest import Manifest, recorded_in
 
 HEAD_FILE = "head.npz"
 FORMAT_VERSION = 1
@@ -78,10 +78,7 @@ class Head:
     @property
     def model(self) -> Manifest | None:
         """The manifest of the backbone features the head was trained on (None: a head that does not say)."""
-        try:
-            return Manifest.from_dict(self.meta.get("model"), "the head")
-        except IndexFormatError:
-            return None
+        return recorded_in(self.meta.get("model"), "the head")
 
     @property
     def holdout_ids(self) -> list[str]:

@@ -27,7 +27,20 @@ from fashionrec.stores.base import VectorStore
 from fashionrec.stores.faiss_store import FaissStore
 
 
-class Index:
+class _Closable:
+    """A context manager that closes once."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Index(_Closable):
     """An index directory opened: ``db`` (SQLite, the truth), ``manifest`` (what made its features), ``head`` (the
     trained projection, or None) and ``store`` (the searched vectors: the FAISS file by default). A context
     manager; ``len`` is the number of searchable products."""
@@ -79,17 +92,11 @@ class Index:
     def close(self) -> None:
         self.db.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def __len__(self) -> int:
         return len(self.store)
 
 
-class OpenIndex:
+class OpenIndex(_Closable):
     """Base of what answers queries over an open :class:`Index` (the recommender, text search): it reads the
     index's parts through ``index`` and closes it once."""
 
@@ -126,12 +133,6 @@ class OpenIndex:
 
     def close(self) -> None:
         self.index.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __len__(self) -> int:
         return len(self.index)

@@ -114,6 +114,15 @@ class Manifest:
         return None if not data else cls.from_dict(data, where)
 
 
+def recorded_in(data: Any, where: str) -> Manifest | None:
+    """The manifest an artifact (a head, a text alignment) records about the features it was trained on; None when
+    it records none or one this fashionrec cannot read (the artifact then matches no index)."""
+    try:
+        return Manifest.from_dict(data, where)
+    except IndexFormatError:
+        return None
+
+
 def _optional_int(value: Any) -> int | None:
     return None if value is None else int(value)
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from fashionrec.atomic import write_atomically
 from fashionrec.errors import IndexFormatError
-from fashionrec.manifest import Manifest
+from fashionrec.manifest import Manifest, recorded_in
 
 TEXT_DIR = "text"
 ALIGNMENT_FILE = "alignment.npz"
@@ -55,10 +55,7 @@ class Alignment:
     @property
     def image_model(self) -> Manifest | None:
         """The manifest of the image features the heads were trained on (None: an alignment that does not say)."""
-        try:
-            return Manifest.from_dict(self.header.get("image_model"), "the text alignment")
-        except IndexFormatError:
-            return None
+        return recorded_in(self.header.get("image_model"), "the text alignment")
 
     @property
     def held_out(self) -> list[str]:
