@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import faiss
 import numpy as np
 from tqdm import tqdm
 
@@ -75,12 +74,10 @@ def searchable_subset(rec: Recommender, keep: set[str] | None, head: Head | None
     ids, features = rec.db.vectors(rec.embedder.dim)
     rows = [n for n, i in enumerate(ids) if keep is None or i in keep]
     vectors = features[rows] if head is None else head.apply(features[rows])
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    index.add(np.ascontiguousarray(vectors))
     kept = [ids[n] for n in rows]
     items = rec.db.get_many(kept)
-    store = FaissStore(index=index, ids=kept, kind="flat", model=published_manifest(rec.manifest, head),
-                       meta=MetadataColumns(rec.columns, [items[i].metadata for i in kept]))
+    store = FaissStore.of(kept, vectors, published_manifest(rec.manifest, head), "flat",
+                          MetadataColumns(rec.columns, [items[i].metadata for i in kept]))
     ranking = RankingConfig(hybrid_weight=rec.hybrid_weight, consensus_weight=rec.consensus_weight,
                             consensus_column=rec.consensus_column, localise=rec.localise,
                             feedback_method=rec.feedback_method)

@@ -246,6 +246,13 @@ class FaissStore:
     """What was built and measured (fashionrec.stores.budget): factory string, search parameters, recall@10 on a
     sample, bytes, the budget; search parameters tuned to a target recall are set again on every load."""
 
+    @classmethod
+    def of(cls, ids: list[str], vectors: np.ndarray, model: Manifest | None, kind: IndexKind = "auto",
+           meta: MetadataColumns | None = None) -> FaissStore:
+        """A store of ``vectors`` (unit rows, in ``ids`` order) built in memory with ``kind``."""
+        index, resolved = build_index(vectors, kind)
+        return cls(index=index, ids=ids, kind=resolved, model=model, meta=meta)
+
     def __post_init__(self) -> None:
         self.dim = int(self.index.d)
         self._index_rows()

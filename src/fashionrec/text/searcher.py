@@ -25,7 +25,7 @@ from fashionrec.filters import MetadataColumns, normalise_filters
 from fashionrec.index import Index, OpenIndex, in_store_order
 from fashionrec.manifest import Manifest
 from fashionrec.recommend import Result, check_k
-from fashionrec.stores.faiss_store import FaissStore, build_index
+from fashionrec.stores.faiss_store import FaissStore
 from fashionrec.text.alignment import TEXT_DIR, Alignment
 
 MAX_QUERY_CHARS = 200
@@ -90,8 +90,7 @@ def _joint_store(db: CatalogDB, path: Path, model: Manifest) -> FaissStore:
     if store.model is not None and store.model.head is None:
         return store
     ids, vectors = db.vectors(model.dim)
-    index, kind = build_index(vectors)
-    return FaissStore(index=index, ids=ids, kind=kind, model=model)
+    return FaissStore.of(ids, vectors, model)
 
 
 def _aligned(path: Path, model: Manifest) -> tuple[FaissStore, QueryEmbedder, str]:

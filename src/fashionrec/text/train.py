@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from fashionrec.errors import FashionrecError
 from fashionrec.index import Index
-from fashionrec.stores.faiss_store import FaissStore, build_index
+from fashionrec.stores.faiss_store import FaissStore
 from fashionrec.text.alignment import TEXT_DIR, Alignment
 from fashionrec.text.captions import captions, product_name
 from fashionrec.text.encoder import MiniLMEncoder, TextEncoder, encode_unique
@@ -145,12 +145,10 @@ def publish_text_index(index_dir: str | Path, alignment: Alignment, ids: list[st
     and save them as the FAISS index text queries search (``INDEX_DIR/text/vectors.faiss``), tagged with the
     alignment's checksum so a search never pairs heads with vectors from other heads."""
     vectors = alignment.project("image", features)
-    index, kind = build_index(vectors)
     image_model = alignment.image_model
     if image_model is None:
         raise FashionrecError("the text alignment does not record the image model it was trained on")
-    return FaissStore(index=index, ids=list(ids), kind=kind, model=image_model.aligned(alignment.checksum)).save(
-        Path(index_dir) / TEXT_DIR)
+    return FaissStore.of(list(ids), vectors, image_model.aligned(alignment.checksum)).save(Path(index_dir) / TEXT_DIR)
 
 
 def _head(in_dim: int, hidden: int, out_dim: int) -> torch.nn.Module:
