@@ -33,7 +33,7 @@ class Publisher(Protocol):
     """Makes one vector store hold every embedded product of ``db`` (manifest ``model``, head in ``index_dir``)."""
 
     def __call__(self, db: CatalogDB, index_dir: Path, model: Manifest) -> str:
-        """Publish; what was published, in a word (the FAISS kind chosen, or the kind of store)."""
+        """Publish; what was published, in a word (the FAISS kind chosen, or "external")."""
         ...
 
 
@@ -167,4 +167,4 @@ class MilvusPublisher:
     def __call__(self, db: CatalogDB, index_dir: Path, model: Manifest) -> str:
         self.counts = publish_to_milvus(db, self.uri, model, collection=self.collection, token=self.token,
                                         progress=self.progress, head=load_head(index_dir, model))
-        return "milvus"
+        return "external"  # what `index --json` has always reported as index_kind for a store outside the folder
