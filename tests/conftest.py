@@ -4,6 +4,7 @@ from one another."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -41,6 +42,12 @@ KEY = "test-key-0123456789abcdef"  # the API key of apps and servers that accept
 AUTH = {"X-API-Key": KEY}
 PHOTOS = [(DEMO_QUERIES / f"{name}.jpg").read_bytes() for name in ("dress", "shoes", "pants")]  # three photos of one product
 SMALL = TrainConfig(epochs=3, hidden=32, dim=16, batch_size=32, holdout=0.2, seed=3)
+
+
+def demo_rows() -> dict[str, dict[str, str]]:
+    """The demo catalogue's rows by id, read straight from its CSV."""
+    with (DEMO_CATALOG / "styles.csv").open(newline="", encoding="utf-8") as fp:
+        return {row["id"]: row for row in csv.DictReader(fp)}
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import csv
 import importlib.machinery
 import importlib.util
 import re
@@ -19,18 +18,11 @@ from fastapi.testclient import TestClient
 
 from fashionrec.api import ApiSettings, create_app
 from fashionrec.api.app import WEB_DIR
-from fashionrec.catalog_db import CatalogDB
-from fashionrec.cli import main
 from fashionrec.recommend import Recommender
 from fashionrec.trends import compute_trends
-from tests.conftest import DEMO_CATALOG, DEMO_QUERIES, assert_error, upload
+from tests.conftest import DEMO_CATALOG, DEMO_QUERIES, assert_error, demo_rows, upload
 
 QUERY = DEMO_QUERIES / "t-shirt.jpg"
-
-
-def demo_rows() -> dict[str, dict[str, str]]:
-    with (DEMO_CATALOG / "styles.csv").open(newline="", encoding="utf-8") as fp:
-        return {row["id"]: row for row in csv.DictReader(fp)}
 
 
 # health, recommend ------------------------------------------------------------------------------------------
@@ -133,34 +125,6 @@ def test_trends_endpoint_serves_compute_trends(demo_client: TestClient, demo_rec
     assert demo_client.get("/api/trends").json() == compute_trends(demo_recommender.db)
 
 
-def test_compute_trends_on_the_demo_catalogue(demo_recommender: Recommender) -> None:
-    trends = compute_trends(demo_recommender.db)
-    charts = {c["column"]: c for c in trends["charts"]}
-    rows = list(demo_rows().values())
-    assert trends["items"] == 300
-    assert list(charts) == ["masterCategory", "subCategory", "articleType", "baseColour", "season", "year", "gender"]
-    for chart in charts.values():
-        assert sum(c["count"] for c in chart["counts"]) + chart["other"] + chart["missing"] == 300
-    colours = Counter(r["baseColour"] for r in rows)
-    assert [(c["value"], c["count"]) for c in charts["baseColour"]["counts"]] == colours.most_common(10)
-    assert [c["value"] for c in charts["year"]["counts"]] == sorted({r["year"] for r in rows if r["year"]}, key=int)
-    assert {c["value"]: c["count"] for c in charts["gender"]["counts"]} == dict(Counter(r["gender"] for r in rows))
-
-
-def test_compute_trends_skips_columns_the_catalogue_lacks(tmp_path: Path) -> None:
-    db = CatalogDB(tmp_path, create=True)
-    rows = [("1", "a.jpg", "d1", {"gender": "Women", "colour": "Red"}),
-            ("2", "b.jpg", "d2", {"gender": "", "colour": "Red"}),
-            ("3", "c.jpg", "d3", {"gender": "Men", "colour": "Blue"})]
-    db.sync(rows, ["gender", "colour"])
-    trends = compute_trends(db)
-    db.close()
-    assert trends == {"items": 3, "charts": [{
-        "column": "gender", "title": "Gender split", "other": 0, "missing": 1,
-        "counts": [{"value": "Women", "count": 1}, {"value": "Men", "count": 1}],
-    }]}
-
-
 # errors, metrics, concurrency -------------------------------------------------------------------------------
 def test_unknown_routes_and_methods_are_json_errors(demo_client: TestClient) -> None:
     assert_error(demo_client.get("/api/nothing-here"), 404, "not found")
@@ -221,26 +185,6 @@ def test_serve_without_search_module_does_not_offer_it(
     assert "/api/search" in paths()  # this checkout has it
     monkeypatch.setattr(importlib.util, "find_spec", lambda module, *args: None if module == name else find_spec(module, *args))
     assert "/api/search" not in paths()
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--port", "70000"], "--port must be between 0 and 65535"),
-        (["--max-upload-mb", "0"], "max upload size must be positive"),
-    ],
-)
-def test_serve_rejects_bad_options_in_one_line(
-    demo_index: Path, args: list[str], message: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert main(["serve", "--index-dir", str(demo_index), *args]) == 2
-    err = capsys.readouterr().err
-    assert message in err and len(err.strip().splitlines()) == 1
-
-
-def test_serve_needs_an_index(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["serve", "--index-dir", str(tmp_path / "none")]) == 2
-    assert "no index in" in capsys.readouterr().err
 
 
 # web page ---------------------------------------------------------------------------------------------------

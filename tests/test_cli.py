@@ -267,3 +267,23 @@ def test_bad_photo_input_is_one_line_and_exit_2(
     assert "photos_dir" in _one_error_line(
         [*base[:-1], str(tmp_path / "nowhere"), "--mapping", str(mapping)], capsys)
     assert "photo_views" in _one_error_line([*base, "--mapping", str(mapping), "--photo-views", "0"], capsys)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--port", "70000"], "--port must be between 0 and 65535"),
+        (["--max-upload-mb", "0"], "max upload size must be positive"),
+    ],
+)
+def test_serve_rejects_bad_options_in_one_line(
+    demo_index: Path, args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["serve", "--index-dir", str(demo_index), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_serve_needs_an_index(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--index-dir", str(tmp_path / "none")]) == 2
+    assert "no index in" in capsys.readouterr().err
