@@ -41,6 +41,7 @@ FAST_MODEL = ModelSpec("efficientnet-lite0", 128)  # a small, fast model for ind
 KEY = "test-key-0123456789abcdef"  # the API key of apps and servers that accept writes
 AUTH = {"X-API-Key": KEY}
 PHOTOS = [(DEMO_QUERIES / f"{name}.jpg").read_bytes() for name in ("dress", "shoes", "pants")]  # three photos of one product
+DRESS = (DEMO_QUERIES / "dress.jpg").read_bytes()
 SMALL = TrainConfig(epochs=3, hidden=32, dim=16, batch_size=32, holdout=0.2, seed=3)
 
 

@@ -22,10 +22,9 @@ from fashionrec.api.service import RecommenderService
 from fashionrec.indexing import index_catalog
 from fashionrec.modelspec import ModelSpec
 from fashionrec.recommend import Recommender
-from tests.conftest import AUTH, DEMO_QUERIES, KEY, ServeProcess, form, subset_catalog
+from tests.conftest import AUTH, DRESS, KEY, ServeProcess, form, subset_catalog
 
 FAST_MODEL = ModelSpec("efficientnet-lite0", 64)
-DRESS = (DEMO_QUERIES / "dress.jpg").read_bytes()
 
 
 def closed(rec: Recommender) -> bool:

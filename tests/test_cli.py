@@ -287,3 +287,26 @@ def test_serve_rejects_bad_options_in_one_line(
 def test_serve_needs_an_index(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve", "--index-dir", str(tmp_path / "none")]) == 2
     assert "no index in" in capsys.readouterr().err
+
+
+def test_cli_add_and_remove(live_index: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    photo = DEMO_QUERIES / "pants.jpg"
+    assert main(["add", "cli-1", str(photo), "--meta", "articleType=Trousers", "--index-dir", str(live_index),
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["items"] == 21
+    with Recommender.open(live_index) as rec:
+        assert rec.recommend(str(photo), k=1)[0].id == "cli-1"
+        assert rec.item("cli-1").metadata["articleType"] == "Trousers"  # type: ignore[union-attr]
+    assert main(["add", "cli-2", str(photo), "--meta", "colour=Red", "--index-dir", str(live_index)]) == 2
+    assert "unknown column 'colour'" in capsys.readouterr().err
+    shoes = DEMO_QUERIES / "shoes.jpg"
+    assert main(["add", "cli-3", str(photo), str(shoes), "--index-dir", str(live_index), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["photos"] == 2
+    with Recommender.open(live_index) as rec:
+        assert (rec.recommend(str(shoes), k=1)[0].id, rec.recommend(str(shoes), k=1)[0].photo) == ("cli-3", 1)
+    assert main(["remove", "cli-3", "--index-dir", str(live_index)]) == 0
+    assert main(["remove", "cli-1", "--index-dir", str(live_index)]) == 0
+    assert main(["remove", "cli-1", "--index-dir", str(live_index)]) == 2
+    assert "unknown item id 'cli-1'" in capsys.readouterr().err
+    with Recommender.open(live_index) as rec:
+        assert rec.item("cli-1") is None and len(rec) == 20

@@ -33,6 +33,7 @@ from tests.conftest import (
     DEMO_CATALOG,
     DEMO_IMAGES,
     DEMO_QUERIES,
+    DRESS,
     FAST_MODEL,
     PHOTOS,
     REPO,
@@ -486,3 +487,23 @@ def test_index_with_the_default_model_never_imports_pytorch(tmp_path: Path, prec
             f"'--precision', {precision!r}]); print('torch' in sys.modules, rc)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split()[-2:] == ["False", "0"]
+
+
+def test_a_later_index_of_the_catalogue_folder_wins(live_index: Path) -> None:
+    catalog = live_index.parent / "catalog"
+    with Recommender.open(live_index) as rec:
+        live.put_item(rec, "api-only", live.embed_photo(rec, DRESS), {"articleType": "Dresses"})
+        live.patch_item(rec, "1548", {"baseColour": "Gold"})
+        gone = next(i.id for i in rec.db.iter_items() if i.id != "1548")
+        live.delete_item(rec, gone)
+    index_catalog(catalog, live_index, model=ModelSpec("efficientnet-lite0", 64), progress=False)
+    assert not (live_index / "uploads" / "api-only").exists()
+    with Recommender.open(live_index) as rec:
+        assert rec.item("api-only") is None
+        assert rec.item("1548").metadata["baseColour"] == "White"  # type: ignore[union-attr]
+        assert rec.item(gone) is not None and len(rec) == 20
+    db = CatalogDB(live_index)
+    try:
+        assert db.count(embedded=True) == 20
+    finally:
+        db.close()

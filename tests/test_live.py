@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from fashionrec import live
+from fashionrec.catalog_db import StoredItem
 from fashionrec.recommend import Recommender
-from tests.conftest import PHOTOS
+from tests.conftest import DEMO_QUERIES, DRESS, PHOTOS
 
 
 def test_a_writer_that_missed_another_ones_write_rebuilds_with_its_photos(live_rec: Recommender) -> None:
@@ -14,3 +15,12 @@ def test_a_writer_that_missed_another_ones_write_rebuilds_with_its_photos(live_r
     live.put_item(live_rec, "single", photos[0], {})  # live_rec's store is two generations behind now: rebuilt from SQLite
     assert [(r.id, r.photo) for r in (live_rec.recommend(p, k=2)[0] for p in PHOTOS[1:])] == [("multi", 1), ("multi", 2)]
     assert len(live_rec) == 22
+
+
+def test_a_write_cut_short_before_the_vector_file_is_recovered_from_the_database(live_rec: Recommender) -> None:
+    photo = live.embed_photo(live_rec, DRESS)
+    item = StoredItem("cut-short", str(DEMO_QUERIES / "dress.jpg"), {c: "" for c in live_rec.columns})
+    live_rec.db.put_item(item, photo.digest, photo.features[0])  # committed; the process "dies" before the FAISS file
+    with Recommender.open(live_rec.index_dir) as reopened:
+        assert reopened.recommend(DRESS, k=1)[0].id == "cut-short"
+        assert len(reopened) == len(live_rec) + 1

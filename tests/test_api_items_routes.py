@@ -16,16 +16,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from fashionrec import live
 from fashionrec.api import ApiSettings, create_app
-from fashionrec.catalog_db import CatalogDB, StoredItem
-from fashionrec.cli import main
-from fashionrec.indexing import index_catalog
-from fashionrec.modelspec import ModelSpec
 from fashionrec.recommend import Recommender
-from tests.conftest import AUTH, DEMO_QUERIES, KEY, PHOTOS, ServeProcess, form
+from tests.conftest import AUTH, DEMO_QUERIES, DRESS, KEY, PHOTOS, ServeProcess, form
 
-DRESS = (DEMO_QUERIES / "dress.jpg").read_bytes()
 SHOES = (DEMO_QUERIES / "shoes.jpg").read_bytes()
 
 
@@ -123,15 +117,6 @@ def test_bad_writes_are_4xx_and_change_nothing(
     assert len(live_rec) == count and live_rec.db.generation == generation and live_rec.item("ok") is None
 
 
-def test_a_write_cut_short_before_the_vector_file_is_recovered_from_the_database(live_rec: Recommender) -> None:
-    photo = live.embed_photo(live_rec, DRESS)
-    item = StoredItem("cut-short", str(DEMO_QUERIES / "dress.jpg"), {c: "" for c in live_rec.columns})
-    live_rec.db.put_item(item, photo.digest, photo.features[0])  # committed; the process "dies" before the FAISS file
-    with Recommender.open(live_rec.index_dir) as reopened:
-        assert reopened.recommend(DRESS, k=1)[0].id == "cut-short"
-        assert len(reopened) == len(live_rec) + 1
-
-
 def request(base: str, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None):
     req = urllib.request.Request(base + path, data=body, method=method, headers=headers or {})
     try:
@@ -172,49 +157,6 @@ def test_changes_survive_sigkill_of_a_real_server(
     assert request(base, "GET", "/api/items/1548")[0] == 404
     assert "1548" not in recommend_ids(base, SHOES, "k=20")
     assert request(base, "GET", "/api/items/live-2")[0] == 404
-
-
-def test_cli_add_and_remove(live_index: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    photo = DEMO_QUERIES / "pants.jpg"
-    assert main(["add", "cli-1", str(photo), "--meta", "articleType=Trousers", "--index-dir", str(live_index),
-                 "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["items"] == 21
-    with Recommender.open(live_index) as rec:
-        assert rec.recommend(str(photo), k=1)[0].id == "cli-1"
-        assert rec.item("cli-1").metadata["articleType"] == "Trousers"  # type: ignore[union-attr]
-    assert main(["add", "cli-2", str(photo), "--meta", "colour=Red", "--index-dir", str(live_index)]) == 2
-    assert "unknown column 'colour'" in capsys.readouterr().err
-    shoes = DEMO_QUERIES / "shoes.jpg"
-    assert main(["add", "cli-3", str(photo), str(shoes), "--index-dir", str(live_index), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["photos"] == 2
-    with Recommender.open(live_index) as rec:
-        assert (rec.recommend(str(shoes), k=1)[0].id, rec.recommend(str(shoes), k=1)[0].photo) == ("cli-3", 1)
-    assert main(["remove", "cli-3", "--index-dir", str(live_index)]) == 0
-    assert main(["remove", "cli-1", "--index-dir", str(live_index)]) == 0
-    assert main(["remove", "cli-1", "--index-dir", str(live_index)]) == 2
-    assert "unknown item id 'cli-1'" in capsys.readouterr().err
-    with Recommender.open(live_index) as rec:
-        assert rec.item("cli-1") is None and len(rec) == 20
-
-
-def test_a_later_index_of_the_catalogue_folder_wins(live_index: Path) -> None:
-    catalog = live_index.parent / "catalog"
-    with Recommender.open(live_index) as rec:
-        live.put_item(rec, "api-only", live.embed_photo(rec, DRESS), {"articleType": "Dresses"})
-        live.patch_item(rec, "1548", {"baseColour": "Gold"})
-        gone = next(i.id for i in rec.db.iter_items() if i.id != "1548")
-        live.delete_item(rec, gone)
-    index_catalog(catalog, live_index, model=ModelSpec("efficientnet-lite0", 64), progress=False)
-    assert not (live_index / "uploads" / "api-only").exists()
-    with Recommender.open(live_index) as rec:
-        assert rec.item("api-only") is None
-        assert rec.item("1548").metadata["baseColour"] == "White"  # type: ignore[union-attr]
-        assert rec.item(gone) is not None and len(rec) == 20
-    db = CatalogDB(live_index)
-    try:
-        assert db.count(embedded=True) == 20
-    finally:
-        db.close()
 
 
 def put_three(client: TestClient, item_id: str = "multi", **meta: str) -> None:
