@@ -33,7 +33,7 @@ from fashionrec.catalog_db import CatalogDB
 from fashionrec.text.captions import product_name
 from fashionrec.text.encoder import MiniLMEncoder
 from fashionrec.text.evaluate import precision_at, ranks, recall_mrr
-from fashionrec.text.train import TrainConfig, train_alignment
+from fashionrec.text.train import AlignmentConfig, train_alignment
 
 PUBLISHED = {  # Marqo's GCL benchmark, KAGL dataset (text-to-image), published on the models' cards
     "FashionCLIP2.0 (published)": {"recall@10": 0.404, "articleType P@10": 0.577},
@@ -81,8 +81,8 @@ def evaluate(alignment: Any, encoder: CachedEncoder, ids: list[str], features: n
 def main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--index-dir", type=Path, required=True, help="a COPY of an index (artifacts are written)")
-    parser.add_argument("--epochs", type=int, default=TrainConfig.epochs)
-    parser.add_argument("--hidden", type=int, default=TrainConfig.hidden)
+    parser.add_argument("--epochs", type=int, default=AlignmentConfig.epochs)
+    parser.add_argument("--hidden", type=int, default=AlignmentConfig.hidden)
     parser.add_argument("--holdout", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variants", default="names,captions")
@@ -100,7 +100,7 @@ def main(argv: list[str] | None) -> int:
         db.close()
     rows, results = [], {}
     for variant in args.variants.split(","):
-        config = TrainConfig(epochs=args.epochs, hidden=args.hidden, holdout=args.holdout, seed=args.seed,
+        config = AlignmentConfig(epochs=args.epochs, hidden=args.hidden, holdout=args.holdout, seed=args.seed,
                              captions=variant == "captions")
         started = time.perf_counter()
         trained = train_alignment(args.index_dir, config, encoder=encoder)

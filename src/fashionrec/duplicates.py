@@ -19,6 +19,7 @@ import numpy as np
 
 from fashionrec.errors import FashionrecError
 from fashionrec.index import Index
+from fashionrec.vectors import l2_normalise
 
 DEFAULT_THRESHOLD = 0.95
 REPORT_MAX_PRODUCTS = 10_000
@@ -52,8 +53,7 @@ def stored_vectors(index_dir: str | Path) -> tuple[list[str], np.ndarray]:
         ids, vectors = db.vectors(model.dim)
     finally:
         db.close()
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return ids, np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
+    return ids, l2_normalise(vectors)
 
 
 def similar_pairs(vectors: np.ndarray, threshold: float) -> list[tuple[int, int, float]]:
@@ -103,9 +103,7 @@ def report_section(ids: list[str], vectors: np.ndarray, threshold: float = DEFAU
     """The ``near_duplicates`` section of catalog_report.json for these products' stored vectors."""
     if len(ids) > REPORT_MAX_PRODUCTS:
         return {"threshold": threshold, "skipped": f"over {REPORT_MAX_PRODUCTS:,} products: run `fashionrec duplicates`"}
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    unit = np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
-    groups = group_pairs(len(ids), similar_pairs(unit, threshold))
+    groups = group_pairs(len(ids), similar_pairs(l2_normalise(vectors), threshold))
     return {"threshold": threshold, "groups": [
         DuplicateGroup(sorted(ids[n] for n in rows), low, high).to_dict() for rows, low, high in groups]}
 

@@ -25,17 +25,11 @@ import numpy as np
 from fashionrec.atomic import write_atomically
 from fashionrec.errors import IndexFormatError
 from fashionrec.manifest import Manifest, recorded_in
+from fashionrec.vectors import l2_normalise
 
 HEAD_FILE = "head.npz"
 FORMAT_VERSION = 1
 WEIGHT_NAMES = ("w1", "b1", "w2", "b2")
-
-
-def l2_normalise(rows: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (cosine = inner product in FAISS); zero rows stay zero."""
-    rows = np.asarray(rows, dtype=np.float32)
-    norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    return (rows / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
 def _digest(weights: dict[str, np.ndarray], meta: bytes) -> str:

@@ -41,6 +41,7 @@ from fashionrec.query import ImageSource, QueryEncoder
 from fashionrec.ranking import RankingConfig
 from fashionrec.result import Result
 from fashionrec.stores.base import Hit, VectorStore
+from fashionrec.vectors import l2_normalise
 
 if TYPE_CHECKING:  # only an annotation here; importing it loads PyTorch
     from fashionrec.embedders import Embedder
@@ -226,7 +227,7 @@ class Recommender(OpenIndex):
         if not rows:
             return np.zeros((0, self.store.dim), dtype=np.float32)
         vectors = self.project(np.stack(rows))
-        return (vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+        return l2_normalise(vectors)
 
     def _candidate_vectors(self, ids: Sequence[str]) -> np.ndarray:
         """Searched products' vectors: from the store when it gives them back, else from the database."""

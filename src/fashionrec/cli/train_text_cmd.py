@@ -9,9 +9,9 @@ from fashionrec.cli.common import add_index_dir, add_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from fashionrec.text.train import TrainConfig
+    from fashionrec.text.train import AlignmentConfig
 
-    d = TrainConfig()
+    d = AlignmentConfig()
     p = sub.add_parser("train-text", help="train text search (align a sentence encoder with the image vectors)")
     add_index_dir(p)
     p.add_argument("--dim", type=int, default=d.dim, help="shared space dimension (default: %(default)s)")
@@ -30,9 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fashionrec.text.train import TrainConfig, train_alignment
+    from fashionrec.text.train import AlignmentConfig, train_alignment
 
-    config = TrainConfig(dim=args.dim, hidden=args.hidden, epochs=args.epochs, batch_size=args.batch_size,
+    config = AlignmentConfig(dim=args.dim, hidden=args.hidden, epochs=args.epochs, batch_size=args.batch_size,
                          lr=args.lr, holdout=args.holdout, seed=args.seed, captions=args.captions)
     result = train_alignment(args.index_dir, config, progress=not args.json)
     if args.json:

@@ -16,8 +16,9 @@ import torch
 from PIL import Image
 from torch import nn
 
-from fashionrec.embedders.preprocess import NORM_EPS, Preprocessor, thread_count
+from fashionrec.embedders.preprocess import Preprocessor, thread_count
 from fashionrec.errors import FashionrecError
+from fashionrec.vectors import NORM_EPS
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)

@@ -21,8 +21,9 @@ import numpy as np
 from PIL import Image
 
 from fashionrec.atomic import write_atomically
-from fashionrec.embedders.preprocess import Preprocessor, l2_normalise, thread_count
+from fashionrec.embedders.preprocess import Preprocessor, thread_count
 from fashionrec.errors import FashionrecError
+from fashionrec.vectors import l2_normalise
 
 logger = logging.getLogger(__name__)
 

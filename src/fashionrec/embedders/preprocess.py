@@ -14,8 +14,6 @@ from PIL import Image
 from fashionrec import runtime
 from fashionrec.imageio import load_image, pad_to_square
 
-NORM_EPS = 1e-12  # keeps an all-zero feature row (possible after ReLU) at zero instead of NaN
-
 
 @dataclass(frozen=True)
 class Preprocessor:
@@ -64,13 +62,6 @@ class Preprocessor:
         expected = (3, self.image_size, self.image_size)
         if batch.ndim != 4 or batch.shape[1:] != expected:
             raise ValueError(f"{name} expects a (N, {', '.join(map(str, expected))}) batch, got {batch.shape}")
-
-
-def l2_normalise(features: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (float32), so that a dot product is a cosine similarity."""
-    features = np.asarray(features, dtype=np.float32)
-    norms = np.linalg.norm(features, axis=1, keepdims=True)
-    return features / np.maximum(norms, NORM_EPS)
 
 
 def thread_count() -> int:

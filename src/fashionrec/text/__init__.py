@@ -6,6 +6,6 @@ matches its image vectors (``--model clip``). ``TextSearcher`` answers queries w
 """
 
 from fashionrec.text.searcher import MAX_QUERY_CHARS, TextSearcher
-from fashionrec.text.train import TrainConfig, TrainResult, train_alignment
+from fashionrec.text.train import AlignmentConfig, AlignmentResult, train_alignment
 
-__all__ = ["MAX_QUERY_CHARS", "TextSearcher", "TrainConfig", "TrainResult", "train_alignment"]
+__all__ = ["MAX_QUERY_CHARS", "AlignmentConfig", "AlignmentResult", "TextSearcher", "train_alignment"]

@@ -23,11 +23,11 @@ import numpy as np
 from fashionrec.atomic import write_atomically
 from fashionrec.errors import IndexFormatError
 from fashionrec.manifest import Manifest, recorded_in
+from fashionrec.vectors import l2_normalise
 
 TEXT_DIR = "text"
 ALIGNMENT_FILE = "alignment.npz"
 FORMAT_VERSION = 1
-NORM_EPS = 1e-12
 # Layer arrays, in application order: image side "image_w0", "image_b0", "image_w1", ...; text side likewise.
 SIDES = ("image", "text")
 
@@ -35,10 +35,6 @@ SIDES = ("image", "text")
 def gelu(x: np.ndarray) -> np.ndarray:
     """GELU, tanh form: the exact function the training module uses (``nn.GELU(approximate="tanh")``)."""
     return 0.5 * x * (1.0 + np.tanh(np.float32(0.7978845608) * (x + np.float32(0.044715) * x**3)))
-
-
-def normalise(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), NORM_EPS)
 
 
 @dataclass
@@ -70,7 +66,7 @@ class Alignment:
             x = x @ weight + bias
             if n < len(layers) - 1:
                 x = gelu(x)
-        return np.ascontiguousarray(normalise(x), dtype=np.float32)
+        return l2_normalise(x)
 
     # persistence ----------------------------------------------------------------------------------------
     def _arrays(self) -> dict[str, np.ndarray]:

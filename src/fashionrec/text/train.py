@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from fashionrec.errors import FashionrecError
 from fashionrec.index import Index
+from fashionrec.split import holdout_mask
 from fashionrec.stores.faiss_store import FaissStore
 from fashionrec.text.alignment import TEXT_DIR, Alignment
 from fashionrec.text.captions import captions, product_name
@@ -32,7 +33,7 @@ MIN_TRAIN_ITEMS = 8
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class AlignmentConfig:
     """Training settings (the CLI's flags); recorded in the artifact's header."""
 
     dim: int = 256  # shared space
@@ -46,7 +47,7 @@ class TrainConfig:
     captions: bool = True  # also train on templated metadata captions
     caption_prob: float = 0.5  # per product and epoch: a caption instead of the name
 
-    def check(self) -> TrainConfig:
+    def check(self) -> AlignmentConfig:
         if self.dim < 1 or self.hidden < 0 or self.epochs < 1 or self.batch_size < 2 or self.lr <= 0:
             raise FashionrecError("train-text needs dim >= 1, hidden >= 0, epochs >= 1, batch size >= 2, lr > 0")
         if not 0 <= self.holdout < 1 or not 0 <= self.caption_prob <= 1:
@@ -55,7 +56,7 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
-class TrainResult:
+class AlignmentResult:
     alignment: Alignment
     trained: int
     held_out: int
@@ -69,17 +70,10 @@ class TrainResult:
         )
 
 
-def split_holdout(ids: list[str], fraction: float, seed: int) -> set[str]:
-    """A seeded product-level holdout: the same ids, fraction and seed always give the same set."""
-    count = round(fraction * len(ids))
-    order = np.random.default_rng(seed).permutation(len(ids))
-    return {sorted(ids)[n] for n in order[:count]}
-
-
 def train_alignment(
-    index_dir: str | Path, config: TrainConfig = TrainConfig(), *, encoder: TextEncoder | None = None,
+    index_dir: str | Path, config: AlignmentConfig = AlignmentConfig(), *, encoder: TextEncoder | None = None,
     progress: bool = True,
-) -> TrainResult:
+) -> AlignmentResult:
     """Train on the indexed catalogue, save ``INDEX_DIR/text/alignment.npz`` and the text search index."""
     import torch
 
@@ -90,7 +84,7 @@ def train_alignment(
         metadata = db.get_many(ids)
     finally:
         db.close()
-    held = split_holdout(ids, config.holdout, config.seed)
+    held = {i for i, out in zip(ids, holdout_mask(ids, config.holdout, config.seed), strict=True) if out}
     train_rows = [n for n, i in enumerate(ids) if i not in held]
     if len(train_rows) < MIN_TRAIN_ITEMS:
         raise FashionrecError(f"only {len(train_rows)} products to train on; need at least {MIN_TRAIN_ITEMS}")
@@ -137,7 +131,7 @@ def train_alignment(
     alignment = Alignment({"image": _numpy_layers(image_head), "text": _numpy_layers(text_head)}, header)
     alignment.save(index_dir)
     publish_text_index(index_dir, alignment, ids, features)
-    return TrainResult(alignment, len(train_rows), len(held), len(bank), loss_value)
+    return AlignmentResult(alignment, len(train_rows), len(held), len(bank), loss_value)
 
 
 def publish_text_index(index_dir: str | Path, alignment: Alignment, ids: list[str], features: np.ndarray) -> Path:
