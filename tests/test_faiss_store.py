@@ -39,9 +39,9 @@ def test_ivfpqfs_is_compact_and_searchable(tmp_path: Path) -> None:
                        meta=MetadataColumns(["colour"], [{"colour": "red" if i % 3 == 0 else "blue"}
                                                          for i in range(len(vectors))]))
     hits = store.search(vectors[:20], k=5)
-    assert all(row[0].id == f"p{n}" and row[0].score > 0.95 for n, row in enumerate(hits))
+    assert len(hits) == 20 and all(row[0].id == f"p{n}" and row[0].score > 0.95 for n, row in enumerate(hits))
     red = store.search(vectors[:5], k=10, filters={"colour": ["red"]})
-    assert all(len(row) == 10 and all(int(h.id[1:]) % 3 == 0 for h in row) for row in red)
+    assert len(red) == 5 and all(len(row) == 10 and all(int(h.id[1:]) % 3 == 0 for h in row) for row in red)
     store.save(tmp_path)
     loaded = FaissStore.load(tmp_path)
     assert loaded.kind == "ivfpqfs" and loaded.search(vectors[7], k=3)[0][0].id == "p7"

@@ -97,7 +97,9 @@ def test_search_matches_faiss_exactly(index: tuple[CatalogDB, str], tmp_path: Pa
     queries = _unit(np.random.default_rng(7), 12)
     for filters in [None, {"gender": ['Wo"men']}, {"article Type": ["new\nline", "it's"], "in": ["1"]}]:
         f = normalise_filters(filters, COLUMNS)
-        for got, want in zip(milvus.search(queries, 5, f), faiss_store.search(queries, 5, f)):
+        got_rows, want_rows = milvus.search(queries, 5, f), faiss_store.search(queries, 5, f)
+        assert len(got_rows) == len(want_rows) == len(queries)  # zip() below would hide missing rows
+        for got, want in zip(got_rows, want_rows):
             assert [h.id for h in got] == [h.id for h in want]
             np.testing.assert_allclose([h.score for h in got], [h.score for h in want], atol=1e-5)
 
@@ -110,7 +112,7 @@ def test_filters_return_only_matches_and_k_when_k_match(index: tuple[CatalogDB, 
                 if meta["gender"] == "back\\slash" and meta["article Type"] in filters["article Type"]}
     assert len(matching) == 40  # i % 4 == 3 and i % 6 in {1, 5}: i % 12 in {7, 11}
     hits = store.search(_unit(np.random.default_rng(3), 2), 10, filters)
-    assert all(len(row) == 10 and {h.id for h in row} <= matching for row in hits)
+    assert len(hits) == 2 and all(len(row) == 10 and {h.id for h in row} <= matching for row in hits)
     everything = store.search(_unit(np.random.default_rng(4), 1), 50, filters)[0]
     assert {h.id for h in everything} == matching
 
