@@ -22,6 +22,7 @@ import pytest
 from fashionrec.indexing import index_catalog
 from fashionrec.modelspec import ModelSpec
 from fashionrec.recommend import Recommender
+from fashionrec.text import TextSearcher
 from fashionrec.train import TrainConfig, train_index
 
 if TYPE_CHECKING:
@@ -134,6 +135,13 @@ def kill_index_run(command: Sequence[str], index_dir: Path, env: Mapping[str, st
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     return embedded_count(index_dir)
+
+
+@pytest.fixture(scope="module")
+def searcher(demo_text_index: Path) -> TextSearcher:
+    """The text searcher over ``demo_text_index``, open for the module."""
+    with TextSearcher.open(demo_text_index) as opened:
+        yield opened
 
 
 @pytest.fixture(scope="module")

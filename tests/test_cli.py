@@ -310,3 +310,31 @@ def test_cli_add_and_remove(live_index: Path, capsys: pytest.CaptureFixture[str]
     assert "unknown item id 'cli-1'" in capsys.readouterr().err
     with Recommender.open(live_index) as rec:
         assert rec.item("cli-1") is None and len(rec) == 20
+
+
+def test_cli_search_json_and_table(demo_text_index: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["search", "watch", "--index-dir", str(demo_text_index), "-k", "3", "--json",
+                 "--filter", "gender=Men"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["query"] == "watch" and len(answer["results"]) == 3
+    assert {r["gender"] for r in answer["results"]} == {"Men"} and {r["articleType"] for r in answer["results"]} == {"Watches"}
+    assert main(["search", "watch", "--index-dir", str(demo_text_index), "-k", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "watch:" and len(lines) == 3 and lines[1].lstrip().startswith("1.")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["  "], "search text is empty"),
+    (["watch", "--filter", "colour=Red"], "unknown filter column"),
+    (["watch", "-k", "0"], "k must be between"),
+])
+def test_cli_mistakes_are_one_line_and_exit_2(demo_text_index: Path, capsys: pytest.CaptureFixture[str],
+                                              args: list[str], message: str) -> None:
+    assert main(["search", *args, "--index-dir", str(demo_text_index)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_cli_search_without_alignment(demo_index: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["search", "watch", "--index-dir", str(demo_index)]) == 2
+    assert "fashionrec train-text" in capsys.readouterr().err
