@@ -53,8 +53,9 @@ def log_to_stderr(level: int = logging.WARNING) -> None:
     libraries' logging is left as it is configured."""
     logger = logging.getLogger("fashionrec")
     if not any(isinstance(h, _StderrLines) for h in logger.handlers):
-        logger.addHandler(_StderrLines())
-    logger.setLevel(level)
+        handler = _StderrLines()
+        handler.setLevel(level)  # the handler filters; the loggers' own levels stay as the application set them
+        logger.addHandler(handler)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
