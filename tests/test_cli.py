@@ -338,3 +338,13 @@ def test_cli_mistakes_are_one_line_and_exit_2(demo_text_index: Path, capsys: pyt
 def test_cli_search_without_alignment(demo_index: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["search", "watch", "--index-dir", str(demo_index)]) == 2
     assert "fashionrec train-text" in capsys.readouterr().err
+
+
+def test_a_library_warning_is_one_line_on_stderr_and_not_an_error(live_index: Path) -> None:
+    (cached,) = (live_index / "onnx").glob("*.onnx")
+    cached.write_bytes(b"not a model")  # the library logs a warning and exports again
+    done = run_cli("recommend", str(DEMO_IMAGES[0]), "--index-dir", str(live_index), "-k", "2", "--json")
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("fashionrec: warning: ")]
+    assert len(warnings) == 1 and "re-exporting damaged ONNX cache" in warnings[0]
+    assert len(json.loads(done.stdout)["results"]) == 2
