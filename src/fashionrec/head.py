@@ -5,30 +5,31 @@ on the catalogue's own labels (``fashionrec train``) maps them to a smaller spac
 articleType sit together. It is applied with NumPy only, so a query process that runs the backbone in ONNX
 Runtime never imports PyTorch; SQLite keeps the raw backbone features, so a new head never re-embeds an image.
 
-File layout (``INDEX_DIR/head.npz``): the weight arrays, ``meta`` (JSON as bytes: format version, training
-settings, held-out product ids) and ``sha256`` over all of them. A corrupt, truncated or foreign file is an
-:class:`IndexFormatError`, never a crash or silently wrong vectors.
+File (``INDEX_DIR/head.npz``, a :mod:`fashionrec.artifact` file): the weight arrays and a JSON header (training
+settings, the backbone manifest, held-out product ids). Version 1 files (their own layout: ``meta`` bytes and a
+checksum over the weights in layer order) are still read; ``fashionrec train`` writes version 2. A corrupt,
+truncated or foreign file is an :class:`IndexFormatError`, never a crash or silently wrong vectors.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fashionrec.atomic import write_atomically
+from fashionrec import artifact
 from fashionrec.errors import IndexFormatError
 from fashionrec.manifest import Manifest, recorded_in
 from fashionrec.vectors import l2_normalise
 
 HEAD_FILE = "head.npz"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_V1 = 1  # the first layout: still read, and what a head's fingerprint is computed over (so it never changes)
+_REMEDY = "re-run `fashionrec train`"
 WEIGHT_NAMES = ("w1", "b1", "w2", "b2")
 
 
@@ -66,8 +67,9 @@ class Head:
 
     @property
     def fingerprint(self) -> str:
-        """Identifies these exact weights: the FAISS header records it so vectors and head cannot drift apart."""
-        return _digest(self.weights, self._meta_bytes())[:24]
+        """Identifies these exact weights and settings: a published store records it, so vectors and head cannot
+        drift apart. Computed as version 1 files were checksummed, so it is the same whatever the file version."""
+        return _digest(self.weights, self._v1_meta_bytes())[:24]
 
     @property
     def model(self) -> Manifest | None:
@@ -88,47 +90,50 @@ class Head:
             out = l2_normalise(np.hstack([self.backbone_weight * l2_normalise(x), out]))
         return out
 
-    def _meta_bytes(self) -> bytes:
-        return json.dumps({**self.meta, "format_version": FORMAT_VERSION}, sort_keys=True).encode()
+    def _v1_meta_bytes(self) -> bytes:
+        return json.dumps({**self.meta, "format_version": _V1}, sort_keys=True).encode()
 
     def save(self, index_dir: str | Path) -> Path:
         """Write ``INDEX_DIR/head.npz`` atomically (temp file, fsync, rename): a kill leaves the old head whole."""
-        weights = {n: np.ascontiguousarray(self.weights[n], dtype=np.float32) for n in WEIGHT_NAMES}
-        meta = self._meta_bytes()
-        buffer = io.BytesIO()
-        arrays = {"meta": np.frombuffer(meta, dtype=np.uint8), "sha256": np.array(_digest(weights, meta)), **weights}
-        np.savez(buffer, **arrays)  # type: ignore[arg-type]  # numpy stubs read **kwds as allow_pickle
-        return write_atomically(Path(index_dir) / HEAD_FILE, buffer.getvalue())
+        return artifact.save(Path(index_dir) / HEAD_FILE, self.meta, {n: self.weights[n] for n in WEIGHT_NAMES},
+                             FORMAT_VERSION)
 
     @classmethod
     def load(cls, index_dir: str | Path) -> Head:
-        """Read and verify ``INDEX_DIR/head.npz``."""
+        """Read and verify ``INDEX_DIR/head.npz`` (either version)."""
         path = Path(index_dir) / HEAD_FILE
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {name: np.array(data[name]) for name in (*WEIGHT_NAMES, "meta", "sha256")}
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
-            raise IndexFormatError(f"{path} is not a readable fashionrec head ({exc}); re-run `fashionrec train`") from None
-        meta_bytes = arrays.pop("meta").tobytes()
-        expected = str(arrays.pop("sha256"))
-        if _digest(arrays, meta_bytes) != expected:
-            raise IndexFormatError(f"{path}: checksum mismatch (file corrupt); re-run `fashionrec train`")
-        try:
-            meta = json.loads(meta_bytes)
-        except ValueError:
-            raise IndexFormatError(f"{path}: damaged metadata; re-run `fashionrec train`") from None
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise IndexFormatError(
-                f"{path}: head format version {meta.get('format_version')}, this fashionrec reads {FORMAT_VERSION}"
-            )
-        meta.pop("format_version")
-        head = cls(weights={n: arrays[n].astype(np.float32) for n in WEIGHT_NAMES}, meta=meta)
+        arrays = artifact.read_npz(path, "fashionrec head", _REMEDY)
+        if "meta" in arrays:
+            meta, weights = _load_v1(path, arrays)
+        else:
+            meta, weights = artifact.load(path, FORMAT_VERSION, "fashionrec head", _REMEDY, arrays)
+        if set(weights) != set(WEIGHT_NAMES):
+            raise IndexFormatError(f"{path} is not a readable fashionrec head (arrays {sorted(weights)}); {_REMEDY}")
+        head = cls(weights={n: weights[n].astype(np.float32) for n in WEIGHT_NAMES}, meta=meta)
         w1, b1, w2, b2 = (head.weights[n] for n in WEIGHT_NAMES)
         if w1.ndim != 2 or w2.ndim != 2 or b1.shape != (w1.shape[1],) or w2.shape[0] != w1.shape[1] or b2.shape != (
             w2.shape[1],
         ):
-            raise IndexFormatError(f"{path}: inconsistent weight shapes; re-run `fashionrec train`")
+            raise IndexFormatError(f"{path}: inconsistent weight shapes; {_REMEDY}")
         return head
+
+
+def _load_v1(path: Path, arrays: dict[str, np.ndarray]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """A version 1 head file: ``meta`` (JSON bytes with its format version), the weights and their checksum."""
+    try:
+        meta_bytes, expected = arrays["meta"].tobytes(), str(arrays["sha256"])
+        weights = {n: arrays[n] for n in WEIGHT_NAMES}
+    except KeyError:
+        raise IndexFormatError(f"{path} is not a readable fashionrec head; {_REMEDY}") from None
+    if _digest(weights, meta_bytes) != expected:
+        raise IndexFormatError(f"{path}: checksum mismatch (file corrupt); {_REMEDY}")
+    try:
+        meta = json.loads(meta_bytes)
+    except ValueError:
+        raise IndexFormatError(f"{path}: damaged metadata; {_REMEDY}") from None
+    if meta.pop("format_version", None) != _V1:
+        raise IndexFormatError(f"{path}: head format version mismatch; {_REMEDY}")
+    return meta, weights
 
 
 def load_head(index_dir: str | Path, model: Manifest) -> Head | None:

@@ -3,24 +3,20 @@
 Training needs PyTorch (``fashionrec.text.train``), but answering a query only needs a few matrix products, so
 the heads are saved as plain arrays and applied here: a search process never builds a torch module for them.
 
-File (``INDEX_DIR/text/alignment.npz``): the arrays, a JSON header (format version, the image model the heads were
-trained on, text model, held-out ids, training settings) and a SHA-256 over header and arrays, verified on load.
-It is written to a temp file and renamed, so readers see the old alignment or the new one, never half of one.
+File (``INDEX_DIR/text/alignment.npz``, a :mod:`fashionrec.artifact` file): the arrays and a JSON header (the image
+model the heads were trained on, text model, held-out ids, training settings), checksummed and written atomically.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fashionrec.atomic import write_atomically
+from fashionrec import artifact
 from fashionrec.errors import IndexFormatError
 from fashionrec.manifest import Manifest, recorded_in
 from fashionrec.vectors import l2_normalise
@@ -79,17 +75,10 @@ class Alignment:
 
     @property
     def checksum(self) -> str:
-        return _checksum(json.dumps(self.header, sort_keys=True), self._arrays())
+        return artifact.checksum(json.dumps(self.header, sort_keys=True), self._arrays())
 
     def save(self, index_dir: str | Path) -> Path:
-        header = json.dumps({**self.header, "format_version": FORMAT_VERSION}, sort_keys=True)
-        arrays = self._arrays()
-        buffer = io.BytesIO()
-        contents: dict[str, Any] = {"header": np.array(header), "sha256": np.array(_checksum(header, arrays)), **arrays}
-        np.savez(buffer, **contents)
-        folder = Path(index_dir) / TEXT_DIR
-        folder.mkdir(parents=True, exist_ok=True)
-        return write_atomically(folder / ALIGNMENT_FILE, buffer.getvalue())
+        return artifact.save(alignment_path(index_dir), self.header, self._arrays(), FORMAT_VERSION)
 
     @classmethod
     def load(cls, index_dir: str | Path) -> Alignment:
@@ -97,24 +86,11 @@ class Alignment:
         path = alignment_path(index_dir)
         if not path.is_file():
             raise IndexFormatError(f"no text alignment in {index_dir}; run `fashionrec train-text` first")
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {key: data[key] for key in data.files}
-            header_json, stored = str(arrays.pop("header")), str(arrays.pop("sha256"))
-            header = json.loads(header_json)
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
-            raise IndexFormatError(f"{path} is not a readable text alignment; re-run `fashionrec train-text`") from None
-        if _checksum(header_json, arrays) != stored:
-            raise IndexFormatError(f"{path}: checksum mismatch (file corrupt); re-run `fashionrec train-text`")
-        if header.get("format_version") != FORMAT_VERSION:
-            raise IndexFormatError(
-                f"{path}: format version {header.get('format_version')}, this fashionrec reads {FORMAT_VERSION}"
-            )
+        header, arrays = artifact.load(path, FORMAT_VERSION, "text alignment", "re-run `fashionrec train-text`")
         layers = {
             side: [(arrays[f"{side}_w{n}"], arrays[f"{side}_b{n}"]) for n in range(_depth(arrays, side))]
             for side in SIDES
         }
-        header.pop("format_version")
         return cls(layers, header)
 
 
@@ -127,12 +103,3 @@ def _depth(arrays: dict[str, np.ndarray], side: str) -> int:
     if depth == 0:
         raise IndexFormatError(f"text alignment has no {side} projection")
     return depth
-
-
-def _checksum(header_json: str, arrays: dict[str, np.ndarray]) -> str:
-    digest = hashlib.sha256(header_json.encode())
-    for key in sorted(arrays):
-        digest.update(key.encode())
-        digest.update(str(arrays[key].shape).encode())
-        digest.update(np.ascontiguousarray(arrays[key], dtype=np.float32).tobytes())
-    return digest.hexdigest()
