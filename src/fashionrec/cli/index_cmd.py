@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import asdict
 
@@ -46,7 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--engine", choices=["local", "ray"], default=env_default("FASHIONREC_ENGINE"),
                    help="where images are embedded: this process, or Ray actors "
                    "(env FASHIONREC_ENGINE, default: %(default)s)")
-    p.add_argument("--ray-address", help="Ray cluster to join, e.g. ray://HEAD:10001 or auto "
+    p.add_argument("--ray-address", default=os.environ.get("RAY_ADDRESS") or None,
+                   help="Ray cluster to join, e.g. ray://HEAD:10001 or auto "
                    "(default: Ray's RAY_ADDRESS, else a local Ray on this machine's CPUs)")
     add_json(p)
     p.set_defaults(func=run)

