@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -23,15 +23,13 @@ from fashionrec import manifest as manifests
 from fashionrec.catalog import Catalog, CatalogReport, file_digest, read_catalog
 from fashionrec.catalog_db import CatalogDB, SyncCounts
 from fashionrec.embedders.preprocess import Preprocessor
+from fashionrec.embedders.protocol import Embedder
 from fashionrec.errors import FashionrecError
 from fashionrec.imageio import load_image
 from fashionrec.modelspec import ModelSpec
 from fashionrec.publish import FaissPublisher, Publisher, store_budget
 from fashionrec.stores.budget import Budget
 from fashionrec.stores.faiss_store import INDEX_FILE, IndexKind
-
-if TYPE_CHECKING:  # only an annotation here; importing it loads PyTorch
-    from fashionrec.embedders import Embedder
 
 REPORT_FILE = "catalog_report.json"
 

@@ -14,14 +14,15 @@ from typing import TYPE_CHECKING
 
 from fashionrec import runtime
 from fashionrec.embedders import DEFAULT_MODEL, create_embedder, resolve_image_size
+from fashionrec.embedders.protocol import Embedder
 from fashionrec.errors import FashionrecError
 from fashionrec.manifest import Manifest
 
 BACKENDS = runtime.BACKENDS
 PRECISIONS = ("fp32", "int8")  # int8: post-training quantised in ONNX Runtime (fashionrec.embedders.quantize)
 
-if TYPE_CHECKING:  # only annotations here; importing them loads PyTorch
-    from fashionrec.embedders import Embedder, TorchEmbedder
+if TYPE_CHECKING:  # only an annotation here; importing it loads PyTorch
+    from fashionrec.embedders import TorchEmbedder
 
 
 def _fingerprint(path: str | None) -> str | None:

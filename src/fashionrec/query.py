@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
+from fashionrec.embedders.protocol import Embedder
 from fashionrec.feedback import Box, crop
 from fashionrec.head import Head
 from fashionrec.imageio import load_image
 from fashionrec.localise import localise as crop_to_garment
-
-if TYPE_CHECKING:  # only an annotation here; importing it loads PyTorch
-    from fashionrec.embedders import Embedder
 
 ImageSource = str | os.PathLike[str] | bytes | Image.Image
 

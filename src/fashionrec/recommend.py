@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fashionrec.catalog_db import StoredItem
+from fashionrec.embedders.protocol import Embedder
 from fashionrec.errors import FashionrecError
 from fashionrec.feedback import (
     Box,
@@ -42,9 +42,6 @@ from fashionrec.ranking import RankingConfig
 from fashionrec.result import Result
 from fashionrec.stores.base import Hit, VectorStore
 from fashionrec.vectors import l2_normalise
-
-if TYPE_CHECKING:  # only an annotation here; importing it loads PyTorch
-    from fashionrec.embedders import Embedder
 
 __all__ = ["MAX_K", "ImageSource", "Recommender", "Result", "check_k"]
 MAX_K = 1000

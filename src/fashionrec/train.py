@@ -32,7 +32,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import numpy as np
 from PIL import Image
@@ -41,6 +41,7 @@ from tqdm import tqdm
 from fashionrec.atomic import write_atomically
 from fashionrec.augment import photo_like
 from fashionrec.catalog_db import CatalogDB
+from fashionrec.embedders.protocol import Embedder
 from fashionrec.errors import FashionrecError
 from fashionrec.head import Head
 from fashionrec.index import Index
@@ -50,9 +51,6 @@ from fashionrec.modelspec import ModelSpec
 from fashionrec.publish import publish_faiss
 from fashionrec.split import holdout_mask
 from fashionrec.stores.faiss_store import IndexKind
-
-if TYPE_CHECKING:  # only an annotation here; importing it loads PyTorch
-    from fashionrec.embedders import Embedder
 
 MAIN_LABEL = "articleType"
 AUX_LABELS = ("subCategory", "baseColour", "gender")

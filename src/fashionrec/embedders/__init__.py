@@ -1,8 +1,9 @@
 """One factory for every image backbone: ``create_embedder(name)`` -> :class:`Embedder`.
 
 Listing models must stay cheap (the CLI builds its ``--help`` from it), so this module does not
-import PyTorch: a backbone's module is imported only when that backbone is created, and ``Embedder``
-/ ``TorchEmbedder`` are loaded from :mod:`fashionrec.embedders.base` on first access.
+import PyTorch: a backbone's module is imported only when that backbone is created; ``Embedder`` (the protocol)
+lives in the torch-free :mod:`fashionrec.embedders.protocol`, and ``TorchEmbedder`` is loaded from
+:mod:`fashionrec.embedders.base` on first access.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ import importlib
 import os
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from fashionrec.embedders.protocol import Embedder
 from fashionrec.errors import FashionrecError
 
 if TYPE_CHECKING:
-    from fashionrec.embedders.base import Embedder, TorchEmbedder
+    from fashionrec.embedders.base import TorchEmbedder
 
 __all__ = ["DEFAULT_MODEL", "Embedder", "TorchEmbedder", "available_models", "create_embedder", "resolve_image_size"]
 
@@ -81,8 +83,8 @@ def create_embedder(
 
 
 def __getattr__(attribute: str) -> Any:
-    """Load ``Embedder`` and ``TorchEmbedder`` (and with them PyTorch) only when someone asks."""
-    if attribute in ("Embedder", "TorchEmbedder"):
+    """Load ``TorchEmbedder`` (and with it PyTorch) only when someone asks."""
+    if attribute == "TorchEmbedder":
         from fashionrec.embedders import base
 
         return getattr(base, attribute)

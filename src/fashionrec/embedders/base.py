@@ -1,4 +1,4 @@
-"""What every embedder offers, and the one PyTorch implementation that all backbones share.
+"""The one PyTorch implementation that all backbones share (what every embedder offers: fashionrec.embedders.protocol).
 
 The backbones differ only in the ``nn.Module`` they build and the weights they load; preprocessing,
 batching, threading and normalisation live here once, so every model treats images identically.
@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -22,32 +21,6 @@ from fashionrec.vectors import NORM_EPS
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
-
-
-@runtime_checkable
-class Embedder(Protocol):
-    """Turns images into L2-normalised vectors whose dot product is their cosine similarity.
-
-    ``preprocess`` and ``embed_arrays`` are separate so that callers can decode and preprocess on
-    worker threads or processes and run the network on big batches, or swap the network for an
-    exported ONNX copy while keeping exactly the same preprocessing.
-    """
-
-    name: str
-    dim: int
-    image_size: int
-
-    def preprocess(self, image: Image.Image) -> np.ndarray:
-        """RGB image -> float32 (3, image_size, image_size) array, padded, resized and normalised."""
-        ...
-
-    def embed_arrays(self, batch: np.ndarray) -> np.ndarray:
-        """float32 (N, 3, image_size, image_size) -> float32 (N, dim), every row of unit length."""
-        ...
-
-    def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """Preprocess and embed ``images`` in one batch -> float32 (N, dim) unit rows."""
-        ...
 
 
 def configure_threads() -> int:
