@@ -105,7 +105,7 @@ def labelled_photos(tmp_path: Path) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="session")
 def demo_text_index(demo_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the demo index with a small text alignment trained on it (text search, issue 8). Read-only."""
+    """A copy of the demo index with a small text alignment trained on it (text search). Read-only."""
     from fashionrec.cli import main
 
     index_dir = tmp_path_factory.mktemp("demo-text-index") / "index"

@@ -1,4 +1,4 @@
-"""The items API (issue 17): add, replace, change and remove products of a served index.
+"""The items API: add, replace, change and remove products of a served index.
 
 Each change is visible to the very next query, survives a SIGKILL of a real server, needs the API key (401 without
 or with a wrong one, 403 when the server has none), and a later `fashionrec index` of the catalogue folder makes

@@ -1,4 +1,4 @@
-"""Refresh without downtime (issue 17): ``POST /admin/reload`` and the server's own refresh swap in a new index
+"""Refresh without downtime: ``POST /admin/reload`` and the server's own refresh swap in a new index
 generation between requests; requests in flight finish on the one they started with; the old one is closed."""
 
 from __future__ import annotations

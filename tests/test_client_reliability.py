@@ -1,6 +1,6 @@
 """Reliability as a real client sees it: a real ``fashionrec serve`` process, real sockets, Python's urllib.
 
-Guarantees tested here (issue 19): a refused upload (413 over the limit, 415 not multipart, 422 bad parameter,
+Guarantees tested here: a refused upload (413 over the limit, 415 not multipart, 422 bad parameter,
 404 unknown path) reaches a client that sends its whole body before reading the answer, and the connection stays
 usable afterwards; a body dribbled slower than ``--body-timeout`` gets a 408 and the connection is closed; headers
 dribbled slower than ``--header-timeout`` get the connection closed; a refused body larger than the drain bound

@@ -1,6 +1,6 @@
 """Every ``FASHIONREC_*`` variable is checked where it is read: a bad value is one line naming it, exit 2.
 
-Guarantees tested here (issue 19): for every variable in ``fashionrec.config.VARIABLES`` and every sub-command,
+Guarantees tested here: for every variable in ``fashionrec.config.VARIABLES`` and every sub-command,
 any value (random text, numbers, edge cases) either leaves the command's outcome exactly as without it (exit 0 for
 the commands run for real here) or stops it with exit 2 and exactly one stderr line that names the variable and
 says what it accepts; never a traceback. Hand-picked bad values of each variable must be refused, and the

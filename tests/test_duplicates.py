@@ -1,4 +1,4 @@
-"""``fashionrec duplicates`` (issue 17): planted exact and near copies in a real subset of the shared catalogue are
+"""``fashionrec duplicates``: planted exact and near copies in a real subset of the shared catalogue are
 found, each grouped with its original, and a clean subset gives nothing."""
 
 from __future__ import annotations

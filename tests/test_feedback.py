@@ -1,4 +1,4 @@
-"""Shoppers steer the results (issue 16): crop box, liked / disliked products, "the same, but another colour".
+"""Shoppers steer the results: crop box, liked / disliked products, "the same, but another colour".
 
 Library, HTTP API and CLI over the demo index: every new parameter is validated, and the behaviour is the promised
 one (a box is the cropped photo, a like pulls the answer toward that product, a dislike never comes back, one

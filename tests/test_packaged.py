@@ -1,4 +1,4 @@
-"""The fashion model's ONNX export shipped with the package (issue 18): made from the shipped weights and following
+"""The fashion model's ONNX export shipped with the package: made from the shipped weights and following
 PyTorch, used only when everything matches, so the default model never needs PyTorch nor an export; int8 is
 quantised from it."""
 

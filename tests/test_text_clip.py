@@ -1,4 +1,4 @@
-"""A joint CLIP backbone (issue 8): local transformers CLIPModel weights embed the catalogue photos, and their own
+"""A joint CLIP backbone: local transformers CLIPModel weights embed the catalogue photos, and their own
 text tower answers text search directly, without alignment training. Tested with a tiny random CLIPModel."""
 
 from __future__ import annotations

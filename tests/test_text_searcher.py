@@ -1,4 +1,4 @@
-"""The text searcher (issue 8): described products found, filters inside the search, bad queries refused, and
+"""The text searcher: described products found, filters inside the search, bad queries refused, and
 indexes without an alignment or with vectors of other heads refused; on the demo catalogue with a small alignment
 trained once per session."""
 

@@ -242,7 +242,7 @@ def test_text_search_box(page: object, server: str) -> None:
 
 
 def test_crop_like_unlike_and_another_colour(page: object, server: str) -> None:
-    """Issue 16: drag a box on the photo, like and dislike results, remove a choice, ask for another colour; each
+    """Steering: drag a box on the photo, like and dislike results, remove a choice, ask for another colour; each
     time the page shows exactly what the API answers for the same parameters (the page holds the choices)."""
     expect = sync_api.expect
     photo = DEMO_QUERIES / "t-shirt.jpg"

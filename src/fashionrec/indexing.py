@@ -260,7 +260,7 @@ def index_catalog(
         if budget is not None:
             store_budget(db, budget)
         # Products that left the catalogue stay until the new vectors are ready, so that a server still answering
-        # from the previous generation finds every product it knows (issue 17: swaps between generations).
+        # from the previous generation finds every product it knows: swaps between generations.
         removed = sorted({item.id for item in db.iter_items()} - {row[0] for row in rows})
         counts = db.sync(rows, catalog.columns, keep_removed=True)
         db.sync_photos(_scan_more_photos(catalog))

@@ -1,7 +1,7 @@
 """``create_app``: the FastAPI app of one loaded index (JSON API, catalogue images, metrics, web page).
 
 Optional route modules plug in without touching this file: if ``fashionrec/api/search_routes.py`` exists (text
-search, issue 8) its ``router`` (an ``APIRouter``) is included. Its handlers get the shared service with
+search) its ``router`` (an ``APIRouter``) is included. Its handlers get the shared service with
 ``service: RecommenderService = Depends(get_service)`` (``fashionrec.api.service``), take ``k`` and ``filter``
 from ``fashionrec.api.params`` (``K``, ``FilterSpecs``) and should answer ``GET /api/search?q=`` with a
 ``ResultsOut`` (``fashionrec.api.models``): the web page shows its search box only when ``/api/search`` is in
