@@ -1,7 +1,7 @@
 """Photo-like views of studio shots, so a head trained on the catalogue also serves shoppers' photos.
 
 A head trained on white-background product shots learns studio-only cues: searched alone, it lowered real-photo
-hit@5 from 0.80 to 0.68 on ``clothing-photos`` while lifting catalogue P@5. Training it on views that look more
+hit@5 on ``clothing-photos`` while lifting catalogue P@5. Training it on views that look more
 like a phone photo (the garment on a coloured, gradient or noisy ground, off-centre, tilted, zoomed, in other
 light, sometimes soft, sometimes mirrored) closes most of that gap: see docs/quality.md.
 

@@ -3,10 +3,11 @@
 Every stored vector (the backbone features SQLite keeps, L2-normalised) is compared with every other by a FAISS
 range search on an exact inner-product index: all pairs whose cosine is at least the threshold, found in chunks
 of queries so memory stays bounded. Pairs are joined into groups (connected components), so three listings of
-one photo are one group. Exact search costs N^2 x dim multiply-adds: a second or so for 5,000 products, a few
-minutes for 40,000 at 1280 dimensions on two cores.
+one photo are one group. Exact search costs N^2 x dim multiply-adds, so the catalogue report runs it only up to
+``REPORT_MAX_PRODUCTS``.
 
-The default threshold comes from the measured distribution in docs/live-catalogue.md ("Near-duplicates").
+How the default threshold was chosen (``benchmarks/duplicates_threshold.py``): docs/live-catalogue.md,
+"Near-duplicates".
 """
 
 from __future__ import annotations
