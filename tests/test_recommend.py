@@ -126,3 +126,15 @@ def test_damaged_index_through_the_cli_is_one_error_line(case: str, good_index: 
     damage(index_dir)
     query = str(min(DEMO_QUERIES.glob("*.jpg")))
     assert_one_clear_error(run_cli("recommend", query, "--index-dir", str(index_dir)), message)
+
+
+def test_ranking_options_are_one_frozen_config_that_queries_read(live_rec: Recommender) -> None:
+    from dataclasses import FrozenInstanceError, replace
+
+    before = live_rec.ranking
+    live_rec.consensus_weight = 0.5  # an attribute set replaces the config; the old one is unchanged
+    assert live_rec.ranking == replace(before, consensus_weight=0.5) and live_rec.ranking is not before
+    with pytest.raises(FrozenInstanceError):
+        live_rec.ranking.hybrid_weight = 1.0  # type: ignore[misc]
+    live_rec.ranking = replace(live_rec.ranking, localise=True)
+    assert live_rec.localise is True and live_rec.encoder.localise is True  # the query encoder follows it

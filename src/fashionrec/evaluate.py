@@ -32,7 +32,6 @@ from fashionrec.head import Head
 from fashionrec.index import Index
 from fashionrec.publish import published_manifest
 from fashionrec.query import QueryEncoder
-from fashionrec.ranking import RankingConfig
 from fashionrec.recommend import Recommender, Result
 from fashionrec.stores.faiss_store import FaissStore
 
@@ -78,10 +77,7 @@ def searchable_subset(rec: Recommender, keep: set[str] | None, head: Head | None
     items = rec.db.get_many(kept)
     store = FaissStore.of(kept, vectors, published_manifest(rec.manifest, head), "flat",
                           MetadataColumns(rec.columns, [items[i].metadata for i in kept]))
-    ranking = RankingConfig(hybrid_weight=rec.hybrid_weight, consensus_weight=rec.consensus_weight,
-                            consensus_column=rec.consensus_column, localise=rec.localise,
-                            feedback_method=rec.feedback_method)
-    return Recommender(Index(rec.path, rec.db, rec.manifest, head, store), rec.embedder, ranking)
+    return Recommender(Index(rec.path, rec.db, rec.manifest, head, store), rec.embedder, rec.ranking)
 
 
 def searched_ids(rec: Recommender) -> list[str]:

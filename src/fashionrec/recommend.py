@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
@@ -53,19 +55,43 @@ def check_k(k: int) -> int:
     return k
 
 
+def _ranking_option(name: str) -> Any:
+    """A Recommender attribute that reads ``ranking.<name>``; setting it replaces the (frozen) config."""
+
+    def get(self: Recommender) -> Any:
+        return getattr(self.ranking, name)
+
+    def set_(self: Recommender, value: Any) -> None:
+        self.ranking = replace(self.ranking, **{name: value})
+
+    return property(get, set_, doc=f"``ranking.{name}`` (fashionrec.ranking.RankingConfig)")
+
+
 class Recommender(OpenIndex):
-    """An open index (fashionrec.index.Index) with its query encoder and ranking options."""
+    """An open index (fashionrec.index.Index) with its query encoder and its ranking options: one frozen
+    :class:`~fashionrec.ranking.RankingConfig` (``ranking``) that every query reads."""
+
+    hybrid_weight = _ranking_option("hybrid_weight")
+    consensus_weight = _ranking_option("consensus_weight")
+    consensus_column = _ranking_option("consensus_column")
+    feedback_method = _ranking_option("feedback_method")  # how liked / disliked products steer a query
+    localise = _ranking_option("localise")  # crop query photos to the garment before embedding them
 
     def __init__(self, index: Index, embedder: Embedder, ranking: RankingConfig | None = None) -> None:
         super().__init__(index)
-        ranking = ranking or RankingConfig()  # the built-in defaults: the environment is read at the edge
         self.embedder = embedder
-        self.encoder = QueryEncoder(embedder, index.head, localise=ranking.localise)
-        self.hybrid_weight = ranking.hybrid_weight
-        self.consensus_weight = ranking.consensus_weight
-        self.consensus_column = ranking.consensus_column
-        self.feedback_method = ranking.feedback_method  # how liked / disliked products steer a query
+        self.encoder = QueryEncoder(embedder, index.head)
+        self.ranking = ranking or RankingConfig()  # the built-in defaults: the environment is read at the edge
         self._column_values: dict[str, set[str]] = {}
+
+    @property
+    def ranking(self) -> RankingConfig:
+        return self._ranking
+
+    @ranking.setter
+    def ranking(self, value: RankingConfig) -> None:
+        self._ranking = value
+        self.encoder.localise = value.localise
 
     @classmethod
     def open(
@@ -81,15 +107,6 @@ class Recommender(OpenIndex):
             index.close()
             raise
         return cls(index, embedder, ranking)
-
-    @property
-    def localise(self) -> bool:
-        """Crop query photos to the garment before embedding them."""
-        return self.encoder.localise
-
-    @localise.setter
-    def localise(self, value: bool) -> None:
-        self.encoder.localise = value
 
     # queries --------------------------------------------------------------------------------------------
     def embed(self, images: Sequence[ImageSource], box: str | Box | None = None) -> np.ndarray:

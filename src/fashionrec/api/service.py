@@ -65,8 +65,6 @@ as a list of filter choices; it can still be used in ``filter=``."""
 
 log = logging.getLogger("fashionrec.api")
 F = TypeVar("F", bound=Callable[..., Any])
-RANKING_OPTIONS = ("hybrid_weight", "consensus_weight", "consensus_column", "localise", "feedback_method")
-"""Options set on a Recommender after it was opened (``fashionrec serve`` flags): carried over to the next one."""
 
 
 @dataclass
@@ -169,8 +167,7 @@ class RecommenderService:
         with self._write_lock:
             old = self._lease.rec
             new = _reopen(old)
-            for option in RANKING_OPTIONS:
-                setattr(new, option, getattr(old, option))
+            new.ranking = old.ranking
             with self._lease_lock:
                 previous, self._lease = self._lease, _Lease(new)
                 previous.retired = True
