@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from fashionrec.errors import FashionrecError
 from fashionrec.filters import MetadataColumns
-from fashionrec.head import Head
+from fashionrec.head import Head, project
 from fashionrec.index import Index
 from fashionrec.publish import published_manifest
 from fashionrec.query import QueryEncoder
@@ -70,9 +70,9 @@ def ranking_metrics(relevant: Sequence[bool], n_relevant: int) -> dict[str, floa
 def searchable_subset(rec: Recommender, keep: set[str] | None, head: Head | None) -> Recommender:
     """A Recommender over an exact in-memory index of the kept products (all when ``keep`` is None), in the
     space of ``head`` (raw backbone features when None), sharing the open database and model."""
-    ids, features = rec.db.vectors(rec.embedder.dim)
+    ids, features = rec.db.vectors(rec.manifest.dim)
     rows = [n for n, i in enumerate(ids) if keep is None or i in keep]
-    vectors = features[rows] if head is None else head.apply(features[rows])
+    vectors = project(features[rows], head)
     kept = [ids[n] for n in rows]
     items = rec.db.get_many(kept)
     store = FaissStore.of(kept, vectors, published_manifest(rec.manifest, head), "flat",
@@ -90,8 +90,7 @@ def searched_ids(rec: Recommender) -> list[str]:
 def catalogue_queries(rec: Recommender, ids: Sequence[str], head: Head | None) -> list[Query]:
     """Queries from products already in the index: their stored backbone features, their own labels."""
     items = rec.db.get_many(ids)
-    features = rec.db.stacked_vectors(ids)
-    vectors = features if head is None else head.apply(features)
+    vectors = project(rec.db.stacked_vectors(ids), head)
     return [
         Query(i, v, frozenset([items[i].metadata.get("articleType", "")]), items[i].metadata.get("articleType", ""),
               items[i].metadata, exclude=i)

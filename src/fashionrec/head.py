@@ -147,5 +147,10 @@ def load_head(index_dir: str | Path, model: Manifest) -> Head | None:
     return head if model.same_model(head.model) else None
 
 
+def project(features: np.ndarray, head: Head | None) -> np.ndarray:
+    """Backbone features in the space of ``head`` (None: the features as they are)."""
+    return features if head is None else head.apply(features)
+
+
 def fingerprint_of(head: Head | None) -> str | None:
     return None if head is None else head.fingerprint

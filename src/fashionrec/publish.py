@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from fashionrec.catalog_db import CatalogDB
-from fashionrec.head import Head, fingerprint_of, load_head
+from fashionrec.head import Head, load_head, project
 from fashionrec.manifest import Manifest
 from fashionrec.stores.budget import Budget, build_within_budget
 from fashionrec.stores.faiss_store import FaissStore, IndexKind
@@ -39,7 +39,7 @@ class Publisher(Protocol):
 
 def published_manifest(model: Manifest, head: Head | None) -> Manifest:
     """The manifest of ``model``'s features once published through ``head`` (None: as they are)."""
-    return model if head is None else model.through_head(fingerprint_of(head), head.dim)
+    return model if head is None else model.through_head(head.fingerprint, head.dim)
 
 
 def stored_budget(db: CatalogDB) -> Budget | None:
@@ -64,8 +64,7 @@ def build_store(db: CatalogDB, index_dir: Path, model: Manifest, kind: IndexKind
     if extra_ids:  # products with several photos (items API): one row per photo
         ids, vectors, photos = ids + extra_ids, np.vstack([vectors, extra]), [0] * len(ids) + numbers
     head = load_head(index_dir, model)
-    if head is not None:
-        vectors = head.apply(vectors)
+    vectors = project(vectors, head)
     strict = budget is not None  # a budget stored by an earlier run never fails a rebuild (items API, training)
     index, resolved, record = build_within_budget(vectors, kind, budget if strict else stored_budget(db), strict=strict)
     return FaissStore(index=index, ids=ids, kind=resolved, model=published_manifest(model, head),
@@ -139,8 +138,7 @@ def publish_to_milvus(
         for start in range(0, len(changed), batch):
             ids = changed[start : start + batch]
             items = db.get_many(ids)
-            vectors = db.stacked_vectors(ids)
-            vectors = vectors if head is None else head.apply(vectors)
+            vectors = project(db.stacked_vectors(ids), head)
             store.upsert(ids, vectors, [items[i].metadata for i in ids], [wanted[i] for i in ids])
             bar.update(len(ids))
     for start in range(0, len(gone), batch):

@@ -16,7 +16,7 @@ from PIL import Image
 
 from fashionrec.embedders.protocol import Embedder
 from fashionrec.feedback import Box, crop
-from fashionrec.head import Head
+from fashionrec.head import Head, project
 from fashionrec.imageio import load_image
 from fashionrec.localise import localise as crop_to_garment
 
@@ -50,7 +50,7 @@ class QueryEncoder:
 
     def project(self, features: np.ndarray) -> np.ndarray:
         """Backbone features -> the vectors the store holds (through the trained head, when there is one)."""
-        return features if self.head is None else self.head.apply(features)
+        return project(features, self.head)
 
     def embed(self, batch: np.ndarray) -> np.ndarray:
         """An input batch -> vectors in the searched space."""
