@@ -56,6 +56,15 @@ def test_admin_reload_swaps_the_recommender_and_closes_the_old_one(app_and_servi
     assert client.post("/api/recommend", files={"file": ("q.jpg", DRESS)}).status_code == 200
 
 
+def test_reload_keeps_the_ranking_options_the_server_was_started_with(app_and_service) -> None:
+    client, service = app_and_service
+    service.recommender.consensus_weight = 0.5  # as `fashionrec serve --consensus 0.5` sets it
+    service.recommender.localise = True
+    before = service.recommender.ranking
+    assert client.post("/admin/reload", headers=AUTH).status_code == 200
+    assert service.recommender.ranking == before and service.recommender.encoder.localise is True
+
+
 def test_reload_is_refused_without_a_configured_key(live_index: Path) -> None:
     with Recommender.open(live_index) as rec:
         client = TestClient(create_app(rec, settings=ApiSettings()))

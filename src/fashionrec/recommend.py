@@ -100,7 +100,14 @@ class Recommender(OpenIndex):
     ) -> Recommender:
         """Open an index directory. ``store`` replaces the default FAISS file (e.g. a Milvus store); ``ranking``
         the built-in ranking options (:class:`~fashionrec.ranking.RankingConfig`)."""
-        index = Index.open(index_dir, store)
+        return cls.from_index(Index.open(index_dir, store), embedder, ranking)
+
+    @classmethod
+    def from_index(
+        cls, index: Index, embedder: Embedder | None = None, ranking: RankingConfig | None = None,
+    ) -> Recommender:
+        """A recommender over an open ``index``, with ``embedder`` (default: the one its manifest records, built
+        now); ``index`` is closed if that fails."""
         try:
             embedder = embedder or ModelSpec.from_manifest(index.manifest).build(cache_dir=index.path)
         except BaseException:

@@ -167,7 +167,6 @@ class RecommenderService:
         with self._write_lock:
             old = self._lease.rec
             new = _reopen(old)
-            new.ranking = old.ranking
             with self._lease_lock:
                 previous, self._lease = self._lease, _Lease(new)
                 previous.retired = True
@@ -342,13 +341,11 @@ class RecommenderService:
 
 
 def _reopen(old: Recommender) -> Recommender:
-    """``old``'s index opened again (its model reused when the index still uses the same one; a store other than
-    the FAISS file, such as Milvus, is kept)."""
-    kept = None if isinstance(old.store, FaissStore) else old.store
-    db, current = Index.open_database(old.path)
-    db.close()
-    embedder = old.embedder if old.manifest.same_model(current) else None
-    return Recommender.open(old.path, embedder=embedder, store=kept)
+    """``old``'s index opened again with ``old``'s ranking options (its model reused when the index still uses the
+    same one; a store other than the FAISS file, such as Milvus, is kept)."""
+    index = Index.open(old.path, None if isinstance(old.store, FaissStore) else old.store)
+    embedder = old.embedder if old.manifest.same_model(index.manifest) else None
+    return Recommender.from_index(index, embedder, old.ranking)
 
 
 def get_service(request: Request) -> RecommenderService:
