@@ -119,13 +119,12 @@ def embed_batches(
     """
     workers = workers or min(4, os.cpu_count() or 1)
     batches = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
-    preprocess = embedder.preprocess
-    fast = isinstance(preprocess, Preprocessor)
-    side = preprocess.image_size if isinstance(preprocess, Preprocessor) else 0
+    fast = embedder.preprocess if isinstance(embedder.preprocess, Preprocessor) else None
+    side = fast.image_size if fast is not None else 0
     with ThreadPoolExecutor(max_workers=workers) as pool:
 
         def submit(batch: Sequence[tuple[str, str]]) -> tuple[Any, list[Future[dict[int, str]]]]:
-            out: Any = np.empty((len(batch), 3, side, side), np.float32) if fast else [None] * len(batch)
+            out: Any = np.empty((len(batch), 3, side, side), np.float32) if fast is not None else [None] * len(batch)
             step = -(-len(batch) // workers)
             return out, [pool.submit(_decode, embedder, batch, range(i, min(i + step, len(batch))), out, transform)
                          for i in range(0, len(batch), step)]
@@ -143,7 +142,7 @@ def embed_batches(
             failures = [(batch[row][0], error) for row, error in sorted(errors.items())]
             if not ok:
                 vectors = np.empty((0, embedder.dim), np.float32)
-            elif fast:
+            elif fast is not None:
                 vectors = embedder.embed_arrays(out[ok] if errors else out)
             else:
                 vectors = embedder.embed_arrays(np.stack([out[row] for row in ok]))

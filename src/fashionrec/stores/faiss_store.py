@@ -37,8 +37,8 @@ KINDS: tuple[str, ...] = ("flat", "hnsw", "ivf", "ivfsq", "pcaivfsq", "ivfpqfs")
 # then answers at high recall and builds quickly; past HNSW_MAX_ITEMS its float32 vectors and build time grow too
 # large, and IVF over 8-bit scalar-quantised vectors takes over (1/4 of the memory). Measured in
 # docs/performance.md (benchmarks/ann_scale.py). 4-bit fast-scan PQ with several
-# dimensions per code and a re-ranking copy was tried and lost: on real-shaped data its coarse codes miss a third
-# of the true top-10 even with 320 re-ranked candidates; one 4-bit code per dimension ("ivfpqfs", below) does not
+# dimensions per code and a re-ranking copy was tried and lost: on real-shaped data its coarse codes miss much of
+# the true top-10 however many candidates are re-ranked; one 4-bit code per dimension ("ivfpqfs", below) does not
 # lose them, and is what a budget (fashionrec.stores.budget) picks for large catalogues of small vectors. At the
 # backbone's 1280 dimensions an IVF-SQ8 scan reads 1,280 bytes per candidate; "pcaivfsq" scans 256-d PCA codes
 # instead and re-ranks a few candidates per result on the full-dimension SQ8 copy. See benchmarks/ann_scale.py.
