@@ -110,6 +110,8 @@ class HealthOut(BaseModel):
     items: int = Field(description="vectors in the loaded index")
     model: str
     dim: int
+    numerics: str = Field(description='what the model computes in: "fp32", or "int8 (<scheme>)" as quantised for '
+                          "this CPU (docs/models.md, int8)")
 
 
 def image_url(item_id: str) -> str:

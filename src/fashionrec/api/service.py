@@ -209,7 +209,8 @@ class RecommenderService:
     @pinned
     def health(self) -> HealthOut:
         embedder = self.recommender.embedder
-        return HealthOut(status="ok", items=len(self.recommender), model=embedder.name, dim=embedder.dim)
+        return HealthOut(status="ok", items=len(self.recommender), model=embedder.name, dim=embedder.dim,
+                         numerics=embedder.numerics)
 
     @pinned
     def parse_filters(self, specs: Sequence[str]) -> Filters:
