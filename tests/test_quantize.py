@@ -31,31 +31,31 @@ def test_the_ladder_follows_the_cpu(machine: str, flags: frozenset[str] | None, 
 
 
 def test_the_first_scheme_under_the_drift_limit_is_kept() -> None:
-    cosines = {"u8s8": 0.82, "u8s7-float-ends": 0.99}
+    cosines = {"u8s8": 0.82, "u8s7-float-early": 0.99}
     tried: list[str] = []
 
     def drift(scheme: q.Int8Scheme) -> tuple[bytes, float]:
         tried.append(scheme.name)
         return scheme.name.encode(), cosines[scheme.name]
 
-    assert q.choose((q.FULL_RANGE, q.SEVEN_BIT), drift) == (q.SEVEN_BIT, b"u8s7-float-ends", 0.99)
-    assert tried == ["u8s8", "u8s7-float-ends"]
+    assert q.choose((q.FULL_RANGE, q.SEVEN_BIT), drift) == (q.SEVEN_BIT, b"u8s7-float-early", 0.99)
+    assert tried == ["u8s8", "u8s7-float-early"]
     cosines["u8s8"] = 0.995
     tried.clear()
     assert q.choose((q.FULL_RANGE, q.SEVEN_BIT), drift) == (q.FULL_RANGE, b"u8s8", 0.995)
     assert tried == ["u8s8"]  # a scheme that holds stops the search
-    cosines["u8s8"] = cosines["u8s7-float-ends"] = 0.9
+    cosines["u8s8"] = cosines["u8s7-float-early"] = 0.9
     assert q.choose((q.FULL_RANGE, q.SEVEN_BIT), drift) is None
 
 
 def test_a_cached_scheme_is_reused_only_where_it_is_faithful() -> None:
     assert q.acceptable("u8s8", "x86_64", VNNI) and q.acceptable(None, "x86_64", VNNI)
     assert not q.acceptable("u8s8", "x86_64", AVX2_ONLY) and not q.acceptable(None, "x86_64", AVX2_ONLY)
-    assert q.acceptable("u8s7-float-ends", "x86_64", AVX2_ONLY) and q.acceptable("u8s7-float-ends", "aarch64", None)
+    assert q.acceptable("u8s7-float-early", "x86_64", AVX2_ONLY) and q.acceptable("u8s7-float-early", "aarch64", None)
     assert not q.acceptable("u4", "x86_64", VNNI)  # a scheme this fashionrec does not know
 
 
-def test_seven_bit_scheme_keeps_its_ends_in_float_and_holds_the_limit(tmp_path: Path) -> None:
+def test_seven_bit_scheme_keeps_its_first_and_last_layers_in_float_and_holds_the_limit(tmp_path: Path) -> None:
     reference = ModelSpec("efficientnet-lite0", 96).build(cache_dir=tmp_path, backend="onnx")
     assert isinstance(reference, OnnxEmbedder)
     (float_file,) = (tmp_path / ONNX_DIR).glob("*.onnx")
@@ -65,7 +65,7 @@ def test_seven_bit_scheme_keeps_its_ends_in_float_and_holds_the_limit(tmp_path: 
     import onnx
 
     ops = [node.op_type for node in onnx.load_from_string(data).graph.node]
-    assert "QLinearConv" in ops and ops.count("Conv") == 2 * q.SEVEN_BIT.float_ends  # first two, last two in float
+    assert "QLinearConv" in ops and ops.count("Conv") == q.SEVEN_BIT.float_first + q.SEVEN_BIT.float_last
     seven = OnnxEmbedder.load(with_metadata(data, {**reference.meta, "precision": "int8"}))
     cosine = np.mean(np.sum(reference.embed_arrays(pixels) * seven.embed_arrays(pixels), axis=1))
     assert q.INT8_MIN_MEAN_COSINE <= cosine < 1 - 1e-4
@@ -87,5 +87,5 @@ def test_a_cpu_without_vnni_gets_and_records_the_seven_bit_scheme(tmp_path: Path
     monkeypatch.setattr(q, "cpu_flags", lambda: AVX2_ONLY)
     monkeypatch.setattr("platform.machine", lambda: "x86_64")
     moved = INT8.build(cache_dir=tmp_path)  # the index moved to an AVX2-only machine: quantised again, 7-bit
-    assert isinstance(moved, OnnxEmbedder) and moved.meta["int8_scheme"] == "u8s7-float-ends"
-    assert OnnxEmbedder.load(str(cached)).numerics == "int8 (u8s7-float-ends)"  # and the cache replaced
+    assert isinstance(moved, OnnxEmbedder) and moved.meta["int8_scheme"] == "u8s7-float-early"
+    assert OnnxEmbedder.load(str(cached)).numerics == "int8 (u8s7-float-early)"  # and the cache replaced

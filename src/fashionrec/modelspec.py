@@ -80,7 +80,7 @@ class ModelSpec:
 
     def cached_numerics(self, cache_dir: Path) -> str:
         """What this spec's model computes in, as the export cached in ``cache_dir`` says: ``fp32``, or for int8
-        the scheme it was quantised with for the CPU that wrote it (``int8 (u8s7-float-ends)``); the precision
+        the scheme it was quantised with for the CPU that wrote it (``int8 (u8s7-float-early)``); the precision
         alone when nothing is cached yet (the scheme is chosen on first use)."""
         from fashionrec.embedders.onnx_embedder import ONNX_DIR, OnnxEmbedder, cache_key
 

@@ -11,7 +11,8 @@ Which CPUs get what (:func:`scheme_ladder`): 8-bit weights times 8-bit activatio
 AMX (and on ARM64, whose dot products widen to 32 bits), but on x86-64 CPUs without VNNI (AVX2, AVX-512 without
 VNNI) ONNX Runtime's kernels add pairs of products in saturating 16-bit sums, which distorts compact networks
 (the "saturation issue" OpenVINO documents). There the network is quantised with 7-bit weights (no pair of products
-can saturate) and its first two and last two layers, which lose most from 7 bits, stay in float. Whatever the CPU,
+can saturate), and its first twelve weight layers (the high-resolution stem and first blocks) and last two, which
+lose most from 7 bits, stay in float; docs/models.md has the measured choice. Whatever the CPU,
 the schemes are tried in that order and the first whose drift is under the limit is kept (a CPU the flags misjudge
 still gets a working model); the scheme and its measured drift are recorded in the model's metadata.
 """
@@ -42,15 +43,16 @@ refused (MobileNetV2's ReLU6 activations quantise badly; the measured values are
 @dataclass(frozen=True)
 class Int8Scheme:
     """One way of quantising: the name recorded in the model's metadata, 7-bit weights or 8, and how many of the
-    first and last weight layers stay in float."""
+    first and last weight layers (convolutions and matrix products, in graph order) stay in float."""
 
     name: str
     reduce_range: bool = False
-    float_ends: int = 0
+    float_first: int = 0
+    float_last: int = 0
 
 
 FULL_RANGE = Int8Scheme("u8s8")
-SEVEN_BIT = Int8Scheme("u8s7-float-ends", reduce_range=True, float_ends=2)
+SEVEN_BIT = Int8Scheme("u8s7-float-early", reduce_range=True, float_first=12, float_last=2)
 SCHEMES = {scheme.name: scheme for scheme in (FULL_RANGE, SEVEN_BIT)}
 _EXACT_INT8_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
 
@@ -170,7 +172,7 @@ def quantize(model: bytes, pixels: np.ndarray, input_name: str, scheme: Int8Sche
 
 
 def _float_layers(model: bytes, scheme: Int8Scheme) -> list[str]:
-    if not scheme.float_ends:
+    if not (scheme.float_first or scheme.float_last):
         return []
     layers = _weight_layers(model)
-    return layers[: scheme.float_ends] + layers[-scheme.float_ends :]
+    return layers[: scheme.float_first] + (layers[-scheme.float_last :] if scheme.float_last else [])
