@@ -295,9 +295,9 @@ def int8_cpus() -> tuple[list[str], list[str]]:
     rows = [[name, f"`{run['numerics']}`", f"{run['model_seconds']:.1f} s", f"{run['img_per_s']} img/s",
              _f(run["mean_top5_overlap"], 2) if "mean_top5_overlap" in run else "-"] for name, run in res["runs"].items()]
     flags = ", ".join(res["machine"]["int8_flags"]) or "none"
-    return ["int8_schemes"], [f"{res['products']} products of `{res['catalog']}`, model `{res['model']}`, "
+    return ["int8_schemes"], [(f"{res['products']} products of `{res['catalog']}`, model `{res['model']}`, "
                               f"{res['queries']} query photos; {res['machine']['cores']} cores of a "
-                              f"{res['machine']['cpu']} (int8 flags: {flags}):", "",
+                              f"{res['machine']['cpu']} (int8 flags: {flags}):"), "",
                               *_table(["run", "numerics", "model build", "indexing", "top-5 overlap with fp32"], rows)]
 
 
