@@ -8,6 +8,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, Field
 
 from fashionrec.catalog_db import StoredItem
+from fashionrec.look import LookGarment
 from fashionrec.recommend import Result
 
 
@@ -66,6 +67,26 @@ class RecommendOut(SteeredOut):
     box: list[int] | None = Field(
         default=None, description="the region of the photo that was searched, in pixels: x, y, w, h (none: all of it)"
     )
+
+
+class GarmentOut(BaseModel):
+    """One garment found in the photo, with its own products."""
+
+    label: str = Field(description="the garment's class (a class of the server's garments.json, e.g. `shoes`)")
+    box: list[int] = Field(min_length=4, max_length=4,
+                           description="where it is in the uploaded photo, in pixels: x, y, w, h")
+    score: float = Field(ge=0, le=1, description="the localiser's confidence that this is such a garment")
+    results: list[ResultOut] = Field(description="the products most similar to this garment, best first")
+
+
+class LookOut(BaseModel):
+    """Shop the look: the garments found in an uploaded photo of an outfit, most confident first."""
+
+    k: int = Field(description="products per garment")
+    filters: dict[str, list[str]] = Field(description="the filters applied inside every garment's search, by column")
+    query: QueryImageOut
+    garments: list[GarmentOut] = Field(description="most confident first; a garment the catalogue has no product "
+                                       "for (under the filters) is left out")
 
 
 class SimilarOut(SteeredOut):
@@ -128,3 +149,8 @@ def results_out(results: list[Result]) -> list[ResultOut]:
                   photo=r.photo)
         for rank, r in enumerate(results, 1)
     ]
+
+
+def garments_out(garments: list[LookGarment]) -> list[GarmentOut]:
+    return [GarmentOut(label=g.label, box=list(g.box), score=round(g.score, 4), results=results_out(g.results))
+            for g in garments]

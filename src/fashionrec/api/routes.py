@@ -13,6 +13,7 @@ from fashionrec.api.models import (
     FacetsOut,
     HealthOut,
     ItemOut,
+    LookOut,
     RecommendOut,
     SimilarOut,
     SteeredOut,
@@ -54,6 +55,21 @@ async def recommend(
     data = await read_upload(request, service.settings.max_upload_bytes)
     return await run_in_threadpool(service.recommend_upload, data, k, parsed, preferences, consensus, box, like,
                                    unlike, differ)
+
+
+@router.post(
+    "/api/look", response_model=LookOut, responses=UPLOAD_ERRORS, openapi_extra=UPLOAD_OPENAPI,
+    summary="Shop the look: the garments in an uploaded photo of an outfit, each with its products",
+)
+async def look(request: Request, service: Service, filters: FilterSpecs = [], k: K = 5) -> LookOut:
+    """Upload a photo of a whole outfit as multipart field `file` (same limits and errors as `/api/recommend`);
+    get the garments found in it, most confident first, each with its label, its box in the photo's pixels
+    (`x, y, w, h`), the localiser's confidence and its own k products, shaped as `/api/recommend`'s results. Each
+    garment is searched among its class's catalogue values (the server's `garments.json`) unless a filter names
+    that column. To search one garment with more options, send its box to `/api/recommend?box=x,y,w,h`."""
+    parsed = service.parse_filters(filters)
+    data = await read_upload(request, service.settings.max_upload_bytes)
+    return await run_in_threadpool(service.look_upload, data, k, parsed)
 
 
 @router.get("/api/items/{item_id}", response_model=ItemOut, summary="One catalogue product")

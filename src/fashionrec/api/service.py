@@ -37,12 +37,14 @@ from fashionrec.api.models import (
     FacetsOut,
     HealthOut,
     ItemOut,
+    LookOut,
     QueryImageOut,
     RecommendOut,
     SimilarOut,
     SteeredOut,
     TrendsOut,
     ValueCount,
+    garments_out,
     item_out,
     results_out,
 )
@@ -246,6 +248,18 @@ class RecommenderService:
         region = None if pixels is None else [pixels[0], pixels[1], pixels[2] - pixels[0], pixels[3] - pixels[1]]
         return RecommendOut(k=k, filters=_listed(filters), results=results_out(results), query=query, box=region,
                             like=list(examples.like), unlike=list(examples.unlike), differ=differ)
+
+    @pinned
+    def look_upload(self, data: bytes, k: int, filters: Filters) -> LookOut:
+        """Shop the look: the garments in the photo in ``data``, each with its k products (blocking: decode,
+        localisation, inference and search)."""
+        rec = self.recommender
+        upload = decode_upload(data, self.settings.max_pixels)
+        # Recommender.look localises, embeds and searches in one call: it holds the network, then the database
+        with self._model_lock, self._db_lock:
+            garments = rec.look(upload.image, k, filters)
+        query = QueryImageOut(format=upload.format, width=upload.width, height=upload.height)
+        return LookOut(k=k, filters=_listed(filters), query=query, garments=garments_out(garments))
 
     @pinned
     def similar(
