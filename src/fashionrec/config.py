@@ -120,6 +120,7 @@ VARIABLES: dict[str, Variable] = {
     "FASHIONREC_CONSENSUS_WEIGHT": Variable("0", _number(0, 10), "a number from 0 to 10 (0: off)"),
     "FASHIONREC_CONSENSUS_COLUMN": Variable("articleType", _printable, "a metadata column name"),
     "FASHIONREC_LOCALISE": Variable("0", lambda v: v.strip() in ("0", "1"), "0 or 1"),
+    "FASHIONREC_STEER_KIND": Variable("1", lambda v: v.strip() in ("0", "1"), "0 or 1"),
     "FASHIONREC_API_KEY": Variable(
         "", lambda v: _printable(v) and len(v) >= 16,
         "a secret of at least 16 printable characters, no surrounding spaces (unset: the write routes are off)",

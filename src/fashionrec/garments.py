@@ -200,7 +200,7 @@ class GarmentLocaliser:
         probs = self._session.run(None, {self._input: pixels[None]})[0][0]
         return probs, scale, left, top
 
-    def find(self, image: Image.Image, *, max_garments: int = 6, min_share: float = 0.005,
+    def find(self, image: Image.Image, *, max_garments: int = 6, min_share: float = 0.01,
              min_score: float = 0.3, masks: bool = False) -> list[Garment]:
         """The garments in ``image`` (of the classes in this localiser's class file), most confident first; at
         most ``max_garments``. ``masks`` also returns each garment's pixels, photo-sized."""

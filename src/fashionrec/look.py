@@ -7,7 +7,7 @@ already filters that column. Pure pieces here; the recommender runs them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,9 +34,11 @@ class LookGarment:
                 "results": [r.to_dict() for r in self.results]}
 
 
-def steered(filters: Filters, classes: GarmentClasses, label: str, columns: Mapping[str, Any] | list[str]) -> Filters:
-    """``filters`` with the garment class ``label``'s values on the class file's column, unless the caller already
-    filters that column (their choice wins) or the catalogue has no such column."""
-    if classes.column not in columns or classes.column in filters:
+def steered(filters: Filters, classes: GarmentClasses, labels: str | Sequence[str],
+            columns: Mapping[str, Any] | Sequence[str]) -> Filters:
+    """``filters`` with the values of the garment class(es) ``labels`` on the class file's column, unless the caller
+    already filters that column (their choice wins), the catalogue has no such column, or ``labels`` is empty."""
+    names = [labels] if isinstance(labels, str) else list(labels)
+    if not names or classes.column not in columns or classes.column in filters:
         return filters
-    return {**filters, classes.column: frozenset(classes.values(label))}
+    return {**filters, classes.column: frozenset(v for name in names for v in classes.values(name))}

@@ -40,6 +40,7 @@ from fashionrec.hybrid import (
 )
 from fashionrec.imageio import load_image
 from fashionrec.index import Index, OpenIndex
+from fashionrec.kinds import KindClassifier, kind_classifier_for
 from fashionrec.look import CROP_MARGIN, MAX_GARMENTS, LookGarment, steered
 from fashionrec.modelspec import ModelSpec
 from fashionrec.query import ImageSource, QueryEncoder
@@ -92,6 +93,7 @@ class Recommender(OpenIndex):
         self.ranking = ranking or RankingConfig()  # the built-in defaults: the environment is read at the edge
         self._column_values: dict[str, set[str]] = {}
         self._localiser: GarmentLocaliser | None = None
+        self._kind_classifier: KindClassifier | None | bool = False  # False: not looked up yet
 
     @property
     def ranking(self) -> RankingConfig:
@@ -149,8 +151,35 @@ class Recommender(OpenIndex):
         themselves; ``differ`` (a column) keeps only products whose value there differs from every liked one's."""
         examples = check_examples(like, unlike)
         self.example_vectors(examples)  # unknown ids fail before the photo is embedded
-        return self.steer(self.embed([image], box)[0], k, filters, examples, differ=differ,
-                          reference=examples.like, prefer=prefer, consensus=consensus)
+        vectors, kinds = self.encode_queries(self.encoder.preprocess([self.encoder.prepare(load_image(image), box)]))
+        return self.steer(vectors[0], k, self.kind_filters(self._filters(filters), kinds[0]), examples,
+                          differ=differ, reference=examples.like, prefer=prefer, consensus=consensus)
+
+    def encode_queries(self, batch: np.ndarray) -> tuple[np.ndarray, list[tuple[str, ...]]]:
+        """A preprocessed query batch -> its vectors in the searched space, and the garment classes each one shows
+        (empty: unsure, not a garment, steering off, or no kind classifier reads this model's input;
+        fashionrec.kinds)."""
+        features = self.encoder.features(batch)
+        classifier = self.kind_classifier
+        kinds: list[tuple[str, ...]] = [()] * len(features)
+        if classifier is not None and self.ranking.steer_kind:
+            kinds = classifier.kinds(batch)
+        return self.project(features), kinds
+
+    def kind_filters(self, filters: Filters, kinds: Sequence[str]) -> Filters:
+        """``filters`` steered to the garment classes ``kinds`` (their catalogue values, garments.json) when kind
+        steering is on and the caller does not already filter that column (fashionrec.look.steered)."""
+        if not kinds or not self.ranking.steer_kind:
+            return filters
+        return steered(filters, self.localiser.classes, kinds, self.columns)
+
+    @property
+    def kind_classifier(self) -> KindClassifier | None:
+        """The classifier of garment kinds for this index's model (None: none reads its input), opened on first
+        use."""
+        if self._kind_classifier is False:
+            self._kind_classifier = kind_classifier_for(self.manifest)
+        return self._kind_classifier  # type: ignore[return-value]
 
     def look(
         self, image: ImageSource, k: int = 5, filters: Mapping[str, Iterable[str]] | None = None, *,
