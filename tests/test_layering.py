@@ -17,6 +17,12 @@ ABOVE = {
     "fashionrec.stores": ("fashionrec.recommend", "fashionrec.api", "fashionrec.cli", "fashionrec.web"),
     "fashionrec.recommend": ("fashionrec.api", "fashionrec.cli", "fashionrec.web"),
     "fashionrec.hybrid": ("fashionrec.recommend", "fashionrec.api", "fashionrec.cli"),
+    "fashionrec.garments": ("fashionrec.stores", "fashionrec.recommend", "fashionrec.api", "fashionrec.cli",
+                            "fashionrec.web", "fashionrec.indexing", "fashionrec.index"),
+    "fashionrec.kinds": ("fashionrec.stores", "fashionrec.recommend", "fashionrec.api", "fashionrec.cli",
+                         "fashionrec.web", "fashionrec.indexing", "fashionrec.index"),
+    "fashionrec.look": ("fashionrec.recommend", "fashionrec.api", "fashionrec.cli", "fashionrec.web"),
+    "fashionrec.street_eval": ("fashionrec.api", "fashionrec.cli", "fashionrec.web"),
     "fashionrec.result": ("fashionrec.",),
     "fashionrec.api": ("fashionrec.cli",),
 }

@@ -71,3 +71,20 @@ def test_the_shared_street_photos_split_in_about_a_quarter(shared_data: Path) ->
     validation, training = street_photos(street, mapping), street_photos(street, mapping, validation=False)
     assert 0.2 < len(validation) / (len(validation) + len(training)) < 0.3
     assert not {p.name for p in validation} & {p.name for p in training}
+
+
+def test_the_evaluate_command_measures_a_street_folder(tmp_path: Path, demo_index: Path) -> None:
+    from tests.conftest import run_cli
+
+    root = _street(tmp_path / "street", [f"{n:04d}" for n in range(40)])
+    (root / "mapping.json").write_text(json.dumps({"shoes": ["Casual Shoes", "Sports Shoes", "Heels", "Flats"]}))
+    proc = run_cli("evaluate", "--index-dir", str(demo_index), "--street", str(root), "--sample", "2", "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["protocol"] == "street" and result["part"] == "validation" and result["photos"] == 2
+    assert set(result["crops"]["by_class"]) == {"shoes"} and result["localiser"]["box_recall"] == 1.0
+    text = run_cli("evaluate", "--index-dir", str(demo_index), "--street", str(root), "--sample", "2")
+    assert text.returncode == 0 and "look precision" in text.stdout and text.stdout.count("shoes") == 1
+    missing = run_cli("evaluate", "--index-dir", str(demo_index), "--street", str(tmp_path))
+    assert missing.returncode == 2 and "cannot read mapping" in missing.stderr and missing.stderr.count("\n") == 1
+    assert "Traceback" not in missing.stderr
