@@ -59,7 +59,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_street(args: argparse.Namespace) -> int:
     """``--street DIR``: fashionrec.street_eval's protocol over DIR's labelled photos."""
-    from fashionrec.garments import load_classes
     from fashionrec.street_eval import evaluate_street, street_photos
 
     mapping = load_mapping(args.mapping or args.street / "mapping.json")
