@@ -119,6 +119,25 @@ def test_look_is_documented_and_measured(demo_client: TestClient) -> None:
     assert 'route="/api/look",status="200"' in metrics and 'route="/api/look",status="400"' in metrics
 
 
+def test_recommend_a_garment_of_the_look(demo_client: TestClient) -> None:
+    """``/api/recommend?box=...&garment=LABEL`` (what the page asks when a garment's box is clicked) searches that
+    region among the class's catalogue values; a filter on the same column wins; an unknown class is a 422."""
+    garment = look(demo_client, params={"k": 1}).json()["garments"][0]
+    box = ",".join(map(str, garment["box"]))
+    body = upload(demo_client, STREET, params={"k": 10, "box": box, "garment": garment["label"]}).json()
+    values = load_classes().values(garment["label"])
+    assert len(body["results"]) == 10 and body["box"] == garment["box"]
+    assert all(r["metadata"]["articleType"] in values for r in body["results"])
+    assert body["filters"]["articleType"] == sorted(set(values))  # the steering is reported as the filter it is
+    unsteered = upload(demo_client, STREET, params={"k": 10, "box": box}).json()
+    assert unsteered["filters"] == {}
+    chosen = upload(demo_client, STREET, params={"k": 3, "box": box, "garment": garment["label"],
+                                                 "filter": "articleType=Tshirts"}).json()
+    assert chosen["filters"] == {"articleType": ["Tshirts"]}
+    assert all(r["metadata"]["articleType"] == "Tshirts" for r in chosen["results"])
+    assert_error(upload(demo_client, STREET, params={"garment": "cape"}), 422, "unknown garment 'cape'", "shoes")
+
+
 @pytest.mark.slow
 def test_a_real_server_answers_a_look_over_a_socket(demo_index: Path,
                                                     serve_process: Callable[..., ServeProcess]) -> None:

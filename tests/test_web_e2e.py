@@ -352,14 +352,13 @@ def test_shop_the_look(page: object, server: str) -> None:
     assert abs(first["y"] - (photo["y"] + y / height * photo["height"])) < 3
     assert abs(first["width"] - w / width * photo["width"]) < 3
 
-    def region_of(response_url: str) -> list[float]:
-        return [float(v) for v in parse_qs(urlparse(response_url).query)["box"][0].split(",")]
-
-    def asked(action: object) -> list[float]:
+    def asked(action: object) -> tuple[list[float], list[str]]:
+        """The region and garment the /api/recommend request sent by ``action`` asked for, once its answer shows."""
         with page.expect_response(lambda r: "/api/recommend" in r.url) as info:
             action()
         expect(page.get_by_test_id("results")).not_to_have_attribute("aria-busy", "true")
-        return region_of(info.value.url)
+        query = parse_qs(urlparse(info.value.url).query)
+        return [float(v) for v in query["box"][0].split(",")], query.get("garment", [])
 
     # A mouse click inside the second garment's box (away from its number) searches that region only.
     n = 1
@@ -371,12 +370,14 @@ def test_shop_the_look(page: object, server: str) -> None:
         second = boxes.nth(n).bounding_box()
         x, y, w, h = smallest["box"]
     # (the box lets pointer events through to the photo under it, as a real click does: hence force)
-    region = asked(lambda: boxes.nth(n).click(position={"x": second["width"] / 2, "y": second["height"] * 0.6},
-                                              force=True))
+    region, garment = asked(lambda: boxes.nth(n).click(position={"x": second["width"] / 2,
+                                                                 "y": second["height"] * 0.6}, force=True))
     assert region == pytest.approx([x / width, y / height, w / width, h / height], abs=1e-3)
+    assert garment == [look["garments"][n]["label"]]  # searched among its class's products, as its row is
     expect(page.get_by_test_id("crop-box")).to_be_visible()
     expect(page.get_by_test_id("results-title")).to_have_text(f"Similar to garment {n + 1}: {look['garments'][n]['label']}")
-    expected = httpx.post(f"{server}/api/recommend", params={"k": 4, "box": ",".join(f"{v:.4f}" for v in region)},
+    expected = httpx.post(f"{server}/api/recommend", params={"k": 4, "box": ",".join(f"{v:.4f}" for v in region),
+                                                            "garment": garment[0]},
                           files={"file": (STREET_PHOTO.name, STREET_PHOTO.read_bytes())}).json()
     assert card_ids(page) == [r["id"] for r in expected["results"]]
     expect(tags.nth(n)).to_have_attribute("aria-pressed", "true")
@@ -384,8 +385,9 @@ def test_shop_the_look(page: object, server: str) -> None:
     # Keyboard: Tab to the first garment's number and press Enter.
     tags.first.focus()
     x, y, w, h = look["garments"][0]["box"]
-    region = asked(lambda: page.keyboard.press("Enter"))
+    region, garment = asked(lambda: page.keyboard.press("Enter"))
     assert region == pytest.approx([x / width, y / height, w / width, h / height], abs=1e-3)
+    assert garment == [look["garments"][0]["label"]]
     expect(tags.first).to_have_attribute("aria-pressed", "true")
     expect(tags.nth(n)).to_have_attribute("aria-pressed", "false")
 
@@ -398,8 +400,8 @@ def test_shop_the_look(page: object, server: str) -> None:
         page.mouse.move(area["x"] + area["width"] * 0.6, area["y"] + area["height"] * 0.5, steps=4)
         page.mouse.up()
 
-    region = asked(drag)
-    assert region == pytest.approx([0.1, 0.1, 0.5, 0.4], abs=0.02)
+    region, garment = asked(drag)
+    assert region == pytest.approx([0.1, 0.1, 0.5, 0.4], abs=0.02) and garment == []
     expect(page.get_by_test_id("results-title")).to_have_text("Similar products")
     expect(page.locator("[data-testid=look-tag][aria-pressed=true]")).to_have_count(0)
 

@@ -56,6 +56,7 @@ from fashionrec.feedback import BoxError, UnknownExampleError, box_pixels, check
 from fashionrec.filters import Filters, parse_filters
 from fashionrec.hybrid import Preferences, parse_preferences
 from fashionrec.index import Index
+from fashionrec.look import steered
 from fashionrec.recommend import Recommender
 from fashionrec.stores.faiss_store import FaissStore
 from fashionrec.trends import compute_trends, count_values
@@ -228,11 +229,15 @@ class RecommenderService:
     def recommend_upload(
         self, data: bytes, k: int, filters: Filters, prefer: Preferences | None = None, consensus: float | None = None,
         box: str | None = None, like: Sequence[str] = (), unlike: Sequence[str] = (), differ: str | None = None,
+        garment: str | None = None,
     ) -> RecommendOut:
         """Products similar to the photo in ``data`` (blocking: decode and inference), or to its region ``box``,
-        steered by liked / disliked products and ``differ`` (fashionrec.feedback)."""
+        steered by liked / disliked products and ``differ`` (fashionrec.feedback), and searched among the catalogue
+        values of the garment class ``garment`` (as shop the look searches that garment) when one is named."""
         rec = self.recommender
         with _steering_errors():
+            if garment is not None:
+                filters = self._garment_filters(filters, garment)
             examples = check_examples(like, unlike)
             with self._db_lock:
                 rec.example_vectors(examples)  # unknown ids fail before the photo is decoded and embedded
@@ -248,6 +253,16 @@ class RecommenderService:
         region = None if pixels is None else [pixels[0], pixels[1], pixels[2] - pixels[0], pixels[3] - pixels[1]]
         return RecommendOut(k=k, filters=_listed(filters), results=results_out(results), query=query, box=region,
                             like=list(examples.like), unlike=list(examples.unlike), differ=differ)
+
+    def _garment_filters(self, filters: Filters, garment: str) -> Filters:
+        """``filters`` steered to garment class ``garment``'s catalogue values (fashionrec.look.steered); an unknown
+        class is a 422 naming the known ones."""
+        rec = self.recommender
+        with self._model_lock:  # the localiser (which holds the class file) is opened on first use
+            classes = rec.localiser.classes
+        if garment not in classes.names:
+            raise ApiError(422, f"unknown garment {garment!r}; known: {', '.join(classes.names)}")
+        return steered(filters, classes, garment, rec.columns)
 
     @pinned
     def look_upload(self, data: bytes, k: int, filters: Filters) -> LookOut:

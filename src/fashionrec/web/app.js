@@ -107,6 +107,8 @@ function queryString(extra = {}) {
   if (state.mode === "photo" && state.box) {
     const b = state.box;
     params.set("box", [b.x, b.y, b.w, b.h].map((v) => v.toFixed(4)).join(","));
+    // a garment of the look: searched among its class's products, as its row is
+    if (state.garment && state.look) params.set("garment", state.look.garments[state.garment - 1].label);
   }
   return params.toString();
 }
