@@ -38,6 +38,7 @@ def _street(root: Path, names: list[str]) -> Path:
     photo = Image.open(STREET_PHOTO).convert("RGB")
     labels = np.zeros((photo.height, photo.width), np.uint8)
     labels[int(photo.height * 0.8):, int(photo.width * 0.35):int(photo.width * 0.55)] = 5  # shoes, bottom centre
+    labels[:3, :3] = 3  # a speck of bag: too small to be a garment, still a label of the photo
     for name in names:
         photo.save(root / "photos" / f"{name}.jpg")
         Image.fromarray(labels).save(root / "masks" / f"{name}.png")
@@ -51,6 +52,9 @@ def test_only_the_validation_part_is_measured(tmp_path: Path, demo_recommender: 
     mapping = {"shoes": ["Casual Shoes", "Sports Shoes", "Heels", "Flats", "Sandals"]}
     photos = street_photos(root, mapping)
     assert [p.name for p in photos] == [n for n in names if is_validation_photo(n)] and 0 < len(photos) < 40
+    assert photos[0].labels == ("shoes",)  # every mapped label of the map (the bag is not in this mapping)
+    with_bag = street_photos(root, {**mapping, "bag": ["Handbags"]})
+    assert with_bag[0].labels == ("bag", "shoes") and [g.label for g in with_bag[0].garments] == ["shoes"]
     assert {p.name for p in street_photos(root, mapping, validation=False)} == {n for n in names
                                                                                if not is_validation_photo(n)}
     result = evaluate_street(demo_recommender, photos[:2], mapping, load_classes(), progress=False)

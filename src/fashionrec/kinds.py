@@ -74,10 +74,13 @@ class KindClassifier:
         return cls(data)
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
-        """A preprocessed batch (N, 3, S, S), as the fashion model takes it -> class probabilities (N, C)."""
+        """A preprocessed batch (N, 3, S, S), as the fashion model takes it -> class probabilities (N, C), averaged
+        over each image and its mirror image."""
         if len(batch) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
-        return np.asarray(self._session.run(None, {self._input: np.ascontiguousarray(batch, np.float32)})[0])
+        both = np.concatenate([batch, batch[..., ::-1]])  # and mirrored: the average of the two views
+        probabilities = np.asarray(self._session.run(None, {self._input: np.ascontiguousarray(both, np.float32)})[0])
+        return (probabilities[: len(batch)] + probabilities[len(batch) :]) / 2
 
     def kinds(self, batch: np.ndarray) -> list[tuple[str, ...]]:
         """Per row: the garment classes it shows, most likely first, as many as reach ``threshold`` of the

@@ -12,7 +12,7 @@ unless ``every_photo`` says otherwise):
 * **look**: the whole photo queries :meth:`Recommender.look`; of its first ``max_garments`` garments, *look recall*
   is the share of labelled garments that some returned garment overlaps with IoU >= 0.3 and whose top 5 holds a
   product relevant to the labelled garment; *look precision* the share of returned garments whose top 5 holds at
-  least 3 products relevant to some garment labelled in the photo;
+  least 3 products relevant to some garment labelled in the photo (any label of its map, however small);
 * **localiser**: box recall per class (a labelled garment is found when a returned garment of its class overlaps it
   with IoU >= 0.3), and the look's latency (decode, localise, embed, search) per photo.
 """
@@ -54,7 +54,8 @@ class StreetGarment:
 class StreetPhoto:
     name: str
     path: Path
-    garments: tuple[StreetGarment, ...]
+    garments: tuple[StreetGarment, ...]  # the mapped labels covering min_share of the photo
+    labels: tuple[str, ...] = ()  # every mapped label in the photo's label map, however small
 
 
 def labelled_garments(labels: np.ndarray, names: Sequence[str], mapping: Mapping[str, Sequence[str]],
@@ -84,9 +85,11 @@ def street_photos(street_dir: Path, mapping: Mapping[str, Sequence[str]], *, val
     for mask in sorted((street_dir / "masks").glob("*.png")):
         if validation is not None and is_validation_photo(mask.stem) != validation:
             continue
-        garments = labelled_garments(np.asarray(Image.open(mask)), names, mapping)
+        labels = np.asarray(Image.open(mask))
+        garments = labelled_garments(labels, names, mapping)
+        present = tuple(names[int(n)] for n in np.unique(labels) if mapping.get(names[int(n)]))
         if garments:
-            photos.append(StreetPhoto(mask.stem, street_dir / "photos" / f"{mask.stem}.jpg", tuple(garments)))
+            photos.append(StreetPhoto(mask.stem, street_dir / "photos" / f"{mask.stem}.jpg", tuple(garments), present))
         if limit and len(photos) >= limit:
             break
     if not photos:
@@ -123,7 +126,7 @@ def evaluate_street(rec: Recommender, photos: Sequence[StreetPhoto], mapping: Ma
             start = time.perf_counter()
             answer = rec.look(image, k=k, max_garments=max_garments)
             latencies.append((time.perf_counter() - start) * 1000)
-            every = set().union(*(mapping[g.label] for g in photo.garments))
+            every = set().union(*(mapping[label] for label in photo.labels or [g.label for g in photo.garments]))
             for found in answer:
                 returned.append(sum(_relevant(found.results[:5], every, column)) >= 3)
             for garment in photo.garments:
