@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fashionrec import kinds
+from fashionrec import garments, kinds
 from fashionrec.errors import FashionrecError
 from fashionrec.garments import load_classes
 from fashionrec.imageio import load_image
@@ -60,10 +60,10 @@ def test_unsure_or_not_a_garment_names_nothing(classifier: KindClassifier, demo_
 
 def test_a_tampered_classifier_turns_steering_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in (kinds.KIND_FILE, kinds.KIND_CARD):
-        shutil.copy(kinds.weights_folder() / name, tmp_path / name)
+        shutil.copy(garments.weights_folder() / name, tmp_path / name)
     card = json.loads((tmp_path / kinds.KIND_CARD).read_text())
     (tmp_path / kinds.KIND_CARD).write_text(json.dumps({**card, "sha256": "0" * 64}))
-    monkeypatch.setattr(kinds, "weights_folder", lambda: tmp_path)
+    monkeypatch.setattr("fashionrec.garments.weights_folder", lambda: tmp_path)
     with pytest.raises(FashionrecError, match="does not match its recorded checksum"):
         KindClassifier.open()
     assert kind_classifier_for(FASHION) is None

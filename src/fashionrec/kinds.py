@@ -12,7 +12,6 @@ nothing is steered.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from fashionrec.errors import FashionrecError
-from fashionrec.garments import weights_folder
+from fashionrec.garments import shipped_network
 from fashionrec.manifest import Manifest
 
 logger = logging.getLogger(__name__)
@@ -38,15 +37,9 @@ class KindClassifier:
     """An open kind classifier: ``kinds(batch)`` -> per row the garment class it confidently shows, or None."""
 
     def __init__(self, model: bytes | str, threshold: float | None = None) -> None:
-        import onnxruntime as ort
+        from fashionrec.embedders.onnx_embedder import onnx_session
 
-        from fashionrec.embedders.preprocess import thread_count
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = thread_count()
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        self._session = onnx_session(model)
         raw = self._session.get_modelmeta().custom_metadata_map.get(_METADATA_KEY)
         if raw is None:
             raise FashionrecError("the ONNX file is not a fashionrec kind classifier (no metadata)")
@@ -63,15 +56,7 @@ class KindClassifier:
         """The classifier in ``path``, or the shipped one (checked against the SHA-256 on its card)."""
         if path is not None:
             return cls(str(path))
-        folder = weights_folder()
-        try:
-            data = (folder / KIND_FILE).read_bytes()
-            card = json.loads((folder / KIND_CARD).read_text())
-        except (OSError, ValueError) as exc:
-            raise FashionrecError(f"the shipped kind classifier is missing or unreadable ({exc}); reinstall") from None
-        if hashlib.sha256(data).hexdigest() != card.get("sha256"):
-            raise FashionrecError(f"{folder / KIND_FILE} does not match its recorded checksum; reinstall fashionrec")
-        return cls(data)
+        return cls(shipped_network(KIND_FILE, KIND_CARD, "kind classifier"))
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         """A preprocessed batch (N, 3, S, S), as the fashion model takes it -> class probabilities (N, C), averaged

@@ -53,7 +53,7 @@ class OnnxEmbedder:
         self, model: bytes | str, *, name: str, dim: int, preprocess: Preprocessor, precision: str = "fp32",
         meta: dict[str, object] | None = None, session: Any = None,
     ) -> None:
-        self._session = session if session is not None else _session(model)
+        self._session = session if session is not None else onnx_session(model)
         self._input = self._session.get_inputs()[0].name
         self.name = name
         self.dim = dim
@@ -71,7 +71,7 @@ class OnnxEmbedder:
     @classmethod
     def load(cls, model: bytes | str) -> OnnxEmbedder:
         """Open an exported model (file path or bytes); what it needs besides the graph is in its metadata."""
-        session = _session(model)  # the one session serves both the metadata and the inference
+        session = onnx_session(model)  # the one session serves both the metadata and the inference
         raw = session.get_modelmeta().custom_metadata_map.get(_METADATA_KEY)
         if raw is None:
             raise FashionrecError("the ONNX file was not exported by fashionrec (no metadata)")
@@ -94,7 +94,7 @@ class OnnxEmbedder:
         return self.embed_arrays(np.stack([self.preprocess(image) for image in images]))
 
 
-def _session(model: bytes | str) -> Any:
+def onnx_session(model: bytes | str) -> Any:
     """An ONNX Runtime CPU session with every graph optimisation, on this process's share of the CPUs.
 
     Its worker threads sleep between operators instead of spinning: on a 2-core machine shared with other work
