@@ -126,6 +126,7 @@ def commands(index_dir: Path, catalog: Path) -> dict[str, list[str]]:
     return {
         "info": ["info", "--index-dir", str(index_dir), "--json"],
         "recommend": ["recommend", "--index-dir", str(index_dir), "--store", "faiss", "--json", "-k", "2", PHOTO],
+        "look": ["look", "--index-dir", str(index_dir), "--store", "faiss", "--json", "-k", "2", PHOTO],
         "trends": ["trends", "--index-dir", str(index_dir), "--json"],
         "serve": ["serve", "--index-dir", str(index_dir), "--store", "faiss"],
         "index": ["index", str(catalog), "--index-dir", str(index_dir), "--model", "efficientnet-lite0",
