@@ -158,8 +158,9 @@ class Recommender(OpenIndex):
     def steer_kinds(self, query: np.ndarray, kinds: Sequence[str], k: int, filters: Filters, examples: Examples,
                     **options: Any) -> list[Result]:
         """:meth:`steer` among the catalogue values of the garment classes ``kinds`` (:meth:`kind_filters`), or
-        without them when the catalogue has nothing of those kinds under ``filters``."""
-        chosen = self.kind_filters(filters, kinds)
+        without them when the catalogue has nothing of those kinds under ``filters``, or when the shopper liked
+        products (what they like says what they want better than the photo's kind)."""
+        chosen = filters if examples.like else self.kind_filters(filters, kinds)
         results = self.steer(query, k, chosen, examples, **options)
         if results or chosen is filters:
             return results
