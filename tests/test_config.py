@@ -50,7 +50,7 @@ BAD = {  # each must be refused, by the variable's name
     "FASHIONREC_HEADER_TIMEOUT": ["", "0", "-1", "nan", "inf", "soon", "100000"],
     "FASHIONREC_HYBRID_WEIGHT": ["", "-0.1", "11", "nan", "inf", "heavy"],
     "FASHIONREC_CONSENSUS_WEIGHT": ["", "-1", "10.5", "nan", "off"],
-    "FASHIONREC_CONSENSUS_COLUMN": ["", " articleType", "a\tb"],
+    "FASHIONREC_CONSENSUS_COLUMN": [" articleType", "a\tb"],
     "FASHIONREC_LOCALISE": ["", "yes", "2", "true", "on"],
     "FASHIONREC_API_KEY": ["short-key", " leading-space-key-0123", "tab\tinside-the-key-0123", "x" * 15],
 }
@@ -74,7 +74,7 @@ GOOD = {  # documented values, each accepted
     "FASHIONREC_HEADER_TIMEOUT": ["10", "2.5"],
     "FASHIONREC_HYBRID_WEIGHT": ["0", "0.1", "10"],
     "FASHIONREC_CONSENSUS_WEIGHT": ["0", "0.5"],
-    "FASHIONREC_CONSENSUS_COLUMN": ["articleType", "baseColour"],
+    "FASHIONREC_CONSENSUS_COLUMN": ["articleType", "baseColour", ""],
     "FASHIONREC_LOCALISE": ["0", "1"],
     "FASHIONREC_API_KEY": ["", "x" * 16, "s3cret-key/with+symbols=0123"],
 }
