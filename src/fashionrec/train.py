@@ -69,6 +69,9 @@ class TrainConfig:
     """Training settings; every one is a ``fashionrec train`` flag."""
 
     epochs: int = 10
+    min_steps: int = 300  # epochs are raised until training takes at least this many optimiser steps: a small
+    # catalogue (a shop of 2,000 products makes 4 batches an epoch) is not left half-trained; chosen on the held-out
+    # products of such a shop (benchmarks/shop_labels.py), never reached by a Myntra-sized catalogue
     hidden: int = 1024
     dim: int = 256
     lr: float = 2e-3
@@ -88,6 +91,8 @@ class TrainConfig:
     def check(self) -> None:
         if not 0 <= self.holdout < 0.9:
             raise FashionrecError(f"holdout must be in [0, 0.9), got {self.holdout}")
+        if self.min_steps < 0:
+            raise FashionrecError(f"min_steps must not be negative, got {self.min_steps}")
         for name in ("epochs", "hidden", "dim", "batch_size"):
             if getattr(self, name) < 1:
                 raise FashionrecError(f"--{name.replace('_', '-')} must be at least 1")
@@ -359,7 +364,9 @@ def fit_head(
     )
     params = list(mlp.parameters()) + list(proxies.parameters())
     optimiser = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    steps = config.epochs * -(-len(x) // config.batch_size)
+    per_epoch = -(-len(x) // config.batch_size)
+    epochs = max(config.epochs, -(-config.min_steps // per_epoch))  # at least min_steps steps
+    steps = epochs * per_epoch
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr, total_steps=steps)
     loss_fn = nn.CrossEntropyLoss(ignore_index=-1)
 
@@ -377,7 +384,7 @@ def fit_head(
     history: list[float] = []
     mlp.train()
     with tqdm(total=steps, desc="training head", unit="batch", disable=not progress) as bar:
-        for _ in range(config.epochs):
+        for _ in range(epochs):
             order = torch.randperm(len(x), generator=generator)
             total = 0.0
             for start in range(0, len(x), config.batch_size):

@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="columns learnt beside the label with --aux-weight (default: the index's recorded auxiliary "
                    "labels and colour column; '' for none)")
     p.add_argument("--epochs", type=int, default=DEFAULTS.epochs, help="passes over the data (default: %(default)s)")
+    p.add_argument("--min-steps", type=int, default=DEFAULTS.min_steps,
+                   help="more passes when the epochs make fewer optimiser steps than this: a small catalogue is not "
+                   "left half-trained (default: %(default)s; 0 = exactly --epochs)")
     p.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seed of the split and the training")
     p.add_argument("--holdout", type=float, default=DEFAULTS.holdout,
                    help="share of products kept out of training for evaluation (default: %(default)s)")
@@ -59,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = TrainConfig(epochs=args.epochs, seed=args.seed, holdout=args.holdout, dim=args.dim, hidden=args.hidden,
+    config = TrainConfig(epochs=args.epochs, min_steps=args.min_steps, seed=args.seed, holdout=args.holdout, dim=args.dim, hidden=args.hidden,
                          lr=args.lr, aux_weight=args.aux_weight, label=args.label,
                          aux_labels=parse_columns(args.aux_labels),
                          backbone_weight=args.backbone_weight, augment_views=args.augment_views)

@@ -1,0 +1,112 @@
+"""A retailer's own catalogue, end to end through the command line (issue 26): a shop whose CSV is
+``sku,category,colour,title`` is indexed with its label, trained on it, evaluated by it, and recommended from with
+the neighbours' vote and ``--differ``; an index without a usable label is one clear error, never a table of zeros.
+(The same path on real shop photos, with the measured figures: benchmarks/shop_labels.py.)"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from fashionrec.cli import main
+from tests.conftest import SHOP_INDEX_ARGS, assert_one_clear_error, run_cli, write_shop
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    code = main(list(args))
+    return code, capsys.readouterr().out
+
+
+def categories(shop: Path) -> dict[str, str]:
+    lines = (shop / "products.csv").read_text(encoding="utf-8").splitlines()[1:]
+    return {line.split(",")[0]: line.split(",")[1] for line in lines}
+
+
+def recommend_loo(capsys: pytest.CaptureFixture[str], shop: Path, index_dir: Path) -> float:
+    """Leave-one-out P@5 by category computed from ``recommend --json -k 6`` on every product's own image."""
+    kinds = categories(shop)
+    skus = sorted(kinds)
+    code, out = cli(capsys, "recommend", *(str(shop / "photos" / f"{s}.jpg") for s in skus), "--index-dir",
+                    str(index_dir), "-k", "6", "--json")
+    assert code == 0
+    hits = 0
+    for sku, line in zip(skus, out.splitlines(), strict=True):
+        top = [r for r in json.loads(line)["results"] if r["id"] != sku][:5]
+        hits += sum(r["category"] == kinds[sku] for r in top)
+    return hits / (5 * len(skus))
+
+
+def test_a_shop_indexes_trains_evaluates_and_recommends_by_its_own_label(
+    shop_index: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shop, built = shop_index
+    index_dir = tmp_path / "index"
+    shutil.copytree(built, index_dir)
+    code, out = cli(capsys, "info", "--index-dir", str(index_dir), "--json")
+    assert code == 0 and json.loads(out)["column_roles"] == {"label": "category", "colour": "colour",
+                                                             "name": "title", "aux": []}
+
+    code, out = cli(capsys, "train", "--index-dir", str(index_dir), "--label", "category", "--epochs", "3",
+                    "--hidden", "64", "--min-steps", "60", "--augment-views", "0", "--json")
+    trained = json.loads(out)
+    assert code == 0 and trained["label"] == "category" and trained["aux_labels"] == ["colour"]
+    assert trained["classes"] == len(set(categories(shop).values()))
+
+    code, out = cli(capsys, "evaluate", "--index-dir", str(index_dir), "--leave-one-out", "--json")
+    loo = json.loads(out)
+    assert code == 0 and loo["label"] == "category" and loo["protocol"] == "leave-one-out"
+    assert 0.3 < loo["P@5"] == loo["runs"]["image-only"]["metrics"]["P@5"]
+    assert "agree_colour@5" in loo["runs"]["image-only"]["metrics"]  # the recorded colour column
+    assert abs(loo["P@5"] - recommend_loo(capsys, shop, index_dir)) <= 0.05
+
+    code, out = cli(capsys, "evaluate", "--index-dir", str(index_dir), "--json")  # the products held out of training
+    assert code == 0 and json.loads(out)["label"] == "category" and json.loads(out)["protocol"] == "holdout"
+
+    photo = str(shop / "photos" / "SK-1548.jpg")
+    code, out = cli(capsys, "recommend", photo, "--index-dir", str(index_dir), "--consensus", "0.5", "--json")
+    voted = json.loads(out)["results"]
+    assert code == 0 and len(voted) == 5 and all(r["category"] for r in voted)
+    liked = voted[0]["id"]
+    code, out = cli(capsys, "recommend", photo, "--index-dir", str(index_dir), "--like", liked, "--differ",
+                    "category", "--json")
+    other = json.loads(out)["results"]
+    assert code == 0 and other and all(r["category"] != categories(shop)[liked] for r in other)
+
+
+def test_the_label_changes_without_re_embedding(shop_index: tuple[Path, Path], tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    shop, built = shop_index
+    index_dir = tmp_path / "index"
+    shutil.copytree(built, index_dir)
+    args = [a if a != "products.csv" else str(shop / a) for a in SHOP_INDEX_ARGS]
+    code, out = cli(capsys, "index", str(shop), *args, "--index-dir", str(index_dir), "--label", "colour", "--json")
+    assert code == 0 and json.loads(out)["embedded"] == 0
+    code, out = cli(capsys, "evaluate", "--index-dir", str(index_dir), "--leave-one-out", "--json")
+    assert code == 0 and json.loads(out)["label"] == "colour"  # the colour is still recorded as the colour too
+    code, out = cli(capsys, "train", "--index-dir", str(index_dir), "--label", "category", "--epochs", "1",
+                    "--hidden", "32", "--min-steps", "0", "--augment-views", "0", "--json")
+    assert code == 0
+    code, out = cli(capsys, "info", "--index-dir", str(index_dir), "--json")
+    assert json.loads(out)["column_roles"]["label"] == "category"  # training a label records it
+
+
+def test_a_wrong_or_missing_label_is_one_clear_error(shop_index: tuple[Path, Path], tmp_path: Path) -> None:
+    shop, _ = shop_index
+    args = [a if a != "products.csv" else str(shop / a) for a in SHOP_INDEX_ARGS]
+    proc = run_cli("index", str(shop), *args, "--index-dir", str(tmp_path / "bad"), "--label", "kind")
+    assert_one_clear_error(proc, "label 'kind' is not a column of the catalogue; columns: category, colour, title")
+    assert not (tmp_path / "bad" / "catalog.sqlite").exists()  # refused before anything was written
+
+    unlabelled = tmp_path / "unlabelled"
+    write_shop(tmp_path / "titles", 20)
+    code = main(["index", str(tmp_path / "titles"), *[a if a != "products.csv" else str(tmp_path / "titles" / a)
+                                                      for a in SHOP_INDEX_ARGS],
+                 "--columns", "title", "--index-dir", str(unlabelled), "--json"])
+    assert code == 0
+    for command in (("evaluate", "--leave-one-out"), ("train",), ("recommend", str(shop / "photos" / "SK-1548.jpg"),
+                                                                  "--consensus", "0.5")):
+        proc = run_cli(*command, "--index-dir", str(unlabelled))
+        assert_one_clear_error(proc, "label")
