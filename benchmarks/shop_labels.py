@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         loo = json.loads(checked("evaluate loo", log, "evaluate", "--index-dir", str(index_dir), "--leave-one-out",
                                  "--json", "--consensus", "0"))
         loo_recommend = recommend_loo(index_dir, shop, categories, log)
-        query = sorted((PHOTOS / "test" / "dress").glob("*.jpg"))[0]
+        query = min((PHOTOS / "test" / "dress").glob("*.jpg"))
         consensus_answer = json.loads(checked("recommend consensus", log, "recommend", str(query), "--index-dir",
                                               str(index_dir), "--consensus", "0.5", "--json"))
         liked = consensus_answer["results"][0]["id"]

@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from fashionrec.columns import load_mapping as load_mapping  # where it lived before fashionrec.columns
 from fashionrec.errors import FashionrecError
 from fashionrec.filters import MetadataColumns
 from fashionrec.head import Head, project

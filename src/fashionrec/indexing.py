@@ -256,8 +256,7 @@ def index_catalog(
         raise FashionrecError(f"batch_size must be at least 1, got {batch_size}")
     index_path = Path(index_dir)
     catalog: Catalog = read_catalog(catalog_dir, metadata, id_column=id_column, image_pattern=image_pattern, columns=columns)
-    given = {"label": label, "colour": colour_column, "aux": aux_labels}
-    resolve_roles(catalog.columns, **given)  # a wrong column fails before anything is embedded
+    resolve_roles(catalog.columns, label=label, colour=colour_column, aux=aux_labels)  # fails before any work
     spec = model or ModelSpec()
     index_path.mkdir(parents=True, exist_ok=True)
     embedder = embedder or spec.build(cache_dir=index_path)
@@ -274,7 +273,8 @@ def index_catalog(
         # from the previous generation finds every product it knows: swaps between generations.
         removed = sorted({item.id for item in db.iter_items()} - {row[0] for row in rows})
         counts = db.sync(rows, catalog.columns, keep_removed=True)
-        write_roles(db, resolve_roles(catalog.columns, recorded_roles(db), **given))
+        write_roles(db, resolve_roles(catalog.columns, recorded_roles(db), label=label, colour=colour_column,
+                                      aux=aux_labels))
         db.sync_photos(_scan_more_photos(catalog))
         leaving = set(removed)
         todo = [item for item in db.pending() if item[0] not in leaving]
