@@ -9,6 +9,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from fashionrec.catalog_db import CatalogDB
+from fashionrec.columns import read_roles
 from fashionrec.imageio import load_image, pad_to_square
 
 TILE = 160
@@ -25,12 +26,14 @@ def _tile(image: Image.Image, lines: Sequence[str]) -> Image.Image:
 
 
 def save_contact_sheet(query: str | os.PathLike[str] | bytes, results: Sequence, db: CatalogDB, target: str) -> Path:
-    """Save one row: the query photo, then each result with its score and article type."""
+    """Save one row: the query photo, then each result with its score, label and colour (the index's columns)."""
     tiles = [_tile(load_image(query), ["query"])]
     stored = db.get_many([r.id for r in results])
+    roles = read_roles(db)
     for r in results:
         meta = r.metadata
-        caption = [f"{r.score:.3f}  id {r.id}", f"{meta.get('articleType', '')} {meta.get('baseColour', '')}"]
+        described = " ".join(meta.get(c, "") for c in (roles.label, roles.colour) if c)
+        caption = [f"{r.score:.3f}  id {r.id}", described]
         tiles.append(_tile(load_image(stored[r.id].image_path), caption))
     sheet = Image.new("RGB", (len(tiles) * (TILE + 6), TILE + CAPTION), "white")
     for n, tile in enumerate(tiles):
