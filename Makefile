@@ -1,4 +1,5 @@
-# Two entry points (see README): `make demo` and `make test`. Both install everything they need first.
+# Two entry points (see README): `make demo` and `make test`. Both install what they need first (the demo: the
+# torch-free `pip install .` alone, in $(SERVE_VENV); the tests: everything, in $(VENV)).
 VENV ?= .venv
 SERVE_VENV ?= .venv-serve
 PY := $(VENV)/bin/python
@@ -23,9 +24,11 @@ torch-free:
 chromium:
 	@command -v chromium >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
-demo: install
-	$(VENV)/bin/fashionrec index demo/catalog --index-dir demo-index
-	$(VENV)/bin/fashionrec recommend demo/queries/*.jpg --index-dir demo-index --sheet demo-index/sheet.png
+# the demo needs only the torch-free install: the default model indexes from its shipped ONNX export
+demo: torch-free
+	$(SERVE_VENV)/bin/fashionrec index demo/catalog --index-dir demo-index
+	$(SERVE_VENV)/bin/fashionrec recommend demo/queries/*.jpg --index-dir demo-index --sheet demo-index/sheet.png
+	$(SERVE_VENV)/bin/fashionrec look demo/street/*.jpg --index-dir demo-index --sheet demo-index/look.png
 
 test: install chromium torch-free
 	$(PY) -m ruff check .

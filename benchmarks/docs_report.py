@@ -290,6 +290,17 @@ def int8_table() -> tuple[list[str], list[str]]:
     return names, _table(["lite2 @ 224", "float32", "int8"], rows)
 
 
+def int8_cpus() -> tuple[list[str], list[str]]:
+    res = load_results("int8_schemes")
+    rows = [[name, f"`{run['numerics']}`", f"{run['model_seconds']:.1f} s", f"{run['img_per_s']} img/s",
+             _f(run["mean_top5_overlap"], 2) if "mean_top5_overlap" in run else "-"] for name, run in res["runs"].items()]
+    flags = ", ".join(res["machine"]["int8_flags"]) or "none"
+    return ["int8_schemes"], [(f"{res['products']} products of `{res['catalog']}`, model `{res['model']}`, "
+                              f"{res['queries']} query photos; {res['machine']['cores']} cores of a "
+                              f"{res['machine']['cpu']} (int8 flags: {flags}):"), "",
+                              *_table(["run", "numerics", "model build", "indexing", "top-5 overlap with fp32"], rows)]
+
+
 # docs/your-catalogue.md ----------------------------------------------------------------------------------------
 
 SHOP_RUNS = ("shop_labels_fashion", "shop_labels_efficientnet_lite2")
@@ -336,6 +347,7 @@ BLOCKS: dict[str, tuple[str, Callable[[], tuple[list[str], list[str]]]]] = {
     "items-api-table": ("live-catalogue.md", items_api),
     "earlier-table": ("performance.md", earlier_table),
     "int8-table": ("models.md", int8_table),
+    "int8-cpus-table": ("models.md", int8_cpus),
     "shop-labels-table": ("your-catalogue.md", shop_labels),
 }
 

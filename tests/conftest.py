@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parent.parent
 DEMO_CATALOG = REPO / "demo" / "catalog"
 DEMO_QUERIES = REPO / "demo" / "queries"
+STREET_PHOTO = REPO / "demo" / "street" / "0013.jpg"  # a whole outfit (shop the look), never trained on
 DEMO_IMAGES = sorted((DEMO_CATALOG / "images").glob("*.jpg"))
 SHARED = Path(os.environ.get("FASHIONREC_SHARED_DATA", REPO.parent / "shared" / "data"))
 CLI_ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}  # the environment of ``fashionrec`` subprocesses

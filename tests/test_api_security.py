@@ -29,7 +29,7 @@ from tests.conftest import DEMO_IMAGES, DEMO_QUERIES, write_catalog
 FAST_MODEL = ModelSpec("efficientnet-lite0", 64)
 ODD_IDS = ["a b", "50%", "what?", "#1", "ü-ß", "x;y", "'; DROP TABLE items; --", "dot.dot", "plus+sign"]
 PLAIN_IDS = [str(n) for n in range(1, 9)]
-READ_ONLY_POSTS = {"/api/recommend"}  # POST only because it carries an upload; it changes nothing
+READ_ONLY_POSTS = {"/api/recommend", "/api/look"}  # POST only because they carry an upload; they change nothing
 SECRET = "root:x:0:0"  # what /etc/passwd starts with
 
 

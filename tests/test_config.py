@@ -52,6 +52,7 @@ BAD = {  # each must be refused, by the variable's name
     "FASHIONREC_CONSENSUS_WEIGHT": ["", "-1", "10.5", "nan", "off"],
     "FASHIONREC_CONSENSUS_COLUMN": [" articleType", "a\tb"],
     "FASHIONREC_LOCALISE": ["", "yes", "2", "true", "on"],
+    "FASHIONREC_STEER_KIND": ["", "yes", "2", "true", "on"],
     "FASHIONREC_API_KEY": ["short-key", " leading-space-key-0123", "tab\tinside-the-key-0123", "x" * 15],
 }
 GOOD = {  # documented values, each accepted
@@ -76,6 +77,7 @@ GOOD = {  # documented values, each accepted
     "FASHIONREC_CONSENSUS_WEIGHT": ["0", "0.5"],
     "FASHIONREC_CONSENSUS_COLUMN": ["articleType", "baseColour", ""],
     "FASHIONREC_LOCALISE": ["0", "1"],
+    "FASHIONREC_STEER_KIND": ["0", "1"],
     "FASHIONREC_API_KEY": ["", "x" * 16, "s3cret-key/with+symbols=0123"],
 }
 

@@ -16,20 +16,22 @@ LAYERS: dict[str, tuple[str, ...]] = {
              "fashionrec.manifest", "fashionrec.columns", "fashionrec.filters", "fashionrec.feedback",
              "fashionrec.localise", "fashionrec.augment", "fashionrec.charts", "fashionrec.weights"),
     "catalogue": ("fashionrec.catalog", "fashionrec.catalog_db"),
-    "embedder": ("fashionrec.embedders", "fashionrec.modelspec"),
+    "embedder": ("fashionrec.embedders", "fashionrec.modelspec", "fashionrec.garments", "fashionrec.kinds"),
     "store": ("fashionrec.stores", "fashionrec.head", "fashionrec.publish"),
     "index": ("fashionrec.index", "fashionrec.indexing", "fashionrec.duplicates", "fashionrec.engines"),
-    "query": ("fashionrec.query", "fashionrec.hybrid", "fashionrec.ranking"),
+    "query": ("fashionrec.query", "fashionrec.hybrid", "fashionrec.ranking", "fashionrec.look"),
     "recommender": ("fashionrec.recommend", "fashionrec.live", "fashionrec.text", "fashionrec.trends",
                     "fashionrec.contact_sheet"),
-    "training": ("fashionrec.backbone_train", "fashionrec.train"),
-    "evaluation": ("fashionrec.evaluate", "fashionrec.eval_report"),
+    "training": ("fashionrec.backbone_train", "fashionrec.train", "fashionrec.garment_train", "fashionrec.kind_train"),
+    "evaluation": ("fashionrec.evaluate", "fashionrec.eval_report", "fashionrec.street_eval"),
     "edge": ("fashionrec.config", "fashionrec.api", "fashionrec.web", "fashionrec.cli", "fashionrec.__main__"),
 }
 # Imports that go up the table today, each with why it stays for now; the test fails on any other, and on an entry
 # here that is no longer needed.
 KNOWN_UPWARD = {
     "fashionrec.ranking -> fashionrec.config": "RankingConfig's defaults are read from config.VARIABLES",
+    "fashionrec.kind_train -> fashionrec.street_eval": "training reads the street photos with the reader and crop "
+    "margin the measurement uses (street_photos, CROP_MARGIN); they belong with the labels",
 }
 
 

@@ -16,7 +16,7 @@ from urllib.request import Request, urlopen
 import pytest
 
 from fashionrec.recommend import Recommender
-from tests.conftest import DEMO_CATALOG, DEMO_QUERIES, REPO, ServeProcess, subset_catalog
+from tests.conftest import DEMO_CATALOG, DEMO_QUERIES, REPO, STREET_PHOTO, ServeProcess, subset_catalog
 
 SERVE_VENV = REPO / ".venv-serve"
 PYTHON = SERVE_VENV / "bin" / "python"
@@ -57,6 +57,18 @@ def test_it_indexes_with_the_default_model_from_its_shipped_onnx_export(tmp_path
         assert len(rec) == 12 and rec.manifest.name == "fashion"
         assert [r.id for r in rec.recommend(catalogue / "images" / f"{rec.store.ids[0]}.jpg", k=1)] == \
             [rec.store.ids[0]]
+
+
+def test_it_shops_the_look_and_draws_its_sheet_without_pytorch(demo_index: Path, tmp_path: Path) -> None:
+    """``make demo``'s last step: the garment localiser runs in ONNX Runtime alone."""
+    done = subprocess.run([str(SERVE_VENV / "bin" / "fashionrec"), "look", str(STREET_PHOTO), "--index-dir",
+                           str(demo_index), "-k", "2", "--json", "--sheet", str(tmp_path / "look.png")],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["query"] == str(STREET_PHOTO) and len(answer["garments"]) >= 2
+    assert all(1 <= len(g["results"]) <= 2 for g in answer["garments"])
+    assert (tmp_path / "look.png").stat().st_size > 0
 
 
 def test_indexing_with_a_model_it_cannot_build_says_what_to_install(tmp_path: Path) -> None:

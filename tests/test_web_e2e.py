@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import DEMO_QUERIES, REPO
+from tests.conftest import DEMO_QUERIES, REPO, STREET_PHOTO
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -263,7 +263,7 @@ def test_crop_like_unlike_and_another_colour(page: object, server: str) -> None:
 
     def settle(action: object) -> dict[str, list[str]]:
         """Run ``action``; return the query parameters of the request it sent once its results are shown."""
-        with page.expect_response(lambda r: "/api/" in r.url and "k=" in r.url) as info:
+        with page.expect_response(lambda r: "/api/" in r.url and "k=" in r.url and "/api/look" not in r.url) as info:
             action()
         expect(page.get_by_test_id("results")).not_to_have_attribute("aria-busy", "true")
         from urllib.parse import parse_qs, urlparse
@@ -315,3 +315,100 @@ def test_crop_like_unlike_and_another_colour(page: object, server: str) -> None:
     assert card_ids(page) == [r["id"] for r in expected["results"]]
     colour = httpx.get(f"{server}/api/items/{first}").json()["metadata"]["baseColour"]
     assert len(expected["results"]) == K and all(r["metadata"]["baseColour"] != colour for r in expected["results"])
+
+
+def test_shop_the_look(page: object, server: str) -> None:
+    """A street photo: the garments /api/look finds are drawn over it as numbered, labelled boxes with a row of
+    products each; a click on a box (or Enter on its number) searches only that region with /api/recommend."""
+    expect = sync_api.expect
+    from urllib.parse import parse_qs, urlparse
+
+    page.get_by_test_id("tab-search").click()
+    page.get_by_test_id("clear-filters").click()
+    page.get_by_test_id("k-input").fill("4")
+    page.get_by_test_id("k-input").blur()
+    look = httpx.post(f"{server}/api/look", params={"k": 4},
+                      files={"file": (STREET_PHOTO.name, STREET_PHOTO.read_bytes())}).json()
+    assert len(look["garments"]) >= 2, look
+    with page.expect_response(lambda r: "/api/look" in r.url):
+        page.get_by_test_id("file-input").set_input_files(str(STREET_PHOTO))
+    boxes = page.get_by_test_id("look-box")
+    expect(boxes).to_have_count(len(look["garments"]))
+    expect(page.get_by_test_id("look-row")).to_have_count(len(look["garments"]))
+    tags = page.get_by_test_id("look-tag")
+    for n, garment in enumerate(look["garments"]):  # the page shows what the API answers, in its order
+        expect(tags.nth(n)).to_have_text(f"{n + 1} {garment['label']}")
+        expect(boxes.nth(n)).to_have_attribute("data-box", ",".join(map(str, garment["box"])))
+        row = page.get_by_test_id("look-row").nth(n)
+        ids = [c.get_attribute("data-id") for c in row.get_by_test_id("look-card").all()]
+        assert ids == [r["id"] for r in garment["results"]]
+
+    # Each box sits where the garment is: its place over the photo matches the box in the photo's pixels.
+    photo = page.locator("#crop-image").bounding_box()
+    width, height = look["query"]["width"], look["query"]["height"]
+    first = boxes.first.bounding_box()
+    x, y, w, h = look["garments"][0]["box"]
+    assert abs(first["x"] - (photo["x"] + x / width * photo["width"])) < 3
+    assert abs(first["y"] - (photo["y"] + y / height * photo["height"])) < 3
+    assert abs(first["width"] - w / width * photo["width"]) < 3
+
+    def asked(action: object) -> tuple[list[float], list[str]]:
+        """The region and garment the /api/recommend request sent by ``action`` asked for, once its answer shows."""
+        with page.expect_response(lambda r: "/api/recommend" in r.url) as info:
+            action()
+        expect(page.get_by_test_id("results")).not_to_have_attribute("aria-busy", "true")
+        query = parse_qs(urlparse(info.value.url).query)
+        return [float(v) for v in query["box"][0].split(",")], query.get("garment", [])
+
+    # A mouse click inside the second garment's box (away from its number) searches that region only.
+    n = 1
+    second = boxes.nth(n).bounding_box()
+    x, y, w, h = look["garments"][n]["box"]
+    smallest = min(look["garments"], key=lambda g: g["box"][2] * g["box"][3])
+    if smallest is not look["garments"][n]:  # click a point no smaller garment's box covers
+        n = look["garments"].index(smallest)
+        second = boxes.nth(n).bounding_box()
+        x, y, w, h = smallest["box"]
+    # (the box lets pointer events through to the photo under it, as a real click does: hence force)
+    region, garment = asked(lambda: boxes.nth(n).click(position={"x": second["width"] / 2,
+                                                                 "y": second["height"] * 0.6}, force=True))
+    assert region == pytest.approx([x / width, y / height, w / width, h / height], abs=1e-3)
+    assert garment == [look["garments"][n]["label"]]  # searched among its class's products, as its row is
+    expect(page.get_by_test_id("crop-box")).to_be_visible()
+    expect(page.get_by_test_id("results-title")).to_have_text(f"Similar to garment {n + 1}: {look['garments'][n]['label']}")
+    expected = httpx.post(f"{server}/api/recommend", params={"k": 4, "box": ",".join(f"{v:.4f}" for v in region),
+                                                            "garment": garment[0]},
+                          files={"file": (STREET_PHOTO.name, STREET_PHOTO.read_bytes())}).json()
+    assert card_ids(page) == [r["id"] for r in expected["results"]]
+    expect(tags.nth(n)).to_have_attribute("aria-pressed", "true")
+
+    # Keyboard: Tab to the first garment's number and press Enter.
+    tags.first.focus()
+    x, y, w, h = look["garments"][0]["box"]
+    region, garment = asked(lambda: page.keyboard.press("Enter"))
+    assert region == pytest.approx([x / width, y / height, w / width, h / height], abs=1e-3)
+    assert garment == [look["garments"][0]["label"]]
+    expect(tags.first).to_have_attribute("aria-pressed", "true")
+    expect(tags.nth(n)).to_have_attribute("aria-pressed", "false")
+
+    # A box the shopper draws still works, and is not a garment.
+    def drag() -> None:
+        page.get_by_test_id("crop-area").scroll_into_view_if_needed()
+        area = page.get_by_test_id("crop-area").bounding_box()
+        page.mouse.move(area["x"] + area["width"] * 0.1, area["y"] + area["height"] * 0.1)
+        page.mouse.down()
+        page.mouse.move(area["x"] + area["width"] * 0.6, area["y"] + area["height"] * 0.5, steps=4)
+        page.mouse.up()
+
+    region, garment = asked(drag)
+    assert region == pytest.approx([0.1, 0.1, 0.5, 0.4], abs=0.02) and garment == []
+    expect(page.get_by_test_id("results-title")).to_have_text("Similar products")
+    expect(page.locator("[data-testid=look-tag][aria-pressed=true]")).to_have_count(0)
+
+    # A filter applies to the look too: it is asked again, and every garment's products match it.
+    with page.expect_response(lambda r: "/api/look" in r.url and "filter=gender" in r.url):
+        page.get_by_test_id("filter-gender").select_option("Women")
+    expect(page.get_by_test_id("look-status")).to_contain_text("garment")
+    expect(page.locator("#look-rows")).not_to_have_attribute("aria-busy", "true")
+    categories = page.get_by_test_id("look-card").get_by_test_id("result-category").all_inner_texts()
+    assert categories and all(c.startswith("Women") for c in categories), categories

@@ -121,6 +121,7 @@ VARIABLES: dict[str, Variable] = {
     "FASHIONREC_CONSENSUS_COLUMN": Variable("", lambda v: not v or _printable(v),
                                             "a metadata column name (empty: the index's label column)"),
     "FASHIONREC_LOCALISE": Variable("0", lambda v: v.strip() in ("0", "1"), "0 or 1"),
+    "FASHIONREC_STEER_KIND": Variable("1", lambda v: v.strip() in ("0", "1"), "0 or 1"),
     "FASHIONREC_API_KEY": Variable(
         "", lambda v: _printable(v) and len(v) >= 16,
         "a secret of at least 16 printable characters, no surrounding spaces (unset: the write routes are off)",

@@ -78,6 +78,21 @@ class ModelSpec:
         key = cache_key(self.name, size, _fingerprint(self.weights), self.precision)
         return onnx_embedder(key, build_torch, cache_dir, self.precision, packaged_onnx(self.name, size, self.weights))
 
+    def cached_numerics(self, cache_dir: Path) -> str:
+        """What this spec's model computes in, as the export cached in ``cache_dir`` says: ``fp32``, or for int8
+        the scheme it was quantised with for the CPU that wrote it (``int8 (u8s7-float-early)``); the precision
+        alone when nothing is cached yet (the scheme is chosen on first use)."""
+        from fashionrec.embedders.onnx_embedder import ONNX_DIR, OnnxEmbedder, cache_key
+
+        if self.precision == "fp32":
+            return "fp32"
+        size = resolve_image_size(self.name, self.image_size)
+        path = cache_dir / ONNX_DIR / f"{cache_key(self.name, size, _fingerprint(self.weights), self.precision)}.onnx"
+        try:
+            return OnnxEmbedder.load(str(path)).numerics
+        except Exception:  # noqa: BLE001 -- absent or damaged: it is quantised again on first use
+            return f"{self.precision} (not quantised yet)"
+
     def recorded(self, embedder: Embedder) -> Manifest:
         """The manifest an index records for vectors this spec's built ``embedder`` makes (input size and
         dimension as resolved, the weights file's fingerprint)."""

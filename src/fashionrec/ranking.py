@@ -25,15 +25,17 @@ class RankingConfig:
     consensus_column: str = VARIABLES["FASHIONREC_CONSENSUS_COLUMN"].default
     localise: bool = VARIABLES["FASHIONREC_LOCALISE"].default == "1"  # crop query photos to the garment first
     feedback_method: str = DEFAULT_METHOD  # how liked / disliked products steer a query (fashionrec.feedback)
+    steer_kind: bool = VARIABLES["FASHIONREC_STEER_KIND"].default == "1"  # search among the query's garment kind
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RankingConfig:
-        """The options ``FASHIONREC_HYBRID_WEIGHT``, ``FASHIONREC_CONSENSUS_WEIGHT``, ``FASHIONREC_CONSENSUS_COLUMN``
-        and ``FASHIONREC_LOCALISE`` set in ``environ`` (default: the process environment), checked; the
+        """The options ``FASHIONREC_HYBRID_WEIGHT``, ``FASHIONREC_CONSENSUS_WEIGHT``, ``FASHIONREC_CONSENSUS_COLUMN``,
+        ``FASHIONREC_LOCALISE`` and ``FASHIONREC_STEER_KIND`` set in ``environ`` (default: the process environment), checked; the
         built-in default for each one unset."""
         return cls(
             hybrid_weight=parse_weight(env_default("FASHIONREC_HYBRID_WEIGHT", environ)),
             consensus_weight=parse_weight(env_default("FASHIONREC_CONSENSUS_WEIGHT", environ), "consensus weight"),
             consensus_column=env_default("FASHIONREC_CONSENSUS_COLUMN", environ),
             localise=parse_switch(env_default("FASHIONREC_LOCALISE", environ)),
+            steer_kind=parse_switch(env_default("FASHIONREC_STEER_KIND", environ)),
         )

@@ -31,13 +31,17 @@ from fashionrec.feedback import (
     rocchio,
 )
 from fashionrec.filters import Filters, normalise_filters
+from fashionrec.garments import XYWH, GarmentLocaliser, expand_box
 from fashionrec.hybrid import (
     check_consensus_column,
     check_preferences,
     pool_size,
     rerank,
 )
+from fashionrec.imageio import load_image
 from fashionrec.index import Index, OpenIndex
+from fashionrec.kinds import KindClassifier, kind_classifier_for
+from fashionrec.look import CROP_MARGIN, MAX_GARMENTS, LookGarment, steered
 from fashionrec.modelspec import ModelSpec
 from fashionrec.query import ImageSource, QueryEncoder
 from fashionrec.ranking import RankingConfig
@@ -45,8 +49,13 @@ from fashionrec.result import Result
 from fashionrec.stores.base import Hit, VectorStore
 from fashionrec.vectors import l2_normalise
 
-__all__ = ["MAX_K", "ImageSource", "Recommender", "Result", "check_k"]
+__all__ = ["MAX_K", "ImageSource", "LookGarment", "Recommender", "Result", "check_k"]
 MAX_K = 1000
+
+
+def _corners(box: XYWH) -> tuple[int, int, int, int]:
+    x, y, w, h = box
+    return x, y, x + w, y + h
 
 
 def check_k(k: int) -> int:
@@ -83,6 +92,8 @@ class Recommender(OpenIndex):
         self.encoder = QueryEncoder(embedder, index.head)
         self.ranking = ranking or RankingConfig()  # the built-in defaults: the environment is read at the edge
         self._column_values: dict[str, set[str]] = {}
+        self._localiser: GarmentLocaliser | None = None
+        self._kind_classifier: KindClassifier | None | bool = False  # False: not looked up yet
 
     @property
     def ranking(self) -> RankingConfig:
@@ -152,8 +163,70 @@ class Recommender(OpenIndex):
         themselves; ``differ`` (a column) keeps only products whose value there differs from every liked one's."""
         examples = check_examples(like, unlike)
         self.example_vectors(examples)  # unknown ids fail before the photo is embedded
-        return self.steer(self.embed([image], box)[0], k, filters, examples, differ=differ,
-                          reference=examples.like, prefer=prefer, consensus=consensus)
+        vectors, kinds = self.encode_queries(self.encoder.preprocess([self.encoder.prepare(load_image(image), box)]))
+        return self.steer(vectors[0], k, self.kind_filters(self._filters(filters), kinds[0]), examples,
+                          differ=differ, reference=examples.like, prefer=prefer, consensus=consensus)
+
+    def encode_queries(self, batch: np.ndarray) -> tuple[np.ndarray, list[tuple[str, ...]]]:
+        """A preprocessed query batch -> its vectors in the searched space, and the garment classes each one shows
+        (empty: unsure, not a garment, steering off, or no kind classifier reads this model's input;
+        fashionrec.kinds)."""
+        features = self.encoder.features(batch)
+        classifier = self.kind_classifier
+        kinds: list[tuple[str, ...]] = [()] * len(features)
+        if classifier is not None and self.ranking.steer_kind:
+            kinds = classifier.kinds(batch)
+        return self.project(features), kinds
+
+    def kind_filters(self, filters: Filters, kinds: Sequence[str]) -> Filters:
+        """``filters`` steered to the garment classes ``kinds`` (their catalogue values, garments.json) when kind
+        steering is on and the caller does not already filter that column (fashionrec.look.steered)."""
+        if not kinds or not self.ranking.steer_kind:
+            return filters
+        return steered(filters, self.localiser.classes, kinds, self.columns)
+
+    @property
+    def kind_classifier(self) -> KindClassifier | None:
+        """The classifier of garment kinds for this index's model (None: none reads its input), opened on first
+        use."""
+        if self._kind_classifier is False:
+            self._kind_classifier = kind_classifier_for(self.manifest)
+        return self._kind_classifier  # type: ignore[return-value]
+
+    def look(
+        self, image: ImageSource, k: int = 5, filters: Mapping[str, Iterable[str]] | None = None, *,
+        max_garments: int = MAX_GARMENTS, steer: bool = True,
+    ) -> list[LookGarment]:
+        """Shop the look: the garments found in a photo of a whole outfit (most confident first, at most
+        ``max_garments``), each with a label, a box ``(x, y, w, h)`` in the photo's pixels, a confidence and its own
+        top-k products under ``filters`` (a garment with none is left out). ``steer`` searches each garment among its class's catalogue values
+        (``garments.json``) unless ``filters`` already names that column (fashionrec.look)."""
+        check_k(k)
+        chosen = self._filters(filters)
+        photo = load_image(image)
+        garments = self.localiser.find(photo, max_garments=max_garments)
+        if not garments:
+            return []
+        crops = [photo.crop(_corners(expand_box(g.box, CROP_MARGIN, photo.size))) for g in garments]
+        vectors = self.encoder.embed(self.encoder.preprocess(crops))
+        out = []
+        for garment, vector in zip(garments, vectors, strict=True):
+            wanted = steered(chosen, self.localiser.classes, garment.label, self.columns) if steer else chosen
+            results = self.recommend_vectors(vector[None, :], k, wanted)[0]
+            if results:  # a garment the catalogue has nothing of (under the filters) is left out
+                out.append(LookGarment(garment.label, garment.box, garment.score, results))
+        return out
+
+    @property
+    def localiser(self) -> GarmentLocaliser:
+        """The garment localiser (the shipped one unless one was given), opened on first use."""
+        if self._localiser is None:
+            self._localiser = GarmentLocaliser.open()
+        return self._localiser
+
+    @localiser.setter
+    def localiser(self, value: GarmentLocaliser) -> None:
+        self._localiser = value
 
     def recommend_examples(
         self, like: Iterable[str], unlike: Iterable[str] = (), k: int = 5,

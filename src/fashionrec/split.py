@@ -22,3 +22,13 @@ def is_held_out(item_id: str, fraction: float, seed: int) -> bool:
 def holdout_mask(ids: Sequence[str], fraction: float, seed: int) -> np.ndarray:
     """Boolean mask over ``ids`` of the held-out products (about ``fraction`` of them)."""
     return np.array([is_held_out(i, fraction, seed) for i in ids], dtype=bool)
+
+
+STREET_VALIDATION = 0.25
+"""Share of the street photos (by name) kept for validation: the localiser, the kind head and the embedding never
+train on them, and every street-photo figure is measured on them."""
+
+
+def is_validation_photo(name: str) -> bool:
+    """Whether the street photo ``name`` (its file stem) is in the validation part."""
+    return is_held_out(f"street/{name}", STREET_VALIDATION, 0)

@@ -8,6 +8,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, Field
 
 from fashionrec.catalog_db import StoredItem
+from fashionrec.look import LookGarment
 from fashionrec.recommend import Result
 
 
@@ -68,6 +69,26 @@ class RecommendOut(SteeredOut):
     )
 
 
+class GarmentOut(BaseModel):
+    """One garment found in the photo, with its own products."""
+
+    label: str = Field(description="the garment's class (a class of the server's garments.json, e.g. `shoes`)")
+    box: list[int] = Field(min_length=4, max_length=4,
+                           description="where it is in the uploaded photo, in pixels: x, y, w, h")
+    score: float = Field(ge=0, le=1, description="the localiser's confidence that this is such a garment")
+    results: list[ResultOut] = Field(description="the products most similar to this garment, best first")
+
+
+class LookOut(BaseModel):
+    """Shop the look: the garments found in an uploaded photo of an outfit, most confident first."""
+
+    k: int = Field(description="products per garment")
+    filters: dict[str, list[str]] = Field(description="the filters applied inside every garment's search, by column")
+    query: QueryImageOut
+    garments: list[GarmentOut] = Field(description="most confident first; a garment the catalogue has no product "
+                                       "for (under the filters) is left out")
+
+
 class SimilarOut(SteeredOut):
     """Products similar to a catalogue product (never the product itself)."""
 
@@ -121,6 +142,8 @@ class HealthOut(BaseModel):
     items: int = Field(description="vectors in the loaded index")
     model: str
     dim: int
+    numerics: str = Field(description='what the model computes in: "fp32", or "int8 (<scheme>)" as quantised for '
+                          "this CPU (docs/models.md, int8)")
 
 
 def image_url(item_id: str) -> str:
@@ -137,3 +160,8 @@ def results_out(results: list[Result]) -> list[ResultOut]:
                   photo=r.photo)
         for rank, r in enumerate(results, 1)
     ]
+
+
+def garments_out(garments: list[LookGarment]) -> list[GarmentOut]:
+    return [GarmentOut(label=g.label, box=list(g.box), score=round(g.score, 4), results=results_out(g.results))
+            for g in garments]

@@ -91,3 +91,16 @@ CropBox = Annotated[
         examples=["0.2,0.1,0.6,0.7", "40,30,160,220"],
     ),
 ]
+
+GarmentLabel = Annotated[
+    str | None,
+    Query(
+        min_length=1, max_length=100,
+        description=(
+            "A garment class of `/api/look`'s answers (e.g. `shoes`): search only among that class's catalogue "
+            "values, as shop the look searches its garments (a `filter` on the same column wins); with `box` set to "
+            "that garment's box, the web page's search of one garment. An unknown class is a 422."
+        ),
+        examples=["shoes"],
+    ),
+]

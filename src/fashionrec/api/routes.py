@@ -13,12 +13,23 @@ from fashionrec.api.models import (
     FacetsOut,
     HealthOut,
     ItemOut,
+    LookOut,
     RecommendOut,
     SimilarOut,
     SteeredOut,
     TrendsOut,
 )
-from fashionrec.api.params import Consensus, CropBox, Differ, FilterSpecs, K, LikeIds, PreferSpecs, UnlikeIds
+from fashionrec.api.params import (
+    Consensus,
+    CropBox,
+    Differ,
+    FilterSpecs,
+    GarmentLabel,
+    K,
+    LikeIds,
+    PreferSpecs,
+    UnlikeIds,
+)
 from fashionrec.api.service import RecommenderService, get_service
 from fashionrec.api.uploads import UPLOAD_OPENAPI, read_upload
 
@@ -42,18 +53,36 @@ router = APIRouter(responses=ERRORS)
 async def recommend(
     request: Request, service: Service, filters: FilterSpecs = [], k: K = 5, prefer: PreferSpecs = [],
     consensus: Consensus = None, box: CropBox = None, like: LikeIds = [], unlike: UnlikeIds = [], differ: Differ = None,
+    garment: GarmentLabel = None,
 ) -> RecommendOut:
     """Upload a photo as multipart field `file`; get the k most similar catalogue products, best first.
 
     The shopper can steer the answer: `box` searches only a region of the photo, `like` / `unlike` move it toward
     / away from catalogue products (the page sends every choice again with each query: the server keeps nothing),
-    `differ` asks for products that differ from the liked ones in one column. The upload is held in memory only,
+    `differ` asks for products that differ from the liked ones in one column, and `garment` (with `box`: a garment
+    `/api/look` found) searches among that garment class's catalogue values. The upload is held in memory only,
     never written to disk; its file name and content type are ignored.
     """
     parsed, preferences = service.parse_filters(filters), service.parse_preferences(prefer)
     data = await read_upload(request, service.settings.max_upload_bytes)
     return await run_in_threadpool(service.recommend_upload, data, k, parsed, preferences, consensus, box, like,
-                                   unlike, differ)
+                                   unlike, differ, garment)
+
+
+@router.post(
+    "/api/look", response_model=LookOut, responses=UPLOAD_ERRORS, openapi_extra=UPLOAD_OPENAPI,
+    summary="Shop the look: the garments in an uploaded photo of an outfit, each with its products",
+)
+async def look(request: Request, service: Service, filters: FilterSpecs = [], k: K = 5) -> LookOut:
+    """Upload a photo of a whole outfit as multipart field `file` (same limits and errors as `/api/recommend`);
+    get the garments found in it, most confident first, each with its label, its box in the photo's pixels
+    (`x, y, w, h`), the localiser's confidence and its own k products, shaped as `/api/recommend`'s results. Each
+    garment is searched among its class's catalogue values (the server's `garments.json`) unless a filter names
+    that column. To search one garment with more options, send its box and label to
+    `/api/recommend?box=x,y,w,h&garment=LABEL`."""
+    parsed = service.parse_filters(filters)
+    data = await read_upload(request, service.settings.max_upload_bytes)
+    return await run_in_threadpool(service.look_upload, data, k, parsed)
 
 
 @router.get("/api/items/{item_id}", response_model=ItemOut, summary="One catalogue product")

@@ -38,12 +38,14 @@ from fashionrec.api.models import (
     FacetsOut,
     HealthOut,
     ItemOut,
+    LookOut,
     QueryImageOut,
     RecommendOut,
     SimilarOut,
     SteeredOut,
     TrendsOut,
     ValueCount,
+    garments_out,
     item_out,
     results_out,
 )
@@ -55,6 +57,7 @@ from fashionrec.feedback import BoxError, UnknownExampleError, box_pixels, check
 from fashionrec.filters import Filters, parse_filters
 from fashionrec.hybrid import Preferences, parse_preferences
 from fashionrec.index import Index
+from fashionrec.look import steered
 from fashionrec.recommend import Recommender
 from fashionrec.stores.faiss_store import FaissStore
 from fashionrec.trends import compute_trends, count_values
@@ -210,7 +213,8 @@ class RecommenderService:
     @pinned
     def health(self) -> HealthOut:
         embedder = self.recommender.embedder
-        return HealthOut(status="ok", items=len(self.recommender), model=embedder.name, dim=embedder.dim)
+        return HealthOut(status="ok", items=len(self.recommender), model=embedder.name, dim=embedder.dim,
+                         numerics=embedder.numerics)
 
     @pinned
     def parse_filters(self, specs: Sequence[str]) -> Filters:
@@ -226,11 +230,15 @@ class RecommenderService:
     def recommend_upload(
         self, data: bytes, k: int, filters: Filters, prefer: Preferences | None = None, consensus: float | None = None,
         box: str | None = None, like: Sequence[str] = (), unlike: Sequence[str] = (), differ: str | None = None,
+        garment: str | None = None,
     ) -> RecommendOut:
         """Products similar to the photo in ``data`` (blocking: decode and inference), or to its region ``box``,
-        steered by liked / disliked products and ``differ`` (fashionrec.feedback)."""
+        steered by liked / disliked products and ``differ`` (fashionrec.feedback), and searched among the catalogue
+        values of the garment class ``garment`` (as shop the look searches that garment) when one is named."""
         rec = self.recommender
         with _steering_errors():
+            if garment is not None:
+                filters = self._garment_filters(filters, garment)
             examples = check_examples(like, unlike)
             with self._db_lock:
                 rec.example_vectors(examples)  # unknown ids fail before the photo is decoded and embedded
@@ -246,6 +254,28 @@ class RecommenderService:
         region = None if pixels is None else [pixels[0], pixels[1], pixels[2] - pixels[0], pixels[3] - pixels[1]]
         return RecommendOut(k=k, filters=_listed(filters), results=results_out(results), query=query, box=region,
                             like=list(examples.like), unlike=list(examples.unlike), differ=differ)
+
+    def _garment_filters(self, filters: Filters, garment: str) -> Filters:
+        """``filters`` steered to garment class ``garment``'s catalogue values (fashionrec.look.steered); an unknown
+        class is a 422 naming the known ones."""
+        rec = self.recommender
+        with self._model_lock:  # the localiser (which holds the class file) is opened on first use
+            classes = rec.localiser.classes
+        if garment not in classes.names:
+            raise ApiError(422, f"unknown garment {garment!r}; known: {', '.join(classes.names)}")
+        return steered(filters, classes, garment, rec.columns)
+
+    @pinned
+    def look_upload(self, data: bytes, k: int, filters: Filters) -> LookOut:
+        """Shop the look: the garments in the photo in ``data``, each with its k products (blocking: decode,
+        localisation, inference and search)."""
+        rec = self.recommender
+        upload = decode_upload(data, self.settings.max_pixels)
+        # Recommender.look localises, embeds and searches in one call: it holds the network, then the database
+        with self._model_lock, self._db_lock:
+            garments = rec.look(upload.image, k, filters)
+        query = QueryImageOut(format=upload.format, width=upload.width, height=upload.height)
+        return LookOut(k=k, filters=_listed(filters), query=query, garments=garments_out(garments))
 
     @pinned
     def similar(

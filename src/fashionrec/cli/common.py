@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from fashionrec.config import env_default
 
 if TYPE_CHECKING:
     from fashionrec.recommend import Recommender
+    from fashionrec.result import Result
 
 
 def add_index_dir(parser: argparse.ArgumentParser) -> None:
@@ -99,3 +102,34 @@ def open_recommender(args: argparse.Namespace) -> Recommender:
         store = MilvusStore.open(args.milvus_uri, args.milvus_collection)
         return Recommender.open(args.index_dir, store=store, ranking=ranking)
     return Recommender.open(args.index_dir, ranking=ranking)
+
+
+def result_lines(results: Sequence[Result], indent: str = "  ") -> list[str]:
+    """One text line per result: rank, id, score and the product's name (or its metadata when it has none)."""
+    lines = []
+    for rank, r in enumerate(results, 1):
+        m = r.metadata
+        label = m.get("productDisplayName") or " ".join(str(v) for v in m.values())
+        lines.append(f"{indent}{rank:>2}. {r.id:<10} {r.score:6.3f}  {label}")
+    return lines
+
+
+def sheet_target(sheet: str, n: int, count: int) -> str:
+    """Where the contact sheet of the ``n``-th (0-based) of ``count`` photos goes: ``sheet`` itself for one photo,
+    else ``sheet`` with a ``-N`` suffix (1-based) before ``.png``."""
+    return sheet if count == 1 else sheet.replace(".png", f"-{n + 1}.png")
+
+
+def each_photo(images: Sequence[str], answer: Callable[[int, str], None]) -> int:
+    """Call ``answer(n, photo)`` for every photo; a user mistake on one photo is reported on stderr as one line
+    and skipped (the others still get answers). The exit status: 2 when any photo failed, else 0."""
+    from fashionrec.errors import FashionrecError
+
+    failures = 0
+    for n, image in enumerate(images):
+        try:
+            answer(n, image)
+        except FashionrecError as exc:
+            print(f"fashionrec: error: {image}: {exc}", file=sys.stderr)
+            failures += 1
+    return 2 if failures else 0

@@ -53,7 +53,41 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_ranking_options(p)
     add_localise(p)
     p.add_argument("--report", type=Path, metavar="DIR", help="write report.md, result.json and PNG plots into DIR")
+    p.add_argument("--street", type=Path, metavar="DIR",
+                   help="shop the look on street photos with label maps (DIR/photos, masks, labels.json; relevance "
+                   "by DIR/mapping.json or --mapping): garment crops, looks and the localiser, per garment class")
+    p.add_argument("--all-photos", action="store_true",
+                   help="with --street: every labelled photo, not only the validation part nothing was trained on")
     p.set_defaults(func=run)
+
+
+def run_street(args: argparse.Namespace) -> int:
+    """``--street DIR``: fashionrec.street_eval's protocol over DIR's labelled photos."""
+    from fashionrec.street_eval import evaluate_street, street_photos
+
+    mapping = load_mapping(args.mapping or args.street / "mapping.json")
+    with Recommender.open(args.index_dir, ranking=RankingConfig.from_env()) as rec:
+        apply_ranking_options(args, rec)
+        photos = street_photos(args.street, mapping, validation=None if args.all_photos else True,
+                               limit=args.sample)
+        result = {"protocol": "street", "part": "all" if args.all_photos else "validation",
+                  **evaluate_street(rec, photos, mapping, rec.localiser.classes, progress=not args.json)}
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    crops, look = result["crops"], result["look"]
+    print(f"street photos: {result['photos']} ({result['part']} part), garments: {result['garments']}")
+    print(f"{'class':<12} {'garments':>8} {'crop hit@5':>10} {'crop P@5':>9} {'look recall':>11} {'box recall':>10}")
+    for name, row in crops["by_class"].items():
+        print(f"{name:<12} {row['n']:>8} {row['hit@5']:>10.3f} {row['P@5']:>9.3f} "
+              f"{look['recall_by_class'][name]:>11.3f} "
+              f"{result['localiser']['box_recall_by_class'][name]:>10.3f}")
+    overall = crops["overall"]
+    print(f"{'all':<12} {overall['n']:>8} {overall['hit@5']:>10.3f} {overall['P@5']:>9.3f} {look['recall']:>11.3f} "
+          f"{result['localiser']['box_recall']:>10.3f}")
+    print(f"look precision {look['precision']:.3f}, {look['returned_per_photo']} garments per photo, "
+          f"latency p50 {look['latency_ms']['p50']} ms")
+    return 0
 
 
 def _queries(args: argparse.Namespace, rec: Recommender) -> tuple[str, Recommender, list[Any]]:
@@ -78,6 +112,8 @@ def _queries(args: argparse.Namespace, rec: Recommender) -> tuple[str, Recommend
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.street:
+        return run_street(args)
     with Recommender.open(args.index_dir, ranking=RankingConfig.from_env()) as rec:
         apply_ranking_options(args, rec)
         apply_localise(args, rec)

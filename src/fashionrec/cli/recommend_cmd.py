@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from fashionrec.cli.common import (
     add_filters,
@@ -16,7 +15,10 @@ from fashionrec.cli.common import (
     add_store_options,
     apply_localise,
     apply_ranking_options,
+    each_photo,
     open_recommender,
+    result_lines,
+    sheet_target,
 )
 from fashionrec.errors import FashionrecError
 from fashionrec.feedback import DEFAULT_METHOD, MAX_EXAMPLES, METHODS, check_examples, parse_box
@@ -54,12 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _table(query: str, results: list[Result]) -> str:
-    lines = [f"{query}:"]
-    for rank, r in enumerate(results, 1):
-        m = r.metadata
-        label = m.get("productDisplayName") or " ".join(str(v) for v in m.values())
-        lines.append(f"  {rank:>2}. {r.id:<10} {r.score:6.3f}  {label}")
-    return "\n".join(lines)
+    return "\n".join([f"{query}:", *result_lines(results)])
 
 
 def _print(args: argparse.Namespace, query: str, results: list[Result]) -> None:
@@ -70,7 +67,6 @@ def _print(args: argparse.Namespace, query: str, results: list[Result]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    failures = 0
     with open_recommender(args) as rec:
         filters = parse_filters(args.filter, rec.columns)
         prefer = parse_preferences(args.prefer, rec.columns)
@@ -91,19 +87,14 @@ def run(args: argparse.Namespace) -> int:
                                              differ=args.differ)
             _print(args, "examples", results)
             return 0
-        for n, image in enumerate(args.images):
-            try:
-                results = rec.recommend(image, k=args.k, filters=filters, prefer=prefer, box=args.box,
-                                        like=examples.like, unlike=examples.unlike, differ=args.differ)
-            except FashionrecError as exc:
-                # One bad photo among many is reported and skipped; the others still get answers.
-                print(f"fashionrec: error: {image}: {exc}", file=sys.stderr)
-                failures += 1
-                continue
+
+        def answer(n: int, image: str) -> None:
+            results = rec.recommend(image, k=args.k, filters=filters, prefer=prefer, box=args.box,
+                                    like=examples.like, unlike=examples.unlike, differ=args.differ)
             _print(args, image, results)
             if args.sheet:
                 from fashionrec.contact_sheet import save_contact_sheet
 
-                target = args.sheet if len(args.images) == 1 else args.sheet.replace(".png", f"-{n + 1}.png")
-                save_contact_sheet(image, results, rec.db, target)
-    return 2 if failures else 0
+                save_contact_sheet(image, results, rec.db, sheet_target(args.sheet, n, len(args.images)))
+
+        return each_photo(args.images, answer)

@@ -71,6 +71,7 @@ class TorchEmbedder:
     """
 
     backend = "torch"
+    numerics = "fp32"  # what the network computes in (see OnnxEmbedder.numerics)
 
     def __init__(
         self,

@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import logging
+import platform
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -61,6 +62,8 @@ class OnnxEmbedder:
         self.precision = precision
         self.meta = meta or {}  # the file's fashionrec metadata, as read by load()
         self.backend = "onnxruntime" if precision == "fp32" else f"onnxruntime {precision}"
+        scheme = self.meta.get("int8_scheme")
+        self.numerics = precision if precision == "fp32" else f"{precision} ({scheme or 'u8s8'})"
 
     def __repr__(self) -> str:
         return f"OnnxEmbedder(name={self.name!r}, dim={self.dim}, image_size={self.image_size})"
@@ -137,17 +140,39 @@ def with_metadata(model: bytes, meta: dict[str, object]) -> bytes:
 
 
 def int8_model(model: bytes, reference: OnnxEmbedder) -> tuple[bytes, OnnxEmbedder]:
-    """The float export ``model`` (run by ``reference``) quantised to int8, checked on the calibration images."""
-    from fashionrec.embedders.quantize import INT8_MIN_MEAN_COSINE, calibration_batch, quantize
+    """The float export ``model`` (run by ``reference``) quantised to int8 with the first scheme of this CPU's
+    ladder (:func:`fashionrec.embedders.quantize.scheme_ladder`) that stays close to float on the calibration
+    images; the scheme and its drift are recorded in the model's metadata."""
+    from fashionrec.embedders import quantize as q
 
-    pixels = calibration_batch(reference.preprocess)
-    data = with_metadata(quantize(model, pixels, INPUT_NAME), {**reference.meta, "precision": "int8"})
-    quantized = OnnxEmbedder.load(data)
-    cosine = float(np.mean(np.sum(reference.embed_arrays(pixels) * quantized.embed_arrays(pixels), axis=1)))
-    if cosine < INT8_MIN_MEAN_COSINE:
+    pixels = q.calibration_batch(reference.preprocess)
+    expected = reference.embed_arrays(pixels)
+    built: dict[str, OnnxEmbedder] = {}
+
+    def drift(scheme: q.Int8Scheme) -> tuple[bytes, float]:
+        data = q.quantize(model, pixels, INPUT_NAME, scheme)
+        embedder = OnnxEmbedder.load(with_metadata(data, {**reference.meta, "precision": "int8"}))
+        built[scheme.name] = embedder
+        return data, float(np.mean(np.sum(expected * embedder.embed_arrays(pixels), axis=1)))
+
+    chosen = q.choose(q.scheme_ladder(platform.machine(), q.cpu_flags()), drift)
+    if chosen is None:
         raise FashionrecError(f"int8 quantisation of {reference.name} drifts too far from float32 (mean cosine "
-                              f"{cosine:.3f} < {INT8_MIN_MEAN_COSINE} on the calibration images); use precision fp32")
-    return data, quantized
+                              f"below {q.INT8_MIN_MEAN_COSINE} on the calibration images with every scheme this "
+                              "CPU supports); use precision fp32")
+    scheme, data, cosine = chosen
+    meta = {**reference.meta, "precision": "int8", "int8_scheme": scheme.name, "int8_mean_cosine": round(cosine, 4)}
+    data = with_metadata(data, meta)
+    return data, OnnxEmbedder.load(data)
+
+
+def cached_int8_fits(embedder: OnnxEmbedder) -> bool:
+    """Whether a cached int8 model was quantised in a scheme that runs faithfully on this CPU (a cache written on
+    a CPU with VNNI and read on one without is quantised again)."""
+    from fashionrec.embedders import quantize as q
+
+    return embedder.precision != "int8" or q.acceptable(embedder.meta.get("int8_scheme"), platform.machine(),
+                                                        q.cpu_flags())
 
 
 def parity(reference: TorchEmbedder, candidate: OnnxEmbedder) -> float:
@@ -181,9 +206,13 @@ def onnx_embedder(
     path = cache_dir / ONNX_DIR / f"{key}.onnx" if cache_dir is not None else None
     if path is not None and path.is_file():
         try:
-            return OnnxEmbedder.load(str(path))
+            cached = OnnxEmbedder.load(str(path))
         except Exception as exc:  # noqa: BLE001 -- onnxruntime raises its own exception types for a damaged file
             logger.warning("re-exporting damaged ONNX cache %s (%s)", path, exc)
+        else:
+            if cached_int8_fits(cached):
+                return cached
+            logger.info("re-quantising %s: its int8 scheme saturates on this CPU", path)
     if packaged is not None:
         data, embedder = packaged, OnnxEmbedder.load(packaged)
         if precision == "fp32":

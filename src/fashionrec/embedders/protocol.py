@@ -22,6 +22,7 @@ class Embedder(Protocol):
     name: str
     dim: int
     image_size: int
+    numerics: str  # what the network actually computes in: "fp32", or "int8 (<scheme>)" as quantised for this CPU
 
     def preprocess(self, image: Image.Image) -> np.ndarray:
         """RGB image -> float32 (3, image_size, image_size) array, padded, resized and normalised."""

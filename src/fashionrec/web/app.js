@@ -17,6 +17,10 @@ const state = {
   differ: null, // column the results must differ in from the "more like this" product
   box: null, // {x, y, w, h} in fractions of the photo, or null for the whole photo
   request: 0, // sequence number of the latest request
+  look: null, // the photo's /api/look answer: its garments, each with a box and its products
+  lookKey: "", // the photo and parameters the shown (or pending) look was asked for
+  lookRequest: 0,
+  garment: null, // number (1-based) of the garment whose box is searched, or null
   trendsLoaded: false,
   roles: {}, // what the catalogue's columns mean (label, colour, name: /api/facets), so no column name is assumed
 };
@@ -105,7 +109,18 @@ function queryString(extra = {}) {
   if (state.mode === "photo" && state.box) {
     const b = state.box;
     params.set("box", [b.x, b.y, b.w, b.h].map((v) => v.toFixed(4)).join(","));
+    // a garment of the look: searched among its class's products, as its row is
+    if (state.garment && state.look) params.set("garment", state.look.garments[state.garment - 1].label);
   }
+  return params.toString();
+}
+
+// Shop the look is asked with k and the filters only (no box, no examples): every garment of the photo.
+function lookQuery() {
+  const params = new URLSearchParams();
+  const k = Math.max(1, Math.min(100, parseInt($("k-input").value, 10) || 12));
+  params.set("k", String(Math.min(k, LOOK_MAX_K)));
+  for (const spec of currentFilters()) params.append("filter", spec);
   return params.toString();
 }
 
@@ -171,6 +186,7 @@ function labelOf(column) {
 // ---------------------------------------------------------------------------------------------- queries
 async function run() {
   if (!state.mode) return;
+  if (state.mode === "photo") runLook();
   const seq = ++state.request;
   showError("");
   setStatus("Searching…");
@@ -204,6 +220,9 @@ function queryPhoto(file) {
   state.file = file;
   resetSteering();
   setBox(null, false);
+  state.look = null;
+  state.lookKey = "";
+  renderLook();
   const preview = $("preview");
   if (preview.src) URL.revokeObjectURL(preview.src);
   preview.src = URL.createObjectURL(file);
@@ -247,15 +266,18 @@ function render(data) {
     );
     similarTo.hidden = false;
   } else {
-    $("results-title").textContent = state.mode === "text" ? `Results for “${state.text}”` : "Similar products";
+    const garment = state.mode === "photo" && state.garment && state.look ? state.look.garments[state.garment - 1] : null;
+    $("results-title").textContent = state.mode === "text" ? `Results for “${state.text}”`
+      : garment ? `Similar to garment ${state.garment}: ${garment.label}` : "Similar products";
     similarTo.hidden = true;
   }
   setStatus(n ? `${n} product${n === 1 ? "" : "s"}${filtered}.` : `No products${filtered}.`);
   renderChips();
-  $("results").replaceChildren(...data.results.map(card));
+  $("results").replaceChildren(...data.results.map((r) => card(r)));
+  $("look").hidden = state.mode !== "photo" || !state.look;
 }
 
-function card(result) {
+function card(result, testid = "result-card") {
   const meta = result.metadata;
   const name = productName(meta, result.id);
   const kind = (state.roles.label && meta[state.roles.label]) || meta.articleType || meta.subCategory
@@ -269,7 +291,7 @@ function card(result) {
   meter.firstChild.style.width = `${(score * 100).toFixed(1)}%`;
   return el(
     "li",
-    { class: "card", "data-testid": "result-card", "data-id": result.id },
+    { class: "card", "data-testid": testid, "data-id": result.id },
     el("div", { class: "card-image", onclick: more }, el("img", { src: result.image_url, alt: name })),
     el("div", { class: "card-body" },
       el("span", { class: "rank", text: `#${result.rank}` }),
@@ -301,6 +323,8 @@ const clamp = (v, lo, hi) => Math.max(lo, Math.min(hi, v));
 
 function setBox(box, rerun = true) {
   state.box = box;
+  state.garment = null;
+  markGarment();
   const frame = $("crop-box");
   frame.hidden = !box;
   if (box) {
@@ -322,9 +346,12 @@ function setUpCrop() {
     return { x: clamp((event.clientX - r.left) / r.width, 0, 1), y: clamp((event.clientY - r.top) / r.height, 0, 1) };
   };
   const boxFrom = (a, b) => ({ x: Math.min(a.x, b.x), y: Math.min(a.y, b.y), w: Math.abs(a.x - b.x), h: Math.abs(a.y - b.y) });
+  let startGarment = null; // the garment whose number the drag started on
   area.addEventListener("pointerdown", (event) => {
     event.preventDefault();
     start = point(event);
+    const tag = event.target.closest("[data-garment]");
+    startGarment = tag ? Number(tag.dataset.garment) : null;
     area.setPointerCapture(event.pointerId);
   });
   area.addEventListener("pointermove", (event) => {
@@ -334,9 +361,14 @@ function setUpCrop() {
   });
   area.addEventListener("pointerup", (event) => {
     if (!start) return;
-    const box = boxFrom(start, point(event));
+    const end = point(event);
+    const box = boxFrom(start, end);
     start = null;
     if (box.w > 0.02 && box.h > 0.02) setBox(box);
+    else if (box.w < 0.01 && box.h < 0.01) { // a click, not a drag: the garment under it, if any
+      const chosen = startGarment || garmentAt(end);
+      if (chosen) chooseGarment(chosen);
+    }
   });
   area.addEventListener("keydown", (event) => {
     const moves = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
@@ -354,6 +386,113 @@ function setUpCrop() {
     setBox(b);
   });
   $("crop-clear").addEventListener("click", () => setBox(null));
+}
+
+// ---------------------------------------------------------------------------------------------- shop the look
+// After a photo is chosen the page also asks /api/look: the garments found in it are drawn over the photo as
+// numbered, labelled boxes, with a row of products per garment below the results. A click on a garment's box
+// (or its number, or its row's heading; Enter on a focused number) searches that region of the photo with
+// /api/recommend, exactly like a box the shopper draws.
+const LOOK_MAX_K = 8; // products per garment row
+const GARMENT_COLOURS = 8; // .garment-1 ... .garment-8 in style.css
+
+async function runLook() {
+  const key = lookQuery();
+  if (state.lookKey === key) return; // already shown, or on its way
+  state.lookKey = key;
+  const seq = ++state.lookRequest;
+  const file = state.file;
+  $("look").hidden = false;
+  $("look-status").textContent = "Finding the garments…";
+  $("look-rows").setAttribute("aria-busy", "true");
+  try {
+    const form = new FormData();
+    form.append("file", file, file.name || "photo");
+    const data = await api(`/api/look?${key}`, { method: "POST", body: form });
+    if (seq !== state.lookRequest) return;
+    state.look = data;
+    renderLook();
+  } catch (err) {
+    if (seq !== state.lookRequest) return;
+    state.look = null;
+    state.lookKey = ""; // asked again with the next query
+    renderLook();
+    $("look").hidden = state.mode !== "photo";
+    $("look-status").textContent = `Could not find the garments: ${err.message}`;
+  } finally {
+    if (seq === state.lookRequest) $("look-rows").removeAttribute("aria-busy");
+  }
+}
+
+function garmentBox(garment) {
+  const { width, height } = state.look.query;
+  const [x, y, w, h] = garment.box;
+  return { x: x / width, y: y / height, w: w / width, h: h / height };
+}
+
+function garmentAt(p) {
+  // The smallest garment box under the point (a bag drawn over a coat is the bag).
+  if (!state.look) return null;
+  let best = null;
+  state.look.garments.forEach((g, i) => {
+    const b = garmentBox(g);
+    const inside = p.x >= b.x && p.x <= b.x + b.w && p.y >= b.y && p.y <= b.y + b.h;
+    if (inside && (!best || b.w * b.h < best.area)) best = { n: i + 1, area: b.w * b.h };
+  });
+  return best ? best.n : null;
+}
+
+function chooseGarment(n) {
+  if (!state.look || !state.look.garments[n - 1]) return;
+  setBox(garmentBox(state.look.garments[n - 1]), false);
+  state.garment = n;
+  markGarment();
+  run();
+}
+
+function markGarment() {
+  for (const node of document.querySelectorAll("[data-garment]")) {
+    node.setAttribute("aria-pressed", String(Number(node.dataset.garment) === state.garment));
+  }
+}
+
+function renderLook() {
+  const look = state.look;
+  const garments = look ? look.garments : [];
+  const boxes = garments.map((g, i) => {
+    const n = i + 1;
+    const b = garmentBox(g);
+    const name = `Garment ${n}: ${g.label}, ${Math.round(g.score * 100)}% sure. Search only this garment`;
+    const frame = el("div", { class: `look-box garment-${((n - 1) % GARMENT_COLOURS) + 1}`, "data-testid": "look-box",
+      "data-label": g.label, "data-box": g.box.join(",") },
+    el("button", { type: "button", class: "look-tag", "data-garment": String(n), "aria-label": name,
+      "aria-pressed": "false", "data-testid": "look-tag", onclick: () => chooseGarment(n) }, `${n} ${g.label}`));
+    Object.assign(frame.style, { left: `${b.x * 100}%`, top: `${b.y * 100}%`, width: `${b.w * 100}%`,
+      height: `${b.h * 100}%` });
+    return frame;
+  });
+  $("look-boxes").replaceChildren(...boxes);
+  const rows = garments.map((g, i) => {
+    const n = i + 1;
+    return el("div", { class: "look-row", "data-testid": "look-row", "data-label": g.label },
+      el("h3", {},
+        el("button", { type: "button", class: `button subtle small look-heading garment-${((n - 1) % GARMENT_COLOURS) + 1}`,
+          "data-garment": String(n), "aria-pressed": "false", "data-testid": "look-garment",
+          onclick: () => chooseGarment(n) },
+        el("span", { class: "look-number", text: String(n) }), ` ${g.label}`,
+        el("small", { class: "muted", text: ` ${Math.round(g.score * 100)}% sure · search only this garment` }))),
+      el("ol", { class: "grid look-results" }, ...g.results.map((r) => card(r, "look-card"))));
+  });
+  $("look-rows").replaceChildren(...rows);
+  if (look) {
+    const n = garments.length;
+    $("look-status").textContent = n
+      ? `${n} garment${n === 1 ? "" : "s"} found, most confident first. Click one on the photo to search only it.`
+      : "No garments found in this photo.";
+  } else {
+    $("look-status").textContent = "";
+  }
+  markGarment();
 }
 
 // ---------------------------------------------------------------------------------------------- trends

@@ -1,0 +1,79 @@
+"""Shop the look on the shared street photos' validation part: garment crops, whole-photo looks, the localiser.
+
+    nice .venv/bin/python benchmarks/street_look.py --index INDEX_DIR [--street DIR] [--name street_look]
+        [--limit N] [--no-kind]
+
+The index is built beforehand from the shared catalogue (the issue's protocol: 8,000 products, a seeded sample:
+``benchmarks/street_look.py --make-catalogue CSV`` writes its CSV, then ``fashionrec index ../shared/data/catalogue
+--metadata CSV --index-dir INDEX_DIR``). Every figure is measured on the street photos of the validation part
+(fashionrec.split.is_validation_photo), which neither the localiser nor the kind head was trained on; the protocol
+is fashionrec.street_eval's. ``--no-kind`` turns the kind steering of plain queries off, to measure what it adds.
+Prints a summary, writes benchmarks/results/<name>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import random
+from dataclasses import replace
+from pathlib import Path
+
+from _common import SHARED, machine, print_table, run_main, write_results
+from fashionrec.evaluate import load_mapping
+from fashionrec.garments import load_classes
+from fashionrec.recommend import Recommender
+from fashionrec.street_eval import evaluate_street, street_photos
+
+
+def make_catalogue(catalogue: Path, out: Path, products: int, seed: int) -> int:
+    """A CSV of ``products`` well-formed rows with an image, drawn at random (seeded) from ``catalogue``."""
+    with open(catalogue / "styles.csv", newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader)
+        rows = [r for r in reader if len(r) == len(header) and (catalogue / "images" / f"{r[0]}.jpg").is_file()]
+    random.Random(seed).shuffle(rows)
+    with open(out, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows[:products])
+    return min(products, len(rows))
+
+
+def main(argv: list[str] | None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--index", type=Path, help="index of the catalogue sample")
+    parser.add_argument("--street", type=Path, default=SHARED / "street-photos")
+    parser.add_argument("--make-catalogue", type=Path, help="write the catalogue sample's CSV here and stop")
+    parser.add_argument("--products", type=int, default=8000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--name", default="street_look")
+    parser.add_argument("--limit", type=int, default=0, help="only this many validation photos (0 = all)")
+    parser.add_argument("--no-kind", action="store_true", help="plain queries without kind steering")
+    parser.add_argument("--no-look", action="store_true", help="crops only")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    if args.make_catalogue:
+        print(make_catalogue(SHARED / "catalogue", args.make_catalogue, args.products, args.seed), "products")
+        return 0
+    mapping = load_mapping(args.street / "mapping.json")
+    photos = street_photos(args.street, mapping, limit=args.limit)
+    with Recommender.open(args.index) as rec:
+        if args.no_kind and hasattr(rec.ranking, "steer_kind"):
+            rec.ranking = replace(rec.ranking, steer_kind=False)
+        result = evaluate_street(rec, photos, mapping, load_classes(), look=not args.no_look)
+        products = len(rec)
+    data = {"machine": machine(), "index_products": products, "street": str(args.street), "kind_steering":
+            not args.no_kind, "protocol": "fashionrec.street_eval, validation part of the street photos", **result}
+    rows = [["crops", result["crops"]["overall"]["n"], result["crops"]["overall"]["hit@5"],
+             result["crops"]["overall"]["P@5"]]]
+    if "look" in result:
+        rows.append(["look recall / precision", result["garments"], result["look"]["recall"],
+                     result["look"]["precision"]])
+    print_table(["what", "n", "hit@5 / recall", "P@5 / precision"], rows, json_mode=args.json)
+    write_results(args.name, data, echo=args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
