@@ -301,6 +301,45 @@ def int8_cpus() -> tuple[list[str], list[str]]:
                               *_table(["run", "numerics", "model build", "indexing", "top-5 overlap with fp32"], rows)]
 
 
+def look_table() -> tuple[list[str], list[str]]:
+    before, after = load_results("street_look_nokind"), load_results("street_look")
+    rows = []
+    for name, row in after["crops"]["by_class"].items():
+        old = before["crops"]["by_class"].get(name, {})
+        rows.append([name, str(row["n"]), f"{_f(old.get('hit@5'), 2)} -> **{_f(row['hit@5'], 2)}**",
+                     f"{_f(old.get('P@5'), 2)} -> **{_f(row['P@5'], 2)}**", _f(after["look"]["recall_by_class"][name], 2),
+                     _f(after["localiser"]["box_recall_by_class"][name], 2)])
+    o, b = after["crops"]["overall"], before["crops"]["overall"]
+    rows.append(["**all**", str(o["n"]), f"{_f(b['hit@5'], 2)} -> **{_f(o['hit@5'], 2)}**",
+                 f"{_f(b['P@5'], 2)} -> **{_f(o['P@5'], 2)}**", _f(after["look"]["recall"], 2),
+                 _f(after["localiser"]["box_recall"], 2)])
+    return ["street_look_nokind", "street_look"], [
+        (f"{after['photos']} validation street photos, {after['garments']} garments, {after['index_products']:,} "
+         f"catalogue products, {after['machine']['cores']} cores; crop columns: kind steering off -> on:"), "",
+        *_table(["class", "garments", "crop hit@5", "crop P@5", "look recall", "localiser box recall"], rows)]
+
+
+def look_summary() -> tuple[list[str], list[str]]:
+    after, http = load_results("street_look"), load_results("look_http")
+    o = after["crops"]["overall"]
+    return ["street_look", "look_http"], [
+        (f"On {after['photos']} street photos never trained on (shared `street-photos`, validation part; "
+         f"{after['index_products']:,} products): a look finds {_f(after['look']['recall'], 2)} of the outfit's "
+         f"garments with a relevant product in their top 5 (look recall; precision {_f(after['look']['precision'], 2)}), "
+         f"a garment crop gets hit@5 {_f(o['hit@5'], 3)} / P@5 {_f(o['P@5'], 3)}, and `POST /api/look` answers in "
+         f"{http['latency_ms']['p50']:.0f} ms (p50) on 2 cores. Strong: shoes, trousers, coats, bags; weak: skirts, "
+         "knitwear, scarves, shorts (few training examples): [docs/look.md](docs/look.md).")]
+
+
+def kind_steering_table() -> tuple[list[str], list[str]]:
+    res = load_results("kind_steering")
+    rows = [[name, str(r["off"]["queries"]), f"{_f(r['off']['hit@5'], 3)} -> {_f(r['on']['hit@5'], 3)}",
+             f"{_f(r['off']['P@5'], 3)} -> {_f(r['on']['P@5'], 3)}", _f(r["on"]["steered"], 2)]
+            for name, r in res["sets"].items()]
+    return ["kind_steering"], [f"{res['index_products']:,} catalogue products; kind steering off -> on:", "",
+                               *_table(["queries", "n", "hit@5", "P@5", "share steered"], rows)]
+
+
 # docs/your-catalogue.md ----------------------------------------------------------------------------------------
 
 SHOP_RUNS = ("shop_labels_fashion", "shop_labels_efficientnet_lite2")
@@ -348,6 +387,9 @@ BLOCKS: dict[str, tuple[str, Callable[[], tuple[list[str], list[str]]]]] = {
     "earlier-table": ("performance.md", earlier_table),
     "int8-table": ("models.md", int8_table),
     "int8-cpus-table": ("models.md", int8_cpus),
+    "look-table": ("look.md", look_table),
+    "look-summary": ("README.md", look_summary),
+    "kind-steering-table": ("look.md", kind_steering_table),
     "shop-labels-table": ("your-catalogue.md", shop_labels),
 }
 
@@ -399,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     texts[REPO / "README.md"] = (REPO / "README.md").read_text()
     ok = True
     for name, (doc, make) in BLOCKS.items():
-        path = DOCS / doc
+        path = REPO / doc if doc == "README.md" else DOCS / doc
         sources, lines = make()
         text = splice(texts[path], name, [marker(name, SCRIPT, sources), "", *lines, ""])
         if text is None:

@@ -18,12 +18,16 @@ import csv
 import random
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
 
 from _common import SHARED, machine, print_table, run_main, write_results
 from fashionrec.evaluate import load_mapping
-from fashionrec.garments import load_classes
+from fashionrec.garments import expand_box, load_classes
 from fashionrec.recommend import Recommender
-from fashionrec.street_eval import evaluate_street, street_photos
+from fashionrec.street_eval import CROP_MARGIN, StreetPhoto, evaluate_street, street_photos
 
 
 def make_catalogue(catalogue: Path, out: Path, products: int, seed: int) -> int:
@@ -40,6 +44,24 @@ def make_catalogue(catalogue: Path, out: Path, products: int, seed: int) -> int:
     return min(products, len(rows))
 
 
+def oracle_crops(rec: Recommender, photos: list[StreetPhoto], mapping: dict[str, list[str]]) -> dict[str, Any]:
+    """Crop hit@5 / P@5 with each crop steered to its labelled garment's own class."""
+    classes = load_classes()
+    class_of = {label: c.name for c in classes.classes for label in c.labels}
+    hits, precisions = [], []
+    for photo in photos:
+        image = Image.open(photo.path).convert("RGB")
+        for garment in photo.garments:
+            x, y, w, h = expand_box(garment.box, CROP_MARGIN, image.size)
+            vectors = rec.embed([image.crop((x, y, x + w, y + h))])
+            results = rec.recommend_vectors(vectors, 5, rec.kind_filters({}, (class_of[garment.label],)))[0]
+            flags = [r.metadata.get(classes.column) in set(mapping[garment.label]) for r in results]
+            hits.append(float(any(flags)))
+            precisions.append(sum(flags) / 5)
+    return {"crops": {"overall": {"n": len(hits), "hit@5": round(float(np.mean(hits)), 4),
+                                  "P@5": round(float(np.mean(precisions)), 4)}}}
+
+
 def main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--index", type=Path, help="index of the catalogue sample")
@@ -51,6 +73,9 @@ def main(argv: list[str] | None) -> int:
     parser.add_argument("--limit", type=int, default=0, help="only this many validation photos (0 = all)")
     parser.add_argument("--no-kind", action="store_true", help="plain queries without kind steering")
     parser.add_argument("--no-look", action="store_true", help="crops only")
+    parser.add_argument("--oracle-kind", action="store_true",
+                        help="crops only, each steered to its labelled garment's class: what a perfect kind "
+                        "classifier would give (an upper bound, not a result)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if args.make_catalogue:
@@ -59,12 +84,16 @@ def main(argv: list[str] | None) -> int:
     mapping = load_mapping(args.street / "mapping.json")
     photos = street_photos(args.street, mapping, limit=args.limit)
     with Recommender.open(args.index) as rec:
-        if args.no_kind and hasattr(rec.ranking, "steer_kind"):
+        if args.no_kind:
             rec.ranking = replace(rec.ranking, steer_kind=False)
-        result = evaluate_street(rec, photos, mapping, load_classes(), look=not args.no_look)
+        if args.oracle_kind:
+            result = oracle_crops(rec, photos, mapping)
+        else:
+            result = evaluate_street(rec, photos, mapping, load_classes(), look=not args.no_look)
         products = len(rec)
     data = {"machine": machine(), "index_products": products, "street": str(args.street), "kind_steering":
-            not args.no_kind, "protocol": "fashionrec.street_eval, validation part of the street photos", **result}
+            "oracle" if args.oracle_kind else not args.no_kind,
+            "protocol": "fashionrec.street_eval, validation part of the street photos", **result}
     rows = [["crops", result["crops"]["overall"]["n"], result["crops"]["overall"]["hit@5"],
              result["crops"]["overall"]["P@5"]]]
     if "look" in result:

@@ -28,7 +28,7 @@ QUERY = DEMO_QUERIES / "t-shirt.jpg"
 # health, recommend ------------------------------------------------------------------------------------------
 def test_healthz_reports_the_loaded_index(demo_client: TestClient) -> None:
     body = demo_client.get("/healthz").json()
-    assert body == {"status": "ok", "items": 300, "model": "fashion", "dim": 256}
+    assert body == {"status": "ok", "items": 300, "model": "fashion", "dim": 256, "numerics": "fp32"}
 
 
 def test_recommend_returns_k_ranked_results_with_metadata_and_image_urls(demo_client: TestClient) -> None:

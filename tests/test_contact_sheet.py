@@ -11,7 +11,14 @@ from PIL import Image
 from fashionrec.contact_sheet import CAPTION, GAP, LINE, LOOK_HEIGHT, TILE, box_colour, save_look_sheet
 from fashionrec.look import LookGarment
 from fashionrec.recommend import Recommender
-from tests.conftest import STREET_PHOTO
+from fashionrec.result import Result
+from tests.conftest import STREET_PHOTO, demo_rows
+
+
+def products(k: int) -> list[Result]:
+    """``k`` demo catalogue products as results (the sheet draws whatever it is given)."""
+    rows = list(demo_rows().items())[:k]
+    return [Result(item_id, 0.5 - n / 10, row) for n, (item_id, row) in enumerate(rows)]
 
 
 def colour_pixels(image: Image.Image, colour: tuple[int, int, int], box: tuple[int, int, int, int]) -> int:
@@ -22,7 +29,7 @@ def colour_pixels(image: Image.Image, colour: tuple[int, int, int], box: tuple[i
 
 def test_look_sheet_draws_numbered_boxes_and_a_row_per_garment(demo_recommender: Recommender, tmp_path: Path) -> None:
     width, height = Image.open(STREET_PHOTO).size
-    results = demo_recommender.recommend(STREET_PHOTO, k=3)
+    results = products(3)
     garments = [
         LookGarment("trousers", (120, 230, 110, 280), 0.9, results),
         LookGarment("bag", (200, 300, 60, 80), 0.8, results[:2]),
@@ -50,7 +57,7 @@ def test_look_sheet_draws_numbered_boxes_and_a_row_per_garment(demo_recommender:
 
 
 def test_a_look_with_many_garments_is_taller_than_the_minimum(demo_recommender: Recommender, tmp_path: Path) -> None:
-    results = demo_recommender.recommend(STREET_PHOTO, k=1)
+    results = products(1)
     garments = [LookGarment("top", (100 + 10 * n, 100, 50, 50), 0.9 - n / 10, results) for n in range(5)]
     sheet = Image.open(save_look_sheet(STREET_PHOTO, garments, demo_recommender.db, tmp_path / "look.png"))
     assert sheet.height == 5 * (TILE + CAPTION + GAP) > LOOK_HEIGHT

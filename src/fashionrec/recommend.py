@@ -164,8 +164,18 @@ class Recommender(OpenIndex):
         examples = check_examples(like, unlike)
         self.example_vectors(examples)  # unknown ids fail before the photo is embedded
         vectors, kinds = self.encode_queries(self.encoder.preprocess([self.encoder.prepare(load_image(image), box)]))
-        return self.steer(vectors[0], k, self.kind_filters(self._filters(filters), kinds[0]), examples,
-                          differ=differ, reference=examples.like, prefer=prefer, consensus=consensus)
+        return self.steer_kinds(vectors[0], kinds[0], k, self._filters(filters), examples, differ=differ,
+                                reference=examples.like, prefer=prefer, consensus=consensus)
+
+    def steer_kinds(self, query: np.ndarray, kinds: Sequence[str], k: int, filters: Filters, examples: Examples,
+                    **options: Any) -> list[Result]:
+        """:meth:`steer` among the catalogue values of the garment classes ``kinds`` (:meth:`kind_filters`), or
+        without them when the catalogue has nothing of those kinds under ``filters``."""
+        chosen = self.kind_filters(filters, kinds)
+        results = self.steer(query, k, chosen, examples, **options)
+        if results or chosen is filters:
+            return results
+        return self.steer(query, k, filters, examples, **options)
 
     def encode_queries(self, batch: np.ndarray) -> tuple[np.ndarray, list[tuple[str, ...]]]:
         """A preprocessed query batch -> its vectors in the searched space, and the garment classes each one shows
