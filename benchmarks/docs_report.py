@@ -365,11 +365,13 @@ def shop_labels() -> tuple[list[str], list[str]]:
                      f"`{loo['label']}`) P@5 {loo['evaluate_P@5']:.3f} vs {loo['recommend_P@5']:.3f} computed from "
                      f"`recommend` (difference {loo['difference']:.3f}); `--differ category` left out the liked "
                      f"product's category: {'yes' if run['recommend']['differ_category']['all_differ'] else 'NO'}.")
-    machine = load_results(SHOP_RUNS[0])["machine"]
+    machines = [(SHOP_MODELS.get(load_results(n)["model"]), load_results(n)["machine"], load_results(n)["note"])
+                for n in SHOP_RUNS]
     header = ["model", "ranking", "P@5 test", "P@5 validation", "P@5 all", "hit@5 all", "P@1 all"]
     return list(SHOP_RUNS), [*_table(header, rows), "", *notes, "",
-                             (f"Measured on {machine['cores']} cores ({machine['cpu']}), "
-                             f"{load_results(SHOP_RUNS[0])['note'] or 'load not recorded'}.")]
+                             "Measured on " + "; ".join(f"{m['cores']} cores ({m['cpu']}) for {model}: "
+                                                        f"{note or 'load not recorded'}"
+                                                        for model, m, note in machines) + "."]
 
 
 BLOCKS: dict[str, tuple[str, Callable[[], tuple[list[str], list[str]]]]] = {
