@@ -35,7 +35,8 @@ import numpy as np
 from tqdm import tqdm
 
 from _common import SHARED, machine, print_table, run_main, write_results
-from fashionrec.evaluate import Query, catalogue_queries, load_mapping, photo_queries, searchable_subset
+from fashionrec.columns import load_mapping
+from fashionrec.evaluate import Query, catalogue_queries, photo_queries, searchable_subset
 from fashionrec.feedback import ALPHA, BETA, GAMMA, NEGATIVE_WEIGHT, Examples
 from fashionrec.imageio import load_image
 from fashionrec.localise import garment_box

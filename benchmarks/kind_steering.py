@@ -21,7 +21,8 @@ import numpy as np
 from tqdm import tqdm
 
 from _common import SHARED, machine, print_table, run_main, write_results
-from fashionrec.evaluate import IMAGE_SUFFIXES, load_mapping
+from fashionrec.columns import load_mapping
+from fashionrec.evaluate import IMAGE_SUFFIXES
 from fashionrec.garments import load_classes
 from fashionrec.imageio import load_image
 from fashionrec.recommend import Recommender

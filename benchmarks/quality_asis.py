@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from _common import SHARED, machine, print_table, run_main, write_results
-from fashionrec.evaluate import catalogue_queries, evaluate, load_mapping, photo_queries, searchable_subset
+from fashionrec.columns import load_mapping
+from fashionrec.evaluate import catalogue_queries, evaluate, photo_queries, searchable_subset
 from fashionrec.recommend import Recommender
 from fashionrec.split import holdout_mask
 

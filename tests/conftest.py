@@ -69,6 +69,40 @@ def demo_catalog_copy(tmp_path: Path) -> Path:
     return target
 
 
+def write_shop(root: Path, count: int = 150) -> Path:
+    """A shop that is not Myntra, from the first ``count`` demo products: ``products.csv`` with the columns
+    ``sku,category,colour,title`` (its own names and values: ``SK-1548``, ``sports-shoes``, ``white``) and the
+    images at ``photos/{sku}.jpg``."""
+    (root / "photos").mkdir(parents=True, exist_ok=True)
+    rows = list(demo_rows().values())[:count]
+    with (root / "products.csv").open("w", newline="", encoding="utf-8") as fp:
+        writer = csv.writer(fp)
+        writer.writerow(["sku", "category", "colour", "title"])
+        for row in rows:
+            sku = f"SK-{row['id']}"
+            shutil.copyfile(DEMO_CATALOG / "images" / f"{row['id']}.jpg", root / "photos" / f"{sku}.jpg")
+            writer.writerow([sku, row["articleType"].lower().replace(" ", "-"), row["baseColour"].lower(),
+                             row["productDisplayName"]])
+    return root
+
+
+SHOP_INDEX_ARGS = ("--metadata", "products.csv", "--id-column", "sku", "--image-pattern", "photos/{sku}.jpg")
+
+
+@pytest.fixture(scope="module")
+def shop_index(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(shop folder, its index with ``--label category --colour-column colour``, not trained). Read-only."""
+    from fashionrec.cli import main
+
+    root = write_shop(tmp_path_factory.mktemp("shop") / "shop")
+    index_dir = root.parent / "index"
+    args = [a if a != "products.csv" else str(root / a) for a in SHOP_INDEX_ARGS]
+    code = main(["index", str(root), *args, "--index-dir", str(index_dir), "--label", "category", "--colour-column",
+                 "colour", "--json"])
+    assert code == 0
+    return root, index_dir
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real data beside the project root; tests that need it skip when it is absent."""

@@ -119,6 +119,24 @@ def test_facets_count_the_catalogue(demo_client: TestClient) -> None:
     assert facets["gender"] == dict(Counter(r["gender"] for r in rows))
     assert facets["articleType"] == dict(Counter(r["articleType"] for r in rows))
     assert "productDisplayName" in body["other_columns"] and "productDisplayName" not in facets
+    assert body["roles"] == {"label": "articleType", "colour": "baseColour", "name": "productDisplayName",
+                             "aux": ["subCategory", "gender"]}
+
+
+def test_a_shops_facets_name_its_own_columns_and_consensus_votes_on_its_label(shop_index: tuple[Path, Path]) -> None:
+    shop, index_dir = shop_index
+    with Recommender.open(index_dir) as rec:
+        client = TestClient(create_app(rec, settings=ApiSettings()))
+        roles = client.get("/api/facets").json()["roles"]
+        assert roles == {"label": "category", "colour": "colour", "name": "title", "aux": []}
+        photo = (shop / "photos" / "SK-1548.jpg").read_bytes()
+        voted = upload(client, photo, params={"consensus": "0.5"})
+        assert voted.status_code == 200, voted.text
+        first = voted.json()["results"][0]
+        other = client.get(f"/api/items/{first['id']}/similar", params={"differ": roles["colour"]})
+        assert other.status_code == 200, other.text
+        assert all(r["metadata"]["colour"] != first["metadata"]["colour"] for r in other.json()["results"])
+        assert client.get(f"/api/items/{first['id']}/similar", params={"differ": "baseColour"}).status_code == 400
 
 
 def test_trends_endpoint_serves_compute_trends(demo_client: TestClient, demo_recommender: Recommender) -> None:

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 import torch
 
-from fashionrec.backbone_train import BackboneConfig, set_loss, train_backbone
+from fashionrec.backbone_train import BackboneConfig, CatalogueLayout, set_loss, train_backbone
 from fashionrec.cli import main
 from fashionrec.embedders import create_embedder
 from fashionrec.errors import FashionrecError
 from fashionrec.split import holdout_mask, is_held_out
-from tests.conftest import DEMO_CATALOG, DEMO_QUERIES
+from tests.conftest import DEMO_CATALOG, DEMO_QUERIES, write_shop
 
 pytestmark = pytest.mark.slow  # `pytest -m "not slow"` skips this module (the fast tier)
 
@@ -90,6 +90,26 @@ def test_tiny_schedule_end_to_end(tmp_path: Path, labelled_photos: tuple[Path, P
     again = train_backbone(DEMO_CATALOG, tmp_path / "w2.pt", photos_dir=photos, mapping_path=mapping,
                            work_dir=tmp_path / "work", config=BackboneConfig(**TINY), progress=False)
     assert again.sha256 == result.sha256
+
+
+def test_a_shop_trains_the_backbone_on_its_own_columns(tmp_path: Path) -> None:
+    shop = write_shop(tmp_path / "shop", 60)
+    photos = tmp_path / "photos"
+    (photos / "dress").mkdir(parents=True)
+    shutil.copy(DEMO_QUERIES / "dress.jpg", photos / "dress" / "a.jpg")
+    mapping = tmp_path / "mapping.json"
+    mapping.write_text(json.dumps({"dress": ["dresses"]}))  # the shop's own category values
+    out = tmp_path / "w.pt"
+    layout = CatalogueLayout(str(shop / "products.csv"), "sku", "photos/{sku}.jpg", label="category")
+    result = train_backbone(shop, out, photos_dir=photos, mapping_path=mapping, work_dir=tmp_path / "work",
+                            config=BackboneConfig(**TINY), progress=False, layout=layout)
+    assert result.photos == 1 and result.products == 60 - result.held_out
+    labels = json.loads(out.with_suffix(".json").read_text())["labels"]
+    assert list(labels) == ["category", "colour", "type_colour"]  # the shop's label, its colour, the two together
+    with pytest.raises(FashionrecError, match="label 'articleType' is not a column of the catalogue"):
+        train_backbone(shop, out, work_dir=tmp_path / "work", config=BackboneConfig(**TINY), progress=False,
+                       layout=CatalogueLayout(str(shop / "products.csv"), "sku", "photos/{sku}.jpg",
+                                              label="articleType"))
 
 
 def test_a_run_continues_from_another_runs_checkpoint(tmp_path: Path, labelled_photos: tuple[Path, Path]) -> None:

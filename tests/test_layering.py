@@ -6,26 +6,44 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "fashionrec"
 
-# module prefix -> prefixes it must never import (the layers above it)
-ABOVE = {
-    "fashionrec.embedders": ("fashionrec.stores", "fashionrec.recommend", "fashionrec.api", "fashionrec.cli",
-                             "fashionrec.web", "fashionrec.indexing"),
-    "fashionrec.stores": ("fashionrec.recommend", "fashionrec.api", "fashionrec.cli", "fashionrec.web"),
-    "fashionrec.recommend": ("fashionrec.api", "fashionrec.cli", "fashionrec.web"),
-    "fashionrec.hybrid": ("fashionrec.recommend", "fashionrec.api", "fashionrec.cli"),
-    "fashionrec.garments": ("fashionrec.stores", "fashionrec.recommend", "fashionrec.api", "fashionrec.cli",
-                            "fashionrec.web", "fashionrec.indexing", "fashionrec.index"),
-    "fashionrec.kinds": ("fashionrec.stores", "fashionrec.recommend", "fashionrec.api", "fashionrec.cli",
-                         "fashionrec.web", "fashionrec.indexing", "fashionrec.index"),
-    "fashionrec.look": ("fashionrec.recommend", "fashionrec.api", "fashionrec.cli", "fashionrec.web"),
-    "fashionrec.street_eval": ("fashionrec.api", "fashionrec.cli", "fashionrec.web"),
-    "fashionrec.result": ("fashionrec.",),
-    "fashionrec.api": ("fashionrec.cli",),
+# Every module's layer, lowest first (a package counts for all its modules): a module imports only modules of its own
+# layer or below. The picture of docs/architecture.md, as a table the test holds the code to.
+LAYERS: dict[str, tuple[str, ...]] = {
+    "base": ("fashionrec", "fashionrec.errors", "fashionrec.atomic", "fashionrec.vectors", "fashionrec.split",
+             "fashionrec.result", "fashionrec.imageio", "fashionrec.artifact", "fashionrec.runtime",
+             "fashionrec.manifest", "fashionrec.columns", "fashionrec.filters", "fashionrec.feedback",
+             "fashionrec.localise", "fashionrec.augment", "fashionrec.charts", "fashionrec.weights"),
+    "catalogue": ("fashionrec.catalog", "fashionrec.catalog_db"),
+    "embedder": ("fashionrec.embedders", "fashionrec.modelspec", "fashionrec.garments", "fashionrec.kinds"),
+    "store": ("fashionrec.stores", "fashionrec.head", "fashionrec.publish"),
+    "index": ("fashionrec.index", "fashionrec.indexing", "fashionrec.duplicates", "fashionrec.engines"),
+    "query": ("fashionrec.query", "fashionrec.hybrid", "fashionrec.ranking", "fashionrec.look"),
+    "recommender": ("fashionrec.recommend", "fashionrec.live", "fashionrec.text", "fashionrec.trends",
+                    "fashionrec.contact_sheet"),
+    "training": ("fashionrec.backbone_train", "fashionrec.train", "fashionrec.garment_train", "fashionrec.kind_train"),
+    "evaluation": ("fashionrec.evaluate", "fashionrec.eval_report", "fashionrec.street_eval"),
+    "edge": ("fashionrec.config", "fashionrec.api", "fashionrec.web", "fashionrec.cli", "fashionrec.__main__"),
 }
+# Imports that go up the table today, each with why it stays for now; the test fails on any other, and on an entry
+# here that is no longer needed.
+KNOWN_UPWARD = {
+    "fashionrec.ranking -> fashionrec.config": "RankingConfig's defaults are read from config.VARIABLES",
+    "fashionrec.kind_train -> fashionrec.street_eval": "training reads the street photos with the reader and crop "
+    "margin the measurement uses (street_photos, CROP_MARGIN); they belong with the labels",
+}
+
+
+def layer_of(module: str) -> int:
+    """The position in LAYERS of the longest entry naming ``module`` or a package above it."""
+    best, found = -1, None
+    for n, members in enumerate(LAYERS.values()):
+        for member in members:
+            if (module == member or module.startswith(member + ".")) and len(member) > best:
+                best, found = len(member), n
+    assert found is not None, f"{module} is in no layer of LAYERS (tests/test_layering.py): add it"
+    return found
 
 
 def module_name(path: Path) -> str:
@@ -86,10 +104,14 @@ def test_no_import_cycles() -> None:
     assert find_cycle(edges) is None, " -> ".join(find_cycle(edges) or [])
 
 
-@pytest.mark.parametrize("layer", sorted(ABOVE))
-def test_no_module_imports_a_layer_above_its_own(layer: str) -> None:
+def test_every_module_has_a_layer_and_imports_none_above_it() -> None:
     edges = graph()
-    members = [m for m in edges if m == layer or m.startswith(layer + ".")]
-    assert members
-    upward = {f"{m} -> {d}" for m in members for d in edges[m] if d.startswith(ABOVE[layer])}
-    assert not upward, sorted(upward)
+    assert "fashionrec.train" in edges and "fashionrec.columns" in edges
+    upward = {f"{m} -> {d}" for m, deps in edges.items() for d in deps if layer_of(d) > layer_of(m)}
+    assert upward - set(KNOWN_UPWARD) == set(), sorted(upward - set(KNOWN_UPWARD))
+    assert set(KNOWN_UPWARD) <= upward, f"no longer needed in KNOWN_UPWARD: {sorted(set(KNOWN_UPWARD) - upward)}"
+
+
+def test_the_layer_table_catches_an_upward_import() -> None:
+    assert layer_of("fashionrec.stores.faiss_store") < layer_of("fashionrec.recommend") < layer_of("fashionrec.cli.main")
+    assert layer_of("fashionrec.evaluate") > layer_of("fashionrec.train")  # training never imports evaluation

@@ -6,6 +6,7 @@ from collections import Counter
 from pathlib import Path
 
 from fashionrec.catalog_db import CatalogDB
+from fashionrec.columns import ColumnRoles, write_roles
 from fashionrec.recommend import Recommender
 from fashionrec.trends import compute_trends
 from tests.conftest import demo_rows
@@ -36,4 +37,18 @@ def test_compute_trends_skips_columns_the_catalogue_lacks(tmp_path: Path) -> Non
     assert trends == {"items": 3, "charts": [{
         "column": "gender", "title": "Gender split", "other": 0, "missing": 1,
         "counts": [{"value": "Women", "count": 1}, {"value": "Men", "count": 1}],
+    }, {  # its colour column (fashionrec.columns: "colour" is a usual name of the colour) is charted as colours
+        "column": "colour", "title": "Top 10 colours", "other": 0, "missing": 0,
+        "counts": [{"value": "Red", "count": 2}, {"value": "Blue", "count": 1}],
     }]}
+
+
+def test_compute_trends_charts_the_recorded_label(tmp_path: Path) -> None:
+    db = CatalogDB(tmp_path, create=True)
+    db.sync([("1", "a.jpg", "d1", {"kind": "hat", "colour": "Red"}), ("2", "b.jpg", "d2", {"kind": "hat", "colour": ""})],
+            ["kind", "colour"])
+    write_roles(db, ColumnRoles(label="kind"))  # no colour recorded: no colour chart
+    trends = compute_trends(db)
+    db.close()
+    assert trends["charts"] == [{"column": "kind", "title": "By kind", "other": 0, "missing": 0,
+                                 "counts": [{"value": "hat", "count": 2}]}]

@@ -2,18 +2,19 @@
 
 Training is kept apart from inference (:mod:`fashionrec.embedders.fashion` only loads the result). The recipe:
 
-* **Data**: the catalogue's products (labels: articleType, baseColour, articleType+baseColour, subCategory,
+* **Data**: the catalogue's products (labels: the label column, the colour, label+colour and the auxiliary label
+  columns, :mod:`fashionrec.columns`; for Myntra articleType, baseColour, articleType+baseColour, subCategory,
   gender), each as its studio shot and as photo-like views (:mod:`fashionrec.augment`), plus labelled real photos
-  (``clothing-photos/train`` layout: one folder per class, ``mapping.json`` names each class's acceptable
-  articleTypes), each as several random crops. A seeded ``holdout`` share of the products (decided by a hash of the
+  (``clothing-photos/train`` layout: one folder per class, ``mapping.json`` names each class's acceptable values
+  of the label), each as several random crops. A seeded ``holdout`` share of the products (decided by a hash of the
   id, :func:`fashionrec.split.holdout_mask`, the same split ``fashionrec train`` uses) never takes part.
 * **Freeze and cache**: the stem and the first ``frozen_blocks`` blocks keep their ImageNet weights; their output
   for every view is computed once and cached (float16, chunk by chunk, atomically) in ``WORK_DIR/cache``. Only the
   later blocks, the 1x1 head and a new linear projection train, on the cached maps: most of the network's work is
   done once instead of once per epoch. Batch norm keeps its ImageNet statistics (eval mode), so the exported
   model computes exactly what was trained.
-* **Loss**: normalised-softmax (cosine classifier, proxies per class) on articleType; a real photo's target is its
-  class's set of articleTypes (the loss is minus the log of the probability mass on the set); auxiliary proxies
+* **Loss**: normalised-softmax (cosine classifier, proxies per class) on the label; a real photo's target is its
+  class's set of label values (the loss is minus the log of the probability mass on the set); auxiliary proxies
   for the other labels with smaller weights. Batches mix catalogue views and real photos, both sampled with
   weights ~ 1/sqrt(class size) so rare kinds are seen.
 * **Checkpoints**: every ``checkpoint_every`` steps (model, proxies, optimiser, schedule, sampler state) written
@@ -44,6 +45,8 @@ from tqdm import tqdm
 from fashionrec.atomic import write_atomically
 from fashionrec.augment import photo_like
 from fashionrec.catalog import read_catalog
+from fashionrec.columns import ColumnRoles
+from fashionrec.columns import resolve as resolve_roles
 from fashionrec.embedders.base import configure_threads
 from fashionrec.embedders.efficientnet import LITE_MEAN, LITE_STD, packaged_weights
 from fashionrec.embedders.fashion import FashionNet
@@ -54,8 +57,8 @@ from fashionrec.split import holdout_mask
 
 logger = logging.getLogger(__name__)
 
-MAIN_LABEL = "articleType"
-AUX_LABELS = ("baseColour", "type_colour", "subCategory", "gender")
+TYPE_COLOUR = "type_colour"  # the label and the colour together, learnt as one more auxiliary label
+ROLE_WEIGHTS = {"colour": 0.5, TYPE_COLOUR: 0.5, "aux": 0.2}  # a column without its own entry in aux_weights
 PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
 CACHE_VERSION = 1  # bump when the views or the frozen part change, so cached maps are remade
 CACHE_CHUNK = 2048
@@ -77,7 +80,7 @@ class BackboneConfig:
     backbone_lr: float = 5e-4  # the trainable blocks
     weight_decay: float = 1e-4
     temperature: float = 0.05
-    aux_weights: dict[str, float] = field(default_factory=lambda: {
+    aux_weights: dict[str, float] = field(default_factory=lambda: {  # by column; others by role (ROLE_WEIGHTS)
         "baseColour": 0.5, "type_colour": 0.5, "subCategory": 0.2, "gender": 0.2})
     holdout: float = 0.1
     seed: int = 0
@@ -107,9 +110,11 @@ class TrainData:
 
     maps: torch.Tensor  # (N, C, H, W) float16
     labels: dict[str, np.ndarray]  # per label: class index per row, -1 = unknown / not applicable
-    target_sets: np.ndarray  # (N, classes) bool: acceptable articleTypes of each row
+    target_sets: np.ndarray  # (N, classes) bool: acceptable label values of each row
     is_photo: np.ndarray  # (N,) bool
     vocab: dict[str, list[str]]
+    main: str = "articleType"  # the label column; the other keys of ``labels`` are auxiliary
+    weights: dict[str, float] = field(default_factory=dict)  # loss weight of each auxiliary label
 
 
 @dataclass
@@ -212,25 +217,52 @@ class _Source:
     is_photo: bool
 
 
+@dataclass(frozen=True)
+class CatalogueLayout:
+    """Where a catalogue's CSV, ids and images are (the arguments of ``fashionrec index``) and what its columns
+    mean (fashionrec.columns: each role None takes its default from the CSV's columns, Myntra's names first)."""
+
+    metadata: str | None = None
+    id_column: str = "id"
+    image_pattern: str = "images/{id}.jpg"
+    label: str | None = None
+    colour: str | None = None
+    aux: tuple[str, ...] | None = None
+
+
+def label_names(roles: ColumnRoles) -> list[str]:
+    """The labels learnt, in order: the label, the colour and label+colour (when there is a colour), the
+    auxiliary labels (for Myntra: articleType, baseColour, type_colour, subCategory, gender)."""
+    label = roles.require_label("the catalogue")
+    colour = [roles.colour, TYPE_COLOUR] if roles.colour else []
+    return [label, *colour, *(a for a in roles.aux if a not in (label, roles.colour))]
+
+
 def read_sources(catalogue_dir: Path, photos_dir: Path | None, mapping: dict[str, list[str]] | None,
-                 config: BackboneConfig) -> tuple[list[_Source], dict[str, list[str]], list[str], int, int]:
-    """Training sources (products not held out, then real photos), their raw labels, and counts."""
-    catalog = read_catalog(catalogue_dir)
-    items = [i for i in catalog.items if i.metadata.get(MAIN_LABEL)]
+                 config: BackboneConfig, layout: CatalogueLayout = CatalogueLayout(),
+                 ) -> tuple[list[_Source], dict[str, list[str]], list[str], int, int, ColumnRoles]:
+    """Training sources (products not held out, then real photos), their raw labels (keyed by
+    :func:`label_names`), counts, and the column roles used."""
+    catalog = read_catalog(catalogue_dir, layout.metadata, id_column=layout.id_column,
+                           image_pattern=layout.image_pattern)
+    roles = resolve_roles(catalog.columns, label=layout.label, colour=layout.colour, aux=layout.aux)
+    names = label_names(roles)
+    label, colour = names[0], roles.colour
+    items = [i for i in catalog.items if i.metadata.get(label)]
     held = holdout_mask([i.id for i in items], config.holdout, config.seed)
     items = [i for i, h in zip(items, held, strict=True) if not h]
     if config.max_products and len(items) > config.max_products:
         keep = np.sort(np.random.default_rng(config.seed).choice(len(items), config.max_products, replace=False))
         items = [items[n] for n in keep]
     sources = [_Source(i.id, i.image_path, False) for i in items]
-    raw: dict[str, list[str]] = {name: [] for name in (MAIN_LABEL, *AUX_LABELS)}
+    raw: dict[str, list[str]] = {name: [] for name in names}
     for item in items:
         meta = item.metadata
-        raw[MAIN_LABEL].append(meta[MAIN_LABEL])
-        raw["baseColour"].append(meta.get("baseColour", ""))
-        raw["type_colour"].append(f"{meta[MAIN_LABEL]}|{meta['baseColour']}" if meta.get("baseColour") else "")
-        raw["subCategory"].append(meta.get("subCategory", ""))
-        raw["gender"].append(meta.get("gender", ""))
+        for name in names:
+            if name == TYPE_COLOUR:
+                raw[name].append(f"{meta[label]}|{meta[colour]}" if colour and meta.get(colour) else "")
+            else:
+                raw[name].append(meta.get(name, ""))
     photo_classes: list[str] = []
     if photos_dir is not None and mapping is not None:
         for folder in sorted(p for p in photos_dir.iterdir() if p.is_dir()):
@@ -240,7 +272,7 @@ def read_sources(catalogue_dir: Path, photos_dir: Path | None, mapping: dict[str
                 if photo.suffix.lower() in PHOTO_EXTENSIONS:
                     sources.append(_Source(f"{folder.name}/{photo.name}", photo, True))
                     photo_classes.append(folder.name)
-    return sources, raw, photo_classes, int(held.sum()), len(items)
+    return sources, raw, photo_classes, int(held.sum()), len(items), roles
 
 
 class _FrozenPart(nn.Module):
@@ -356,17 +388,20 @@ def encode(values: Sequence[str]) -> tuple[np.ndarray, list[str]]:
 
 
 def build_data(sources: Sequence[_Source], raw: dict[str, list[str]], photo_classes: Sequence[str],
-               mapping: dict[str, list[str]] | None, maps: np.ndarray, rows: np.ndarray) -> TrainData:
-    """Labels per cached row: products carry every label, photos only their set of acceptable articleTypes."""
-    n_products = len(raw[MAIN_LABEL])
+               mapping: dict[str, list[str]] | None, maps: np.ndarray, rows: np.ndarray,
+               weights: dict[str, float] | None = None) -> TrainData:
+    """Labels per cached row: products carry every label, photos only their set of acceptable label values. The
+    first key of ``raw`` is the label; ``weights`` are the auxiliary labels' loss weights."""
+    main = next(iter(raw))
+    n_products = len(raw[main])
     labels, vocab = {}, {}
     for name, values in raw.items():
         codes, vocab[name] = encode(values)
         codes = np.concatenate([codes, np.full(len(photo_classes), -1, dtype=np.int64)])
         labels[name] = codes[rows]
-    types = {t: n for n, t in enumerate(vocab[MAIN_LABEL])}
+    types = {t: n for n, t in enumerate(vocab[main])}
     sets = np.zeros((len(sources), len(types)), dtype=bool)
-    sets[np.arange(n_products), labels_of(raw[MAIN_LABEL], types)] = True
+    sets[np.arange(n_products), labels_of(raw[main], types)] = True
     for offset, name in enumerate(photo_classes):
         for article_type in (mapping or {}).get(name, []):
             if article_type in types:
@@ -374,11 +409,20 @@ def build_data(sources: Sequence[_Source], raw: dict[str, list[str]], photo_clas
     target_sets = sets[rows]
     usable = target_sets.any(axis=1)
     if not usable.all():
-        logger.warning("%d photo views have no acceptable articleType among the catalogue's; left out",
+        logger.warning("%d photo views have no acceptable %s among the catalogue's; left out", main,
                        int((~usable).sum()))
     is_photo = rows >= n_products
     return TrainData(torch.from_numpy(maps[usable]), {k: v[usable] for k, v in labels.items()},
-                     target_sets[usable], is_photo[usable], vocab)
+                     target_sets[usable], is_photo[usable], vocab, main, dict(weights or {}))
+
+
+def aux_weights(config: BackboneConfig, roles: ColumnRoles, names: Sequence[str]) -> dict[str, float]:
+    """The loss weight of each auxiliary label: its own entry of ``config.aux_weights``, else its role's
+    (ROLE_WEIGHTS: the colour and label+colour 0.5, the others 0.2)."""
+    def role(name: str) -> str:
+        return "colour" if name == roles.colour else TYPE_COLOUR if name == TYPE_COLOUR else "aux"
+
+    return {name: config.aux_weights.get(name, ROLE_WEIGHTS[role(name)]) for name in names}
 
 
 def labels_of(values: Sequence[str], index: dict[str, int]) -> np.ndarray:
@@ -418,8 +462,11 @@ def _peak_rss_mib() -> float:
 def train_backbone(catalogue_dir: str | os.PathLike[str], output: str | os.PathLike[str], *,
                    photos_dir: str | os.PathLike[str] | None = None, mapping_path: str | os.PathLike[str] | None = None,
                    work_dir: str | os.PathLike[str] = "training-runs/fashion", config: BackboneConfig = BackboneConfig(),
-                   progress: bool = True) -> BackboneResult:
+                   progress: bool = True, layout: CatalogueLayout = CatalogueLayout()) -> BackboneResult:
     """Train the fashion backbone and write its weights (float16 ``state_dict``) and card to ``output``.
+
+    ``layout`` says where the catalogue's CSV, ids and images are and which columns are its label, colour and
+    auxiliary labels (default: the Kaggle layout and Myntra's names, or the usual names the CSV has).
 
     Resumes from ``work_dir`` (cached maps and the last checkpoint) when the same command runs again.
     """
@@ -432,18 +479,18 @@ def train_backbone(catalogue_dir: str | os.PathLike[str], output: str | os.PathL
     mapping = None
     if photos_dir is not None:
         if mapping_path is None:
-            raise FashionrecError("photos_dir needs mapping_path: the JSON naming each photo class's articleTypes")
+            raise FashionrecError("photos_dir needs mapping_path: the JSON naming each photo class's label values")
         try:
             mapping = json.loads(Path(mapping_path).read_text())
         except (OSError, ValueError) as exc:
             raise FashionrecError(f"cannot read the mapping {mapping_path}: {exc}") from None
-    sources, raw, photo_classes, held_out, products = read_sources(
-        Path(catalogue_dir), Path(photos_dir) if photos_dir else None, mapping, config)
+    sources, raw, photo_classes, held_out, products, roles = read_sources(
+        Path(catalogue_dir), Path(photos_dir) if photos_dir else None, mapping, config, layout)
     if products < 10:
         raise FashionrecError(f"the catalogue has {products} usable products; training needs at least 10")
     net = _base_network(config.dim).eval()
     maps, rows, _ = cached_maps(work, net, sources, config, progress)
-    data = build_data(sources, raw, photo_classes, mapping, maps, rows)
+    data = build_data(sources, raw, photo_classes, mapping, maps, rows, aux_weights(config, roles, list(raw)[1:]))
     del maps
     history = _fit(net, data, work, config, progress)
     state = {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in net.state_dict().items()}
@@ -482,7 +529,7 @@ def _fit(net: FashionNet, data: TrainData, work: Path, config: BackboneConfig, p
     backbone, head = trainable_parameters(net, config.frozen_blocks)
     proxies = nn.ParameterDict({
         name: nn.Parameter(torch.randn(len(data.vocab[name]), config.dim) * 0.01)
-        for name in (MAIN_LABEL, *AUX_LABELS) if data.vocab.get(name)})
+        for name in data.labels if data.vocab.get(name)})
     optimiser = torch.optim.AdamW([{"params": backbone, "lr": config.backbone_lr},
                                    {"params": head + list(proxies.parameters()), "lr": config.lr}],
                                   weight_decay=config.weight_decay)
@@ -505,7 +552,7 @@ def _fit(net: FashionNet, data: TrainData, work: Path, config: BackboneConfig, p
         _start_from(Path(config.init), net, proxies)
     photo_rows = np.flatnonzero(data.is_photo)
     product_rows = np.flatnonzero(~data.is_photo)
-    product_p = _sampling_weights(data.labels[MAIN_LABEL][product_rows])
+    product_p = _sampling_weights(data.labels[data.main][product_rows])
     photo_p = _sampling_weights(data.target_sets[photo_rows].argmax(axis=1)) if len(photo_rows) else None
     n_photo = round(config.batch_size * config.photo_share) if len(photo_rows) else 0
     targets_all = torch.from_numpy(data.target_sets)
@@ -531,8 +578,8 @@ def _fit(net: FashionNet, data: TrainData, work: Path, config: BackboneConfig, p
             def logits(name: str, z: torch.Tensor = z) -> torch.Tensor:
                 return z @ F.normalize(proxies[name], dim=1).T / config.temperature
 
-            loss = set_loss(logits(MAIN_LABEL), targets_all[index])
-            for name, weight in config.aux_weights.items():
+            loss = set_loss(logits(data.main), targets_all[index])
+            for name, weight in data.weights.items():
                 if name in proxies and weight:
                     target = labels_all[name][index]
                     if (target >= 0).any():

@@ -118,7 +118,8 @@ VARIABLES: dict[str, Variable] = {
     "FASHIONREC_HEADER_TIMEOUT": Variable("10", _number(0.1, 3600), "a number of seconds from 0.1 to 3600"),
     "FASHIONREC_HYBRID_WEIGHT": Variable("0.1", _number(0, 10), "a number from 0 to 10"),
     "FASHIONREC_CONSENSUS_WEIGHT": Variable("0", _number(0, 10), "a number from 0 to 10 (0: off)"),
-    "FASHIONREC_CONSENSUS_COLUMN": Variable("articleType", _printable, "a metadata column name"),
+    "FASHIONREC_CONSENSUS_COLUMN": Variable("", lambda v: not v or _printable(v),
+                                            "a metadata column name (empty: the index's label column)"),
     "FASHIONREC_LOCALISE": Variable("0", lambda v: v.strip() in ("0", "1"), "0 or 1"),
     "FASHIONREC_STEER_KIND": Variable("1", lambda v: v.strip() in ("0", "1"), "0 or 1"),
     "FASHIONREC_API_KEY": Variable(

@@ -10,6 +10,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from fashionrec.catalog_db import CatalogDB
+from fashionrec.columns import read_roles
 from fashionrec.imageio import load_image, pad_to_square
 from fashionrec.look import LookGarment
 from fashionrec.result import Result
@@ -29,12 +30,15 @@ def _tile(image: Image.Image, lines: Sequence[str]) -> Image.Image:
 
 
 def _product_tiles(results: Sequence[Result], db: CatalogDB) -> list[Image.Image]:
-    """A captioned tile per result (score, id, article type and colour), from the catalogue's stored photos."""
+    """A captioned tile per result (score, id, label and colour: the index's recorded columns,
+    fashionrec.columns), from the catalogue's stored photos."""
     stored = db.get_many([r.id for r in results])
+    roles = read_roles(db)
     tiles = []
     for r in results:
         meta = r.metadata
-        caption = [f"{r.score:.3f}  id {r.id}", f"{meta.get('articleType', '')} {meta.get('baseColour', '')}"]
+        described = " ".join(meta.get(c, "") for c in (roles.label, roles.colour) if c)
+        caption = [f"{r.score:.3f}  id {r.id}", described]
         tiles.append(_tile(load_image(stored[r.id].image_path), caption))
     return tiles
 
@@ -48,7 +52,7 @@ def _save(sheet: Image.Image, target: str | os.PathLike[str]) -> Path:
 
 def save_contact_sheet(query: str | os.PathLike[str] | bytes, results: Sequence[Result], db: CatalogDB,
                        target: str) -> Path:
-    """Save one row: the query photo, then each result with its score and article type."""
+    """Save one row: the query photo, then each result with its score, label and colour."""
     tiles = [_tile(load_image(query), ["query"]), *_product_tiles(results, db)]
     sheet = Image.new("RGB", (len(tiles) * (TILE + GAP), TILE + CAPTION), "white")
     for n, tile in enumerate(tiles):

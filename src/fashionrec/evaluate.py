@@ -1,4 +1,5 @@
-"""Measure recommendation quality: ranking metrics by articleType relevance, metadata agreement, latency.
+"""Measure recommendation quality: ranking metrics by the index's label (fashionrec.columns: Myntra's articleType,
+a shop's category), agreement on its other recorded columns, latency.
 
 Protocols (a query product is never in the index it is judged against, unless leave-one-out says so):
 
@@ -6,16 +7,17 @@ Protocols (a query product is never in the index it is judged against, unless le
   stored in ``head.npz``); they are removed from the searched set, so they are judged against the other 90%.
 * ``leave-one-out``: every product (or a seeded sample) queries the whole index with itself excluded from its
   own results. Said explicitly in the report, because the rest of the index was seen in training.
-* ``photos``: a folder per class plus a mapping class -> relevant articleTypes; the photos query the whole index.
+* ``photos``: a folder per class plus a mapping class -> relevant values of the label; the photos query the
+  whole index.
 
-A result is relevant when its articleType is in the query's relevant set. Precision@k, mAP@10 (average precision
-over the top 10, normalised by min(10, relevant items in the index)) and binary nDCG@10 are averaged over
-queries; catalogue queries also get the share of results agreeing on subCategory, baseColour and gender.
+A result is relevant when its label is in the query's relevant set. Precision@k, mAP@10 (average precision over
+the top 10, normalised by min(10, relevant items in the index)) and binary nDCG@10 are averaged over queries;
+catalogue queries also get the share of results agreeing on the recorded auxiliary labels and colour (for Myntra:
+subCategory, gender, baseColour). An index without a usable label is an error, never a table of zeros.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
@@ -36,13 +38,12 @@ from fashionrec.recommend import Recommender, Result
 from fashionrec.stores.faiss_store import FaissStore
 
 K_VALUES = (1, 5, 10)
-AGREEMENT_COLUMNS = ("subCategory", "baseColour", "gender")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
 
 
 @dataclass
 class Query:
-    """One query: what it is called, its vector, which articleTypes are relevant, what it is grouped under."""
+    """One query: what it is called, its vector, which label values are relevant, what it is grouped under."""
 
     name: str
     vector: np.ndarray
@@ -87,12 +88,24 @@ def searched_ids(rec: Recommender) -> list[str]:
     return list(rec.store.ids)
 
 
-def catalogue_queries(rec: Recommender, ids: Sequence[str], head: Head | None) -> list[Query]:
-    """Queries from products already in the index: their stored backbone features, their own labels."""
+def label_of(rec: Recommender, label: str | None = None) -> str:
+    """The column evaluation judges by: ``label``, else the index's recorded label; one clear error when the index
+    has none, or ``label`` is not one of its columns."""
+    label = label or rec.roles.require_label(f"index in {rec.path}")
+    if label not in rec.columns:
+        raise FashionrecError(f"label {label!r} is not a column of the index in {rec.path}; columns: "
+                              f"{', '.join(rec.columns) or '(none)'}")
+    return label
+
+
+def catalogue_queries(rec: Recommender, ids: Sequence[str], head: Head | None, label: str | None = None) -> list[Query]:
+    """Queries from products already in the index: their stored backbone features, their own value of ``label``
+    (default: the index's label column)."""
+    label = label_of(rec, label)
     items = rec.db.get_many(ids)
     vectors = project(rec.db.stacked_vectors(ids), head)
     return [
-        Query(i, v, frozenset([items[i].metadata.get("articleType", "")]), items[i].metadata.get("articleType", ""),
+        Query(i, v, frozenset([items[i].metadata.get(label, "")]), items[i].metadata.get(label, ""),
               items[i].metadata, exclude=i)
         for i, v in zip(ids, vectors)
     ]
@@ -115,24 +128,27 @@ def photo_queries(rec: Recommender, folder: Path, mapping: Mapping[str, Sequence
     return queries
 
 
-def load_mapping(path: Path) -> dict[str, list[str]]:
-    try:
-        mapping = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise FashionrecError(f"cannot read mapping {path}: {exc}") from None
-    if not isinstance(mapping, dict) or not all(isinstance(v, list) for v in mapping.values()):
-        raise FashionrecError(f"{path}: expected a JSON object class -> list of articleTypes")
-    return {str(k): [str(x) for x in v] for k, v in mapping.items()}
-
-
 def evaluate(
-    rec: Recommender, queries: Sequence[Query], *, prefer_columns: Sequence[str] = (), progress: bool = True
+    rec: Recommender, queries: Sequence[Query], *, prefer_columns: Sequence[str] = (), progress: bool = True,
+    label: str | None = None,
 ) -> dict[str, Any]:
-    """Run every query through ``rec`` (one call each, so latency is a real per-query latency) and aggregate.
+    """Run every query through ``rec`` (one call each, so latency is a real per-query latency) and aggregate; a
+    result is relevant when its ``label`` (default: the index's label column) is in the query's relevant set.
 
-    With ``prefer_columns`` the query's own values of those columns are soft preferences (hybrid ranking)."""
+    With ``prefer_columns`` the query's own values of those columns are soft preferences (hybrid ranking). An
+    answer that could only be zeros is an error instead: no searched product has a value of the label, or, for
+    catalogue queries, no two products share one."""
+    label = label_of(rec, label)
     searched = searched_ids(rec)
-    totals = Counter(item.metadata.get("articleType", "") for item in rec.db.get_many(searched).values())
+    totals = Counter(item.metadata.get(label, "") for item in rec.db.get_many(searched).values())
+    totals.pop("", None)
+    if not totals:
+        raise FashionrecError(f"no searched product of the index in {rec.path} has a value of its label {label!r}: "
+                              "nothing to measure; name the label with `fashionrec index --label COLUMN`")
+    if any(q.exclude for q in queries) and max(totals.values()) < 2:
+        raise FashionrecError(f"no two products of the index in {rec.path} share a value of its label {label!r}, so "
+                              "no catalogue query has a relevant answer; name another label with --label COLUMN")
+    roles = rec.roles
     searched_set = set(searched)
     per_query: list[dict[str, float]] = []
     groups: dict[str, list[dict[str, float]]] = defaultdict(list)
@@ -145,11 +161,12 @@ def evaluate(
         latencies.append((time.perf_counter() - started) * 1000 + q.embed_ms)
         searched_itself = q.exclude is not None and q.exclude in searched_set  # leave-one-out
         n_relevant = sum(totals[a] for a in q.relevant) - (searched_itself and q.group in q.relevant)
-        row = ranking_metrics([r.metadata.get("articleType") in q.relevant for r in results], n_relevant)
-        row.update(_agreement(q, results))
+        row = ranking_metrics([r.metadata.get(label) in q.relevant for r in results], n_relevant)
+        row.update(_agreement(q, results, label, roles.agreement_columns, roles.colour))
         per_query.append(row)
         groups[q.group].append(row)
     return {
+        "label": label,
         "queries": len(queries),
         "searched": len(rec.store),
         "metrics": _mean(per_query),
@@ -158,17 +175,18 @@ def evaluate(
     }
 
 
-def _agreement(q: Query, results: Sequence[Result]) -> dict[str, float]:
-    """Share of the top 5 agreeing with the query on each column; ``P@5_type_colour``: a result counts when both
-    its articleType is relevant and its baseColour is the query's (catalogue queries, which have a colour)."""
+def _agreement(q: Query, results: Sequence[Result], label: str, columns: Sequence[str],
+               colour: str | None) -> dict[str, float]:
+    """Share of the top 5 agreeing with the query on each of ``columns``; ``P@5_type_colour``: a result counts when
+    both its ``label`` is relevant and its ``colour`` is the query's (catalogue queries, which have a colour)."""
     top = results[:5]
     out = {
         f"agree_{c}@5": sum(r.metadata.get(c) == q.metadata[c] for r in top) / max(len(top), 1)
-        for c in AGREEMENT_COLUMNS if q.metadata.get(c)
+        for c in columns if q.metadata.get(c)
     }
-    if q.metadata.get("baseColour"):
-        out["P@5_type_colour"] = sum(r.metadata.get("articleType") in q.relevant
-                                     and r.metadata.get("baseColour") == q.metadata["baseColour"] for r in top) / 5
+    if colour and q.metadata.get(colour):
+        out["P@5_type_colour"] = sum(r.metadata.get(label) in q.relevant
+                                     and r.metadata.get(colour) == q.metadata[colour] for r in top) / 5
     return out
 
 

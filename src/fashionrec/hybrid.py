@@ -5,10 +5,10 @@ moves agreeing products up, so a visually much closer product can still win. The
 pool (``POOL_FACTOR`` x k) by image similarity and this module re-ranks it by
 
     score = cosine + weight * (share of the preferred columns the product agrees with)
-                   + consensus * (the neighbours' vote for the product's articleType)
+                   + consensus * (the neighbours' vote for the product's label)
 
 The vote (``--consensus``) is what the nearest ``CONSENSUS_NEIGHBOURS`` candidates say the query is: each one
-votes for its own value of the consensus column (articleType) with ``exp((cosine - best cosine) / T)``, and a
+votes for its own value of the consensus column (the index's label column: articleType for Myntra) with ``exp((cosine - best cosine) / T)``, and a
 product's term is the share of the votes its value got. It turns "five products that look alike" into "five
 products of the kind the query most likely is", which raises P@5 on held-out catalogue queries
 at the cost of variety: when the vote is wrong, all five are wrong (measured in docs/quality.md). So it is off by default, for pages like "more like this product" to turn on.

@@ -18,6 +18,7 @@ from typing import Self
 
 from fashionrec import manifest as manifests
 from fashionrec.catalog_db import CatalogDB, StoredItem, closed_on_failure
+from fashionrec.columns import ColumnRoles, read_roles
 from fashionrec.errors import FashionrecError, IndexFormatError
 from fashionrec.filters import MetadataColumns
 from fashionrec.head import Head, fingerprint_of, load_head
@@ -51,6 +52,7 @@ class Index(_Closable):
         self.manifest = manifest
         self.head = head
         self.store = store
+        self.roles: ColumnRoles = read_roles(db)  # what the columns mean (fashionrec.columns), read once
 
     @classmethod
     def open(cls, index_dir: str | os.PathLike[str] = "index", store: VectorStore | None = None) -> Index:
@@ -84,6 +86,7 @@ class Index(_Closable):
     def columns(self) -> list[str]:
         """Metadata column names, in catalogue order."""
         return self.db.columns
+
 
     @property
     def index_dir(self) -> Path:
@@ -130,6 +133,10 @@ class OpenIndex(_Closable):
     @property
     def columns(self) -> list[str]:
         return self.index.columns
+
+    @property
+    def roles(self) -> ColumnRoles:
+        return self.index.roles
 
     def close(self) -> None:
         self.index.close()

@@ -22,6 +22,8 @@ from tqdm import tqdm
 from fashionrec import manifest as manifests
 from fashionrec.catalog import Catalog, CatalogReport, file_digest, read_catalog
 from fashionrec.catalog_db import CatalogDB, SyncCounts
+from fashionrec.columns import recorded_roles, write_roles
+from fashionrec.columns import resolve as resolve_roles
 from fashionrec.embedders.preprocess import Preprocessor
 from fashionrec.embedders.protocol import Embedder
 from fashionrec.errors import FashionrecError
@@ -234,6 +236,9 @@ def index_catalog(
     progress: bool = True,
     publish: Publisher | None = None,
     engine: Callable[[Embedder, Sequence[tuple[str, str]], int], Iterable[EmbeddedBatch]] | None = None,
+    label: str | None = None,
+    colour_column: str | None = None,
+    aux_labels: str | Sequence[str] | None = None,
 ) -> IndexResult:
     """Index (or update the index of) a catalogue. See the module docstring for the guarantees.
 
@@ -241,11 +246,17 @@ def index_catalog(
     replaces the default FAISS publication (fashionrec.publish: the Milvus publisher plugs in here); ``engine`` replaces the local
     ``embed_batches`` (the Ray engine plugs in here). ``budget`` (memory and target recall) chooses the index
     kind when ``index_kind`` is "auto" and tunes its search parameter; it is kept for later publications.
+
+    ``label`` (the column that says which products are the same kind), ``colour_column`` and ``aux_labels`` (a
+    list, or comma-separated) are recorded in the index (fashionrec.columns); each one not given keeps what the
+    index recorded, else its default (Myntra's names when present). A column the catalogue lacks is an error
+    before anything is embedded; changing them alone embeds nothing.
     """
     if batch_size < 1:
         raise FashionrecError(f"batch_size must be at least 1, got {batch_size}")
     index_path = Path(index_dir)
     catalog: Catalog = read_catalog(catalog_dir, metadata, id_column=id_column, image_pattern=image_pattern, columns=columns)
+    resolve_roles(catalog.columns, label=label, colour=colour_column, aux=aux_labels)  # fails before any work
     spec = model or ModelSpec()
     index_path.mkdir(parents=True, exist_ok=True)
     embedder = embedder or spec.build(cache_dir=index_path)
@@ -262,6 +273,8 @@ def index_catalog(
         # from the previous generation finds every product it knows: swaps between generations.
         removed = sorted({item.id for item in db.iter_items()} - {row[0] for row in rows})
         counts = db.sync(rows, catalog.columns, keep_removed=True)
+        write_roles(db, resolve_roles(catalog.columns, recorded_roles(db), label=label, colour=colour_column,
+                                      aux=aux_labels))
         db.sync_photos(_scan_more_photos(catalog))
         leaving = set(removed)
         todo = [item for item in db.pending() if item[0] not in leaving]

@@ -82,7 +82,7 @@ def _store(image: Image.Image, path: Path) -> None:
 def prepare(out: Path, classes: GarmentClasses, *, catalogue: Path | None, photos: Path | None,
             mapping: Mapping[str, Sequence[str]] | None, street: Path | None, per_type: int, seed: int) -> int:
     """Write the examples folder; returns how many examples it holds."""
-    from fashionrec.evaluate import load_mapping
+    from fashionrec.columns import load_mapping
 
     (out / "images").mkdir(parents=True, exist_ok=True)
     examples: list[dict[str, str]] = []
@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.step == "prepare":
-        from fashionrec.evaluate import load_mapping
+        from fashionrec.columns import load_mapping
 
         count = prepare(args.out, load_classes(), catalogue=args.catalogue, photos=args.photos,
                         mapping=load_mapping(args.mapping) if args.mapping else None, street=args.street,

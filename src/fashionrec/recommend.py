@@ -126,6 +126,18 @@ class Recommender(OpenIndex):
             raise
         return cls(index, embedder, ranking)
 
+    @property
+    def vote_column(self) -> str:
+        """The column the neighbours vote on (``--consensus``): ``consensus_column`` when set, else the index's
+        label column (fashionrec.columns); an index without a label cannot vote."""
+        if self.consensus_column:
+            return str(self.consensus_column)
+        if not self.roles.label:
+            raise FashionrecError("consensus needs a label column to vote on, and the index records none; name one "
+                                  "with consensus_column, or record the index's label (`fashionrec index --label "
+                                  "COLUMN`)")
+        return self.roles.label
+
     # queries --------------------------------------------------------------------------------------------
     def embed(self, images: Sequence[ImageSource], box: str | Box | None = None) -> np.ndarray:
         """Decode and embed query images (path, bytes or PIL image), one row per image, in the searched space;
@@ -248,7 +260,7 @@ class Recommender(OpenIndex):
         prefer = check_preferences(prefer, self.columns)
         consensus = self.consensus_weight if consensus is None else consensus
         if consensus:
-            check_consensus_column(self.consensus_column, self.columns)
+            check_consensus_column(self.vote_column, self.columns)
         reranked = bool(prefer and self.hybrid_weight) or bool(consensus)
         fetch = min(pool_size(check_k(k)), MAX_K) if reranked else check_k(k)
         hits = self.store.search(vectors, fetch, self._filters(filters), exclude)
@@ -256,7 +268,7 @@ class Recommender(OpenIndex):
         if not reranked:
             return results
         return [rerank(row, k, prefer=prefer, weight=self.hybrid_weight, consensus=consensus,
-                       column=self.consensus_column) for row in results]
+                       column=self.vote_column) for row in results]
 
     def similar(
         self, item_id: str, k: int = 5, filters: Mapping[str, Iterable[str]] | None = None,
@@ -347,7 +359,7 @@ class Recommender(OpenIndex):
         prefer = check_preferences(prefer, self.columns)
         consensus = self.consensus_weight if consensus is None else consensus
         if consensus:
-            check_consensus_column(self.consensus_column, self.columns)
+            check_consensus_column(self.vote_column, self.columns)
         fetch = min(pool_size(k), MAX_K)
         ids = list(dict.fromkeys(h.id for row in self.store.search(positives, fetch, filters, exclude) for h in row))
         if not ids:
@@ -360,7 +372,7 @@ class Recommender(OpenIndex):
         if not reranked:
             return ranked
         return rerank(ranked, k, prefer=prefer, weight=self.hybrid_weight, consensus=consensus,
-                      column=self.consensus_column)
+                      column=self.vote_column)
 
     def forget_cached_values(self) -> None:
         """Products changed (fashionrec.live): values read once per column are read again when next needed."""

@@ -2,10 +2,11 @@
 
 The backbone stays frozen here (fine-tuning it is ``fashionrec train-backbone``, :mod:`fashionrec.backbone_train`,
 done once for everyone): a head over an index's stored features trains in minutes on two CPU cores and never
-needs an image re-embedded, so a retailer can tune it to its own catalogue and labelled photos. Loss: normalised-softmax classification of articleType (a cosine classifier
-whose class weights act as proxies, so same-type products gather around one direction, which is exactly what a
-cosine search needs), plus the same loss on auxiliary columns (subCategory, baseColour, gender) with a smaller
-weight. The numbers behind these choices are in docs/quality.md.
+needs an image re-embedded, so a retailer can tune it to its own catalogue and labelled photos. Loss: normalised-softmax
+classification of the index's **label** column (fashionrec.columns: Myntra's articleType, a shop's category; a
+cosine classifier whose class weights act as proxies, so same-kind products gather around one direction, which is
+exactly what a cosine search needs), plus the same loss on the auxiliary columns it records (for Myntra:
+subCategory, baseColour, gender) with a smaller weight. The numbers behind these choices are in docs/quality.md.
 
 Photo-like views (``augment_views``, default 1): the head also learns from each training product's image
 re-embedded on a random background, tilted, cropped and relit (:mod:`fashionrec.augment`), because the head
@@ -13,9 +14,9 @@ trained on studio shots alone made real photos worse. Their features are cached 
 by chunk, so a killed ``train`` resumes and a rerun on the same products, model and seed embeds nothing.
 
 Labelled real photos (``photos_dir`` + ``mapping_path``, the layout of ``clothing-photos``: a folder per class,
-and a JSON naming each class's acceptable articleTypes): a retailer's own shoppers' photos join the training,
+and a JSON naming each class's acceptable values of the label): a retailer's own shoppers' photos join the training,
 embedded with the index's model (a few random crops of each as well), cached in ``INDEX_DIR/photo-views/`` the
-same way, with a set-valued target: minus the log of the softmax mass on the class's articleTypes. They are
+same way, with a set-valued target: minus the log of the softmax mass on the class's label values. They are
 repeated so they weigh in beside a large catalogue (``photo_share``).
 
 Split by product: ``holdout`` of the products never take part in training (nor are they augmented); their ids
@@ -30,7 +31,7 @@ import io
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -41,6 +42,7 @@ from tqdm import tqdm
 from fashionrec.atomic import write_atomically
 from fashionrec.augment import photo_like
 from fashionrec.catalog_db import CatalogDB
+from fashionrec.columns import load_mapping, read_roles, write_roles
 from fashionrec.embedders.protocol import Embedder
 from fashionrec.errors import FashionrecError
 from fashionrec.head import Head
@@ -52,8 +54,6 @@ from fashionrec.publish import publish_faiss
 from fashionrec.split import holdout_mask
 from fashionrec.stores.faiss_store import IndexKind
 
-MAIN_LABEL = "articleType"
-AUX_LABELS = ("subCategory", "baseColour", "gender")
 AUGMENT_DIR = "augment"
 AUGMENT_CHUNK = 2048  # products per cached file: what a kill can lose
 AUGMENT_VERSION = 1  # bump when fashionrec.augment changes, so cached views are remade
@@ -69,6 +69,9 @@ class TrainConfig:
     """Training settings; every one is a ``fashionrec train`` flag."""
 
     epochs: int = 10
+    min_steps: int = 300  # epochs are raised until training takes at least this many optimiser steps: a small
+    # catalogue (a shop of 2,000 products makes 4 batches an epoch) is not left half-trained; chosen on the held-out
+    # products of such a shop (benchmarks/shop_labels.py), never reached by a Myntra-sized catalogue
     hidden: int = 1024
     dim: int = 256
     lr: float = 2e-3
@@ -76,7 +79,8 @@ class TrainConfig:
     batch_size: int = 512
     temperature: float = 0.05
     aux_weight: float = 0.3
-    aux_labels: tuple[str, ...] = AUX_LABELS
+    label: str | None = None  # the column to learn; None: the index's recorded label (fashionrec.columns)
+    aux_labels: tuple[str, ...] | None = None  # None: the index's recorded auxiliary labels and colour
     dropout: float = 0.2
     holdout: float = 0.1
     seed: int = 0
@@ -87,6 +91,8 @@ class TrainConfig:
     def check(self) -> None:
         if not 0 <= self.holdout < 0.9:
             raise FashionrecError(f"holdout must be in [0, 0.9), got {self.holdout}")
+        if self.min_steps < 0:
+            raise FashionrecError(f"min_steps must not be negative, got {self.min_steps}")
         for name in ("epochs", "hidden", "dim", "batch_size"):
             if getattr(self, name) < 1:
                 raise FashionrecError(f"--{name.replace('_', '-')} must be at least 1")
@@ -126,10 +132,12 @@ class TrainResult:
     views: int = 0  # photo-like views trained on
     views_unreadable: int = 0  # views asked for whose image could not be read any more (moved or deleted)
     photos: int = 0  # labelled real photos trained on (``photos_dir``)
-    photo_classes: int = 0  # their classes that map to at least one articleType of the index
+    photo_classes: int = 0  # their classes that map to at least one label value of the index
     photo_rows: int = 0  # rows the photos' views make in training, repeats included
-    photos_unmapped: int = 0  # photos left out: their class maps to no articleType present in the index
+    photos_unmapped: int = 0  # photos left out: their class maps to no label value present in the index
     photos_unreadable: int = 0  # photos left out: the file could not be decoded
+    label: str = ""  # the column the head learnt (its values are the classes)
+    aux_labels: list[str] = field(default_factory=list)  # the columns learnt beside it
 
     def summary(self) -> str:
         unreadable = f", {self.views_unreadable} images unreadable" if self.views_unreadable else ""
@@ -137,20 +145,20 @@ class TrainResult:
         if self.photos or self.photos_unmapped or self.photos_unreadable:
             photos = f" + {self.photos} labelled photos of {self.photo_classes} classes ({self.photo_rows} rows"
             if self.photos_unmapped:
-                photos += f"; {self.photos_unmapped} left out, their class maps to no articleType in the index"
+                photos += f"; {self.photos_unmapped} left out, their class maps to no {self.label} in the index"
             if self.photos_unreadable:
                 photos += f"; {self.photos_unreadable} unreadable"
             photos += ")"
         return (
             f"trained a head on {self.trained_on} products + {self.views} photo-like views{photos} ({self.classes} "
-            f"articleTypes, {self.held_out} held out{unreadable}), final loss {self.final_loss:.3f}; re-published the "
+            f"values of {self.label}, {self.held_out} held out{unreadable}), final loss {self.final_loss:.3f}; re-published the "
             f"index ({self.index_kind}) with head {self.head_fingerprint}"
         )
 
 
 @dataclass(frozen=True)
 class LabelledPhotos:
-    """Real photos in a folder per class, and each class's acceptable articleTypes."""
+    """Real photos in a folder per class, and each class's acceptable values of the label column."""
 
     items: list[tuple[str, str]]  # ("class/file name", path), sorted
     classes: list[str]  # the class of each item
@@ -158,12 +166,10 @@ class LabelledPhotos:
 
 
 def read_photos(photos_dir: str | os.PathLike[str], mapping_path: str | os.PathLike[str]) -> LabelledPhotos:
-    """The photos of ``photos_dir/<class>/*.jpg`` and the JSON ``mapping_path`` {class: [articleType, ...]}.
+    """The photos of ``photos_dir/<class>/*.jpg`` and the JSON ``mapping_path`` {class: [label value, ...]}.
 
     Every class folder must be in the mapping and hold at least one photo (a typo or an empty folder is a
     mistake to report, not something to train around); a mapping class without a folder is fine."""
-    from fashionrec.evaluate import load_mapping  # here: evaluate loads the recommender
-
     folder = Path(photos_dir)
     try:
         mapping = load_mapping(Path(mapping_path))
@@ -326,19 +332,21 @@ def set_targets(codes: np.ndarray, classes: int) -> np.ndarray:
 
 def fit_head(
     features: np.ndarray, labels: dict[str, np.ndarray], config: TrainConfig, progress: bool = True,
-    main_sets: np.ndarray | None = None,
+    main_sets: np.ndarray | None = None, main: str | None = None,
 ) -> tuple[dict[str, np.ndarray], list[float]]:
     """Train the MLP with PyTorch; returns NumPy weights (input standardisation folded into the first layer)
     and the mean loss per epoch.
 
-    ``main_sets`` (N, articleTypes, bool), when given, replaces the articleType labels by sets of acceptable
-    types: the loss of a row is minus the log of the softmax mass on its set (:func:`set_loss`; a one-type set is
-    cross-entropy); a row with an empty set takes no part in it."""
+    ``labels`` maps each learnt column to its class indices; ``main`` (default: the first) is the label, the
+    others are auxiliary (weighted ``config.aux_weight``). ``main_sets`` (N, label values, bool), when given,
+    replaces the main labels by sets of acceptable values: the loss of a row is minus the log of the softmax mass
+    on its set (:func:`set_loss`; a one-value set is cross-entropy); a row with an empty set takes no part in it."""
     import torch
     from torch import nn
 
     from fashionrec.backbone_train import set_loss  # here: it loads PyTorch, as above
 
+    main = main or next(iter(labels))
     torch.manual_seed(config.seed)
     mean = features.mean(axis=0)
     std = features.std(axis=0) + 1e-6
@@ -349,19 +357,21 @@ def fit_head(
     )
     sizes = {name: int(values.max()) + 1 for name, values in labels.items()}
     if main_sets is not None:
-        sizes[MAIN_LABEL] = max(sizes[MAIN_LABEL], main_sets.shape[1])
-        sets = torch.from_numpy(np.pad(main_sets, ((0, 0), (0, sizes[MAIN_LABEL] - main_sets.shape[1]))))
+        sizes[main] = max(sizes[main], main_sets.shape[1])
+        sets = torch.from_numpy(np.pad(main_sets, ((0, 0), (0, sizes[main] - main_sets.shape[1]))))
     proxies = nn.ParameterDict(
         {name: nn.Parameter(torch.randn(sizes[name], config.dim) * 0.01) for name in labels}
     )
     params = list(mlp.parameters()) + list(proxies.parameters())
     optimiser = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    steps = config.epochs * -(-len(x) // config.batch_size)
+    per_epoch = -(-len(x) // config.batch_size)
+    epochs = max(config.epochs, -(-config.min_steps // per_epoch))  # at least min_steps steps
+    steps = epochs * per_epoch
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr, total_steps=steps)
     loss_fn = nn.CrossEntropyLoss(ignore_index=-1)
 
     def label_loss(name: str, logits: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
-        if name == MAIN_LABEL and main_sets is not None:
+        if name == main and main_sets is not None:
             rows = sets[batch]
             known = rows.any(dim=1)
             return set_loss(logits[known], rows[known]) if known.any() else logits.sum() * 0.0
@@ -374,14 +384,14 @@ def fit_head(
     history: list[float] = []
     mlp.train()
     with tqdm(total=steps, desc="training head", unit="batch", disable=not progress) as bar:
-        for _ in range(config.epochs):
+        for _ in range(epochs):
             order = torch.randperm(len(x), generator=generator)
             total = 0.0
             for start in range(0, len(x), config.batch_size):
                 batch = order[start : start + config.batch_size]
                 z = nn.functional.normalize(mlp(x[batch]), dim=1)
                 loss = sum(
-                    ((1.0 if name == MAIN_LABEL else config.aux_weight)
+                    ((1.0 if name == main else config.aux_weight)
                      * label_loss(name, z @ nn.functional.normalize(proxies[name], dim=1).T / config.temperature, batch)
                      for name in targets),
                     torch.zeros(()),  # adding to an exact zero: the same sum as before, typed as a tensor
@@ -409,11 +419,15 @@ def train_index(
 ) -> TrainResult:
     """Train a head on the index's stored features, save it atomically, re-publish the FAISS file with it.
 
-    With ``photos_dir`` (``photos_dir/<class>/*.jpg``) and ``mapping_path`` (JSON {class: [articleType, ...]}),
+    The head learns ``config.label`` (default: the label column the index records, fashionrec.columns; a label
+    given here becomes the index's recorded label once the head is saved, so evaluation and the neighbours' vote
+    follow it) and, beside it, ``config.aux_labels`` (default: the auxiliary labels and colour it records).
+
+    With ``photos_dir`` (``photos_dir/<class>/*.jpg``) and ``mapping_path`` (JSON {class: [label value, ...]}),
     labelled real photos join the training: ``photo_views`` views of each (view 0 the photo itself), embedded with
-    the index's own model and cached in ``INDEX_DIR/photo-views/``, with the set of their class's articleTypes as
+    the index's own model and cached in ``INDEX_DIR/photo-views/``, with the set of their class's label values as
     target (no auxiliary labels). Their rows are repeated until they make about ``photo_share`` of the training
-    rows (never dropped when they already make more). Photos whose class maps to no articleType of the index are
+    rows (never dropped when they already make more). Photos whose class maps to no label value of the index are
     counted in the result and left out.
 
     A kill before the head is written leaves the old head and index untouched; the head and the FAISS file are
@@ -425,7 +439,7 @@ def train_index(
     if photos_dir is not None or mapping_path is not None:
         if photos_dir is None or mapping_path is None:
             raise FashionrecError("photos_dir and mapping_path go together: a folder per photo class and the JSON "
-                                  "naming each class's articleTypes")
+                                  "naming each class's label values")
         if not 1 <= photo_views <= 16:
             raise FashionrecError(f"photo_views must be between 1 and 16, got {photo_views}")
         if not 0 < photo_share < 0.9:
@@ -434,18 +448,28 @@ def train_index(
     path = Path(index_dir)
     db, model = Index.open_database(path)
     try:
-        if MAIN_LABEL not in db.columns:
-            raise FashionrecError(f"index in {path} has no {MAIN_LABEL} column to train on")
+        roles = read_roles(db)
+        label = config.label or roles.require_label(f"index in {path}")
+        if label not in db.columns:
+            raise FashionrecError(f"label {label!r} is not a column of the index in {path}; columns: "
+                                  f"{', '.join(db.columns) or '(none)'}")
+        aux = roles.learnt_columns if config.aux_labels is None else config.aux_labels
+        unknown = [c for c in aux if c not in db.columns]
+        if config.aux_labels is not None and unknown:
+            raise FashionrecError(f"aux_labels: {unknown[0]!r} is not a column of the index in {path}")
         ids, features = db.vectors(model.dim)
         if len(ids) < 10:
             raise FashionrecError(f"index in {path} has {len(ids)} embedded products; training needs at least 10")
         items = db.get_many(ids)
         held = holdout_mask(ids, config.holdout, config.seed)
-        names = [MAIN_LABEL] + [c for c in config.aux_labels if c in db.columns and c != MAIN_LABEL]
+        names = [label] + [c for c in aux if c in db.columns and c != label]
         labels, vocab = {}, {}
         for name in names:
             codes, vocab[name] = encode_labels([items[i].metadata.get(name, "") for i in ids])
             labels[name] = codes[~held]
+        if len(vocab[label]) < 2 or not (labels[label] >= 0).any():
+            raise FashionrecError(f"label {label!r} of the index in {path} has {len(vocab[label])} distinct value(s) "
+                                  "among the training products; training needs at least 2 kinds of product")
         train_items = [(i, items[i].image_path) for i, h in zip(ids, held) if not h]
         views, rows = augmented_features(db, path, model, train_items, config.augment_views, config.seed, progress)
         x = np.vstack([features[~held], views])
@@ -453,17 +477,18 @@ def train_index(
         main_sets = None
         photo_stats: dict[str, Any] = {}
         if photos is not None:
-            p_x, p_sets, photo_stats = _photo_rows(photos, vocab[MAIN_LABEL], path, model, photo_views, photo_share,
+            p_x, p_sets, photo_stats = _photo_rows(photos, vocab[label], path, model, photo_views, photo_share,
                                                    len(x), config.seed, progress)
-            main_sets = np.vstack([set_targets(y[MAIN_LABEL], len(vocab[MAIN_LABEL])), p_sets])
+            main_sets = np.vstack([set_targets(y[label], len(vocab[label])), p_sets])
             x = np.vstack([x, p_x])
             y = {name: np.concatenate([codes, np.full(len(p_x), -1, np.int64)]) for name, codes in y.items()}
-        weights, history = fit_head(x, y, config, progress, main_sets=main_sets)
+        weights, history = fit_head(x, y, config, progress, main_sets=main_sets, main=label)
         backbone_weight = default_backbone_weight(model) if config.backbone_weight is None else config.backbone_weight
         meta = {
             "model": model.to_dict(),
             "config": {**asdict(config), "backbone_weight": backbone_weight},
             "backbone_weight": backbone_weight,
+            "label": label,
             "labels": {name: len(v) for name, v in vocab.items()},
             "trained_on": int((~held).sum()),
             "augmented_views": len(rows),
@@ -473,12 +498,14 @@ def train_index(
             meta["photos"] = {**photo_stats, "views": photo_views, "share": photo_share}
         head = Head(weights, meta)
         head.save(path)
+        if label != roles.label:
+            write_roles(db, replace(roles, label=label, aux=tuple(a for a in roles.aux if a != label)))
         store = publish_faiss(db, path, model, index_kind)
         return TrainResult(
-            trained_on=int((~held).sum()), held_out=int(held.sum()), classes=len(vocab[MAIN_LABEL]),
+            trained_on=int((~held).sum()), held_out=int(held.sum()), classes=len(vocab[label]),
             final_loss=history[-1], head_fingerprint=head.fingerprint, index_kind=store.kind, history=history,
             views=len(rows), views_unreadable=config.augment_views * len(train_items) - len(rows),
-            **{k: v for k, v in photo_stats.items() if k != "repeat"},
+            **{k: v for k, v in photo_stats.items() if k != "repeat"}, label=label, aux_labels=names[1:],
         )
     finally:
         db.close()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from fashionrec.catalog_db import CatalogDB
+from fashionrec.columns import read_roles
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,8 @@ def count_values(rows: Iterable[Mapping[str, str]], columns: Sequence[str]) -> d
 
 
 def compute_trends(db: CatalogDB) -> dict[str, Any]:
-    """Count the catalogue in ``db`` for every chart in :data:`CHARTS` whose column exists.
+    """Count the catalogue in ``db`` for every chart in :data:`CHARTS` whose column exists, and for its recorded
+    label and colour columns (fashionrec.columns) when they have other names.
 
     Returns ``{"items": N, "charts": [chart, ...]}``, each chart being
     ``{"column", "title", "counts": [{"value", "count"}, ...], "other": int, "missing": int}``: ``counts`` holds
@@ -59,6 +61,12 @@ def compute_trends(db: CatalogDB) -> dict[str, Any]:
     or not their image could be embedded.
     """
     charts = [chart for chart in CHARTS if chart.column in db.columns]
+    roles = read_roles(db)  # a catalogue's own label and colour columns get the charts Myntra's names would
+    charted = {chart.column for chart in charts}
+    if roles.label and roles.label not in charted:
+        charts.append(TrendChart(roles.label, f"By {roles.label}", limit=25))
+    if roles.colour and roles.colour not in charted:
+        charts.append(TrendChart(roles.colour, "Top 10 colours", limit=10))
     counts = count_values((item.metadata for item in db.iter_items()), [c.column for c in charts])
     total = db.count()
     return {"items": total, "charts": [_chart(chart, counts[chart.column], total) for chart in charts]}

@@ -107,10 +107,21 @@ class FacetOut(BaseModel):
     values: list[ValueCount]
 
 
+class ColumnRolesOut(BaseModel):
+    """What the catalogue's columns mean, as the index records them (fashionrec.columns)."""
+
+    label: str | None = Field(default=None, description="the column that says which products are the same kind "
+                              "(e.g. `articleType`, `category`); the neighbours' vote (`consensus`) is on it")
+    colour: str | None = Field(default=None, description="the colour column (`differ=` it for \"other colours\")")
+    name: str | None = Field(default=None, description="the product name column")
+    aux: list[str] = Field(default_factory=list, description="further label columns")
+
+
 class FacetsOut(BaseModel):
     items: int = Field(description="products in the catalogue")
     facets: list[FacetOut] = Field(description="columns with few enough distinct values to offer as filter choices")
     other_columns: list[str] = Field(description="columns still usable in `filter=` but with too many values to list")
+    roles: ColumnRolesOut = Field(default_factory=ColumnRolesOut, description="what the columns mean")
 
 
 class TrendChartOut(BaseModel):

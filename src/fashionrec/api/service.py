@@ -33,6 +33,7 @@ from fastapi import Request
 from fashionrec import live
 from fashionrec.api.errors import ApiError
 from fashionrec.api.models import (
+    ColumnRolesOut,
     FacetOut,
     FacetsOut,
     HealthOut,
@@ -141,7 +142,7 @@ class RecommenderService:
         with self._db_lock:
             if self._facets is None or self._facets[0] is not rec:
                 counts = count_values((i.metadata for i in rec.db.iter_items()), rec.db.columns)
-                self._facets = (rec, _facets(rec.db.count(), rec.db.columns, counts))
+                self._facets = (rec, _facets(rec.db.count(), rec.db.columns, counts, rec.roles.to_dict()))
             return self._facets[1]
 
     @property
@@ -410,7 +411,7 @@ def _listed(filters: Filters) -> dict[str, list[str]]:
     return {column: sorted(values) for column, values in filters.items()}
 
 
-def _facets(items: int, columns: Sequence[str], counts: dict[str, Counter[str]]) -> FacetsOut:
+def _facets(items: int, columns: Sequence[str], counts: dict[str, Counter[str]], roles: dict[str, Any]) -> FacetsOut:
     facets, others = [], []
     for column in columns:
         counter = counts[column]
@@ -419,4 +420,4 @@ def _facets(items: int, columns: Sequence[str], counts: dict[str, Counter[str]])
             facets.append(FacetOut(column=column, values=values))
         else:
             others.append(column)
-    return FacetsOut(items=items, facets=facets, other_columns=others)
+    return FacetsOut(items=items, facets=facets, other_columns=others, roles=ColumnRolesOut(**roles))

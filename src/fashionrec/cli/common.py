@@ -55,12 +55,13 @@ def add_ranking_options(parser: argparse.ArgumentParser) -> None:
                         help="weight of the --prefer preferences against image similarity "
                         f"(env FASHIONREC_HYBRID_WEIGHT, default: {env_default('FASHIONREC_HYBRID_WEIGHT')})")
     parser.add_argument("--consensus", type=float, default=None, metavar="WEIGHT",
-                        help="weight of the nearest neighbours' vote on the query's articleType: more results of "
+                        help="weight of the nearest neighbours' vote on the query's label (the index's label "
+                        "column, e.g. articleType): more results of "
                         "the kind the query most likely is, less variety; 0.5 measured best, 0 is off "
                         f"(env FASHIONREC_CONSENSUS_WEIGHT, default: {env_default('FASHIONREC_CONSENSUS_WEIGHT')})")
     parser.add_argument("--consensus-column", default=None, metavar="COLUMN",
-                        help="the column the neighbours vote on "
-                        f"(env FASHIONREC_CONSENSUS_COLUMN, default: {env_default('FASHIONREC_CONSENSUS_COLUMN')})")
+                        help="the column the neighbours vote on (env FASHIONREC_CONSENSUS_COLUMN, default: the "
+                        "index's label column)")
 
 
 def add_localise(parser: argparse.ArgumentParser) -> None:
@@ -86,7 +87,7 @@ def apply_ranking_options(args: argparse.Namespace, rec: Recommender) -> None:
     if args.consensus_column is not None:
         rec.consensus_column = args.consensus_column
     if rec.consensus_weight:
-        check_consensus_column(rec.consensus_column, rec.columns)
+        check_consensus_column(rec.vote_column, rec.columns)
 
 
 def open_recommender(args: argparse.Namespace) -> Recommender:

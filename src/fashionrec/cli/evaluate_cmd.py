@@ -1,4 +1,4 @@
-"""``fashionrec evaluate``: ranking quality of an index, by articleType relevance (see fashionrec.evaluate)."""
+"""``fashionrec evaluate``: ranking quality of an index, by its label column (see fashionrec.evaluate)."""
 
 from __future__ import annotations
 
@@ -16,11 +16,12 @@ from fashionrec.cli.common import (
     apply_localise,
     apply_ranking_options,
 )
+from fashionrec.columns import load_mapping
 from fashionrec.errors import FashionrecError
 from fashionrec.evaluate import (
     catalogue_queries,
     evaluate,
-    load_mapping,
+    label_of,
     photo_queries,
     searchable_subset,
     searched_ids,
@@ -36,7 +37,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_index_dir(p)
     add_json(p)
     p.add_argument("--photos", type=Path, metavar="DIR", help="query with DIR/<class>/*.jpg (needs --mapping)")
-    p.add_argument("--mapping", type=Path, metavar="JSON", help="class -> relevant articleTypes (JSON object)")
+    p.add_argument("--mapping", type=Path, metavar="JSON",
+                   help="class -> relevant values of the label column (JSON object)")
+    p.add_argument("--label", metavar="COLUMN",
+                   help="judge relevance by this column (default: the index's recorded label)")
     p.add_argument("--leave-one-out", action="store_true",
                    help="catalogue queries against the whole index, each query's own product excluded; default: "
                    "the products held out of head training query the other products")
@@ -90,7 +94,7 @@ def _queries(args: argparse.Namespace, rec: Recommender) -> tuple[str, Recommend
     head = None if args.no_head else rec.head
     if args.photos:
         if not args.mapping:
-            raise FashionrecError("--photos needs --mapping (class -> relevant articleTypes)")
+            raise FashionrecError("--photos needs --mapping (class -> relevant values of the label column)")
         searched = rec if head is rec.head else searchable_subset(rec, None, None)
         return "photos", searched, photo_queries(rec, args.photos, load_mapping(args.mapping), head,
                                                  progress=not args.json)
@@ -104,7 +108,7 @@ def _queries(args: argparse.Namespace, rec: Recommender) -> tuple[str, Recommend
         keep, protocol = set(searched_ids(rec)) - set(ids), "holdout"
     if args.sample:
         ids = random.Random(args.seed).sample(sorted(ids), min(args.sample, len(ids)))
-    return protocol, searchable_subset(rec, keep, head), catalogue_queries(rec, sorted(ids), head)
+    return protocol, searchable_subset(rec, keep, head), catalogue_queries(rec, sorted(ids), head, args.label)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -113,19 +117,22 @@ def run(args: argparse.Namespace) -> int:
     with Recommender.open(args.index_dir, ranking=RankingConfig.from_env()) as rec:
         apply_ranking_options(args, rec)
         apply_localise(args, rec)
+        label = label_of(rec, args.label)  # an index without a usable label: one error line, before any work
         protocol, searched, queries = _queries(args, rec)
         runs = {}
         if searched.consensus_weight:
-            runs[f"consensus ({searched.consensus_column}, w={searched.consensus_weight})"] = evaluate(
-                searched, queries, progress=not args.json)
+            runs[f"consensus ({searched.vote_column}, w={searched.consensus_weight})"] = evaluate(
+                searched, queries, progress=not args.json, label=label)
             searched.consensus_weight = 0.0
-        runs["image-only"] = evaluate(searched, queries, progress=not args.json)
+        runs["image-only"] = evaluate(searched, queries, progress=not args.json, label=label)
         prefer = [c.strip() for c in args.hybrid.split(",") if c.strip()]
         if prefer:
             runs[f"hybrid ({'+'.join(prefer)}, w={searched.hybrid_weight})"] = evaluate(
-                searched, queries, prefer_columns=prefer, progress=not args.json)
-        result = {"protocol": protocol, "head": rec.head.fingerprint if rec.head and not args.no_head else None,
-                  "localise": rec.localise, "runs": runs}
+                searched, queries, prefer_columns=prefer, progress=not args.json, label=label)
+        result = {"protocol": protocol, "label": label,
+                  "head": rec.head.fingerprint if rec.head and not args.no_head else None,
+                  "localise": rec.localise, "runs": runs,
+                  **{k: v for k, v in runs["image-only"]["metrics"].items() if k in COLUMNS}}
     if args.report:
         from fashionrec.eval_report import write_report
 
@@ -138,7 +145,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print(result: dict[str, Any]) -> None:
-    print(f"protocol: {result['protocol']}, head: {result['head']}, localise: {result['localise']}")
+    print(f"protocol: {result['protocol']}, label: {result['label']}, head: {result['head']}, "
+          f"localise: {result['localise']}")
     header = f"{'run':<40} {'queries':>7} " + " ".join(f"{c:>8}" for c in COLUMNS) + "   latency p50/p90/p99 ms"
     print(header)
     for name, run in result["runs"].items():

@@ -34,6 +34,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image-pattern", default="images/{id}.jpg",
                    help="image path relative to CATALOG_DIR, formatted with the row (default: %(default)s)")
     p.add_argument("--columns", help="comma-separated metadata columns to keep (default: all)")
+    p.add_argument("--label", metavar="COLUMN",
+                   help="the column that says which products are the same kind (what `train` learns, `evaluate` "
+                   "judges by and --consensus votes on); recorded in the index, changeable later without re-embedding "
+                   "(default: what the index records, else articleType, category, product_type, type or class, the "
+                   "first present)")
+    p.add_argument("--colour-column", metavar="COLUMN",
+                   help="the colour column (default: what the index records, else baseColour, colour or color)")
+    p.add_argument("--aux-labels", metavar="A,B",
+                   help="further label columns `train` learns beside the label and `evaluate` reports agreement on "
+                   "(default: what the index records, else subCategory,gender where present; '' for none)")
     p.add_argument("--batch-size", type=int, default=int(env_default("FASHIONREC_BATCH_SIZE")))
     p.add_argument("--index-kind", default="auto", choices=["auto", *KINDS],
                    help="FAISS index: exact (flat) or approximate; auto picks by catalogue size, or by budget")
@@ -92,6 +102,9 @@ def run(args: argparse.Namespace) -> int:
         progress=show_progress,
         publish=publisher,
         engine=engine,
+        label=args.label,
+        colour_column=args.colour_column,
+        aux_labels=args.aux_labels,
     )
     published = publisher.counts if publisher else None
     if args.json:

@@ -9,6 +9,7 @@ from pathlib import Path
 from fashionrec import manifest as manifests
 from fashionrec.catalog_db import CatalogDB
 from fashionrec.cli.common import add_index_dir, add_json
+from fashionrec.columns import read_roles
 from fashionrec.modelspec import ModelSpec
 from fashionrec.stores.faiss_store import INDEX_FILE, FaissStore
 
@@ -30,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
             "items": db.count(),
             "embedded": db.count(embedded=True),
             "columns": db.columns,
+            "column_roles": read_roles(db).to_dict(),
             "model": None if model is None else model.to_dict(),
             "numerics": None if model is None else ModelSpec.from_manifest(model).cached_numerics(index_dir),
         }

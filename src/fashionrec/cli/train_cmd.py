@@ -7,6 +7,7 @@ import json
 from dataclasses import asdict
 
 from fashionrec.cli.common import add_index_dir, add_json
+from fashionrec.columns import parse_columns
 from fashionrec.stores.faiss_store import KINDS
 from fashionrec.train import BLEND_WEIGHT, PHOTO_SHARE, PHOTO_VIEWS, TrainConfig, train_index
 
@@ -17,7 +18,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a projection head on the catalogue's labels (frozen backbone)")
     add_index_dir(p)
     add_json(p)
+    p.add_argument("--label", metavar="COLUMN",
+                   help="the column that says which products are the same kind, to learn (default: the index's "
+                   "recorded label, `fashionrec info`); a new one becomes the index's label once the head is saved")
+    p.add_argument("--aux-labels", metavar="A,B",
+                   help="columns learnt beside the label with --aux-weight (default: the index's recorded auxiliary "
+                   "labels and colour column; '' for none)")
     p.add_argument("--epochs", type=int, default=DEFAULTS.epochs, help="passes over the data (default: %(default)s)")
+    p.add_argument("--min-steps", type=int, default=DEFAULTS.min_steps,
+                   help="more passes when the epochs make fewer optimiser steps than this: a small catalogue is not "
+                   "left half-trained (default: %(default)s; 0 = exactly --epochs)")
     p.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seed of the split and the training")
     p.add_argument("--holdout", type=float, default=DEFAULTS.holdout,
                    help="share of products kept out of training for evaluation (default: %(default)s)")
@@ -25,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hidden", type=int, default=DEFAULTS.hidden, help="hidden units (default: %(default)s)")
     p.add_argument("--lr", type=float, default=DEFAULTS.lr, help="peak learning rate (default: %(default)s)")
     p.add_argument("--aux-weight", type=float, default=DEFAULTS.aux_weight,
-                   help="loss weight of subCategory/baseColour/gender vs articleType (default: %(default)s)")
+                   help="loss weight of the auxiliary labels vs the label (default: %(default)s)")
     p.add_argument("--backbone-weight", type=float, default=DEFAULTS.backbone_weight,
                    help="weight of the raw backbone features kept beside the head's output; 0 = head output only, "
                    "--dim wide (default: 0 for the fashion model, whose own output is already fashion-tuned; "
@@ -38,8 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="labelled real photos to learn from too: DIR/<class>/*.jpg (the layout of clothing-photos); "
                    "needs --mapping")
     p.add_argument("--mapping", metavar="JSON",
-                   help="JSON object naming each photo class's acceptable articleTypes, e.g. {\"hat\": [\"Caps\", "
-                   "\"Hat\"]}")
+                   help="JSON object naming each photo class's acceptable values of the label column, e.g. "
+                   "{\"hat\": [\"Caps\", \"Hat\"]}")
     p.add_argument("--photo-views", type=int, default=PHOTO_VIEWS,
                    help="views of each photo to learn from: the photo itself, then random crops (mirrored, relit); "
                    "cached in INDEX_DIR/photo-views (default: %(default)s)")
@@ -52,8 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = TrainConfig(epochs=args.epochs, seed=args.seed, holdout=args.holdout, dim=args.dim, hidden=args.hidden,
-                         lr=args.lr, aux_weight=args.aux_weight,
+    config = TrainConfig(epochs=args.epochs, min_steps=args.min_steps, seed=args.seed, holdout=args.holdout, dim=args.dim, hidden=args.hidden,
+                         lr=args.lr, aux_weight=args.aux_weight, label=args.label,
+                         aux_labels=parse_columns(args.aux_labels),
                          backbone_weight=args.backbone_weight, augment_views=args.augment_views)
     result = train_index(args.index_dir, config, index_kind=args.index_kind, progress=not args.json,
                          photos_dir=args.photos, mapping_path=args.mapping, photo_views=args.photo_views,

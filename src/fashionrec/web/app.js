@@ -22,6 +22,7 @@ const state = {
   lookRequest: 0,
   garment: null, // number (1-based) of the garment whose box is searched, or null
   trendsLoaded: false,
+  roles: {}, // what the catalogue's columns mean (label, colour, name: /api/facets), so no column name is assumed
 };
 
 // Colour names of the Kaggle catalogue mapped to CSS colours (for swatches and the colour chart).
@@ -70,7 +71,8 @@ function showError(message) {
 }
 
 function productName(meta, id) {
-  return meta.productDisplayName || meta.name || meta.title || `Product ${id}`;
+  return (state.roles.name && meta[state.roles.name]) || meta.productDisplayName || meta.name || meta.title
+    || `Product ${id}`;
 }
 
 function swatch(colour) {
@@ -278,8 +280,11 @@ function render(data) {
 function card(result, testid = "result-card") {
   const meta = result.metadata;
   const name = productName(meta, result.id);
-  const category = [meta.gender, meta.articleType || meta.subCategory || meta.masterCategory].filter(Boolean).join(" · ");
-  const colour = meta.baseColour || meta.colour || meta.color || "";
+  const kind = (state.roles.label && meta[state.roles.label]) || meta.articleType || meta.subCategory
+    || meta.masterCategory;
+  const category = [meta.gender, kind].filter(Boolean).join(" · ");
+  const colourColumn = state.roles.colour; // "Other colours" differs in the recorded colour column, when there is one
+  const colour = (colourColumn && meta[colourColumn]) || "";
   const score = Math.max(0, Math.min(1, result.score));
   const more = () => querySimilar(result.id);
   const meter = el("span", { class: "meter", "aria-hidden": "true" }, el("span", { class: "meter-fill" }));
@@ -305,7 +310,7 @@ function card(result, testid = "result-card") {
           "aria-pressed": String(state.unlike.has(result.id)), "aria-label": `Less like ${name}`,
           title: "Dislike: show fewer like this", onclick: () => judge(result, false) }, "👎"),
         colour ? el("button", { type: "button", class: "button small subtle", "data-testid": "another-colour",
-          "aria-label": `${name} in another colour`, onclick: () => querySimilar(result.id, "baseColour") },
+          "aria-label": `${name} in another colour`, onclick: () => querySimilar(result.id, colourColumn) },
         "Other colours") : null),
     ),
   );
@@ -640,6 +645,7 @@ async function start() {
   try {
     const [health, facets, openapi] = await Promise.all([api("/healthz"), api("/api/facets"), api("/openapi.json")]);
     $("index-info").textContent = `${health.items.toLocaleString()} products · ${health.model}`;
+    state.roles = facets.roles || {};
     buildFilters(facets);
     // Text search is an optional server feature: offer it only when the server documents it.
     $("text-search").hidden = !("/api/search" in openapi.paths);
