@@ -171,4 +171,8 @@ def test_the_store_finds_each_product_once_by_its_best_photo(kind: str) -> None:
     assert [h.id for h in store.search(vectors[1], 4, exclude={"a"})[0]] == [
         h.id for h in store.search(vectors[1], 4)[0] if h.id != "a"]
     store.remove("a")
-    assert len(store) == 3 and store.photos is None and store.index.ntotal == 3
+    assert len(store) == 3 and store.photos is None and store.ids == ["b", "c", "d"]
+    assert [h.id for h in store.search(vectors[0], 4)[0]] == [h.id for h in store.search(vectors[0], 4)[0]] != []
+    assert "a" not in {h.id for n in range(6) for h in store.search(vectors[n], 4)[0]}
+    store.merge()  # the removed rows were a third of the index: built again without them
+    assert store.index.ntotal == 3 and "a" not in {h.id for n in range(6) for h in store.search(vectors[n], 4)[0]}
