@@ -115,6 +115,15 @@ class Recommender(OpenIndex):
             raise
         return cls(index, embedder, ranking)
 
+    def pinned(self) -> Recommender:
+        """This recommender reading its vector store as it is now (:meth:`VectorStore.snapshot`): writes landing
+        later do not change what it answers, so one request answers from one generation. It shares this one's
+        database, model and caches; close this one, not it."""
+        copy = object.__new__(type(self))
+        copy.__dict__.update(self.__dict__)
+        copy.index = Index(self.path, self.db, self.manifest, self.head, self.store.snapshot())
+        return copy
+
     # queries --------------------------------------------------------------------------------------------
     def embed(self, images: Sequence[ImageSource], box: str | Box | None = None) -> np.ndarray:
         """Decode and embed query images (path, bytes or PIL image), one row per image, in the searched space;
