@@ -211,6 +211,33 @@ def items_api() -> tuple[list[str], list[str]]:
     return ["items_api"], _table(["", ""], rows)
 
 
+LIVE_WRITES = ["hnsw-8k", "milvus-8k", "hnsw-41k", "ivf-41k"]
+
+
+def live_writes() -> tuple[list[str], list[str]]:
+    rows = []
+    for label in LIVE_WRITES:
+        d = load_results(f"live_writes_{label}")
+        idle, control, during = d["queries_idle"], d["queries_beside_photo_queries_no_writes"], d["queries_during_writes"]
+        put, delete, killed = d["put"], d["delete"], d["after_sigkill"]
+        rss = " / ".join(f"{v:.0f}" for v in d["server_rss_mib_before_and_after_writes"])
+        rows.append([
+            f"{d['products']:,}, {d['index_kind']}",
+            f"{put['p50_ms']:.0f} / {put['p99_ms']:.0f} ms ({put['failed']} failed of {put['count']})",
+            f"{delete['p50_ms']:.0f} / {delete['p99_ms']:.0f} ms",
+            (f"{idle['p99_ms']} / {control['p99_ms']} / {during['p99_ms']} ms "
+             f"(**{d['p99_during_over_idle']}x** idle)"),
+            f"{idle['failed'] + control['failed'] + during['failed']} of {idle['count'] + control['count'] + during['count']}",
+            f"{put['first_for_own_photo_at_once']} of {put['count']}",
+            (f"{killed['restart_s']} s; {killed['written_first_for_own_photo']} of {put['count']} written found first, "
+             f"{killed['deleted_still_gone']} of {delete['count']} removed still gone"),
+            f"{rss} MiB"])
+    header = ["products, store", "PUT p50 / p99", "DELETE p50 / p99",
+              "query p99: idle / beside photo queries / during writes", "failed queries",
+              "new product first for its photo at once", "after SIGKILL: restart, products", "server memory before / after"]
+    return [f"live_writes_{label}" for label in LIVE_WRITES], _table(header, rows)
+
+
 # docs/performance.md and docs/models.md: the efficientnet-lite2 measurements --------------------------------------
 
 def _machine_tag(run: dict[str, Any]) -> str:
@@ -302,6 +329,7 @@ BLOCKS: dict[str, tuple[str, Callable[[], tuple[list[str], list[str]]]]] = {
     "text-search-table": ("text-search.md", text_search),
     "soak-table": ("security.md", soak),
     "items-api-table": ("live-catalogue.md", items_api),
+    "live-writes-table": ("live-catalogue.md", live_writes),
     "earlier-table": ("performance.md", earlier_table),
     "int8-table": ("models.md", int8_table),
 }

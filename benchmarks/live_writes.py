@@ -9,7 +9,9 @@ published into a Milvus Lite file beside it. ``DIR`` holds the photos of the new
 order; photos that are not in the index, so that "first for its own photo" means something). Measured:
 
 - query latency (``GET /api/items/{id}/similar?k=10``, over a fixed rotation of catalogue products) from one client
-  with nothing else running (idle), then from the same client while the writes run: p50, p99, max, failed;
+  (a process of its own) with nothing else running (idle), then beside 80 photo queries and no write (a control:
+  what the photo embeddings of the writes and of their checks cost the queries on this machine), then while the
+  writes run: p50, p99, max, failed;
 - ``PUT /api/items/{id}`` (one photo, photo embedding included), one after another: p50, p99, max, and whether the
   product is first for its own photo at once (``POST /api/recommend`` with that photo, k=1, right after the answer);
 - ``DELETE /api/items/{id}`` of catalogue products: p50, p99, and whether they are gone at once;
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import shutil
 import signal
@@ -31,11 +34,11 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -117,6 +120,29 @@ class Server:
             self.process.wait(timeout=60)
 
 
+def query_client(base: str, rotation: list[str], count: int | None = None,
+                 stop: Any = None) -> list[tuple[float, bool]]:
+    """``GET /api/items/{id}/similar?k=10`` over ``rotation``, one after another: (seconds, answered 200) each."""
+    out: list[tuple[float, bool]] = []
+    for n in range(20):  # warm
+        call(f"{base}/api/items/{rotation[n % len(rotation)]}/similar?k=10")
+    n = 0
+    while (count is None or n < count) and (stop is None or not stop.is_set()):
+        t0 = time.perf_counter()
+        try:
+            status, _ = call(f"{base}/api/items/{rotation[n % len(rotation)]}/similar?k=10")
+        except OSError:
+            status = 0
+        out.append((time.perf_counter() - t0, status == 200))
+        n += 1
+    return out
+
+
+def query_process(base: str, rotation: list[str], stop: Any, answers: Any, count: int | None = None) -> None:
+    """The querying client, in a process of its own (so the writing client's work never delays its timings)."""
+    answers.put(query_client(base, rotation, count, stop))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--index-dir", type=Path, required=True)
@@ -135,15 +161,11 @@ def main() -> int:
     serve = ["--index-dir", str(index)]
     if args.store == "milvus":
         uri = str(work / "milvus.db")
-        from fashionrec.head import load_head
-        from fashionrec.index import Index
-        from fashionrec.publish import publish_to_milvus
-
-        db, model = Index.open_database(index)
-        try:
-            publish_to_milvus(db, uri, model, head=load_head(index, model))
-        finally:
-            db.close()
+        # in a process of its own: a Milvus Lite file can be open in one process only (then the server's)
+        publish = ("import sys; from fashionrec.head import load_head; from fashionrec.index import Index; "
+                   "from fashionrec.publish import publish_to_milvus; db, m = Index.open_database(sys.argv[1]); "
+                   "print(publish_to_milvus(db, sys.argv[2], m, head=load_head(sys.argv[1], m)).summary())")
+        subprocess.run([sys.executable, "-c", publish, str(index), uri], check=True)
         serve += ["--store", "milvus", "--milvus-uri", uri]
 
     photos = sorted(args.photos.glob("*.jpg"))[: args.puts]
@@ -164,30 +186,33 @@ def main() -> int:
     try:
         base = server.base
 
-        def query(n: int) -> tuple[float, bool]:
-            t0 = time.perf_counter()
-            try:
-                status, _ = call(f"{base}/api/items/{rotation[n % len(rotation)]}/similar?k=10")
-            except OSError:
-                status = 0
-            return time.perf_counter() - t0, status == 200
-
-        for n in range(20):  # warm
-            query(n)
-        idle = [query(n) for n in range(args.idle_queries)]
+        idle_answers: multiprocessing.Queue = multiprocessing.Queue()
+        idle_client = multiprocessing.Process(target=query_process,
+                                              args=(base, rotation, None, idle_answers, args.idle_queries))
+        idle_client.start()
+        idle = idle_answers.get(timeout=600)
+        idle_client.join()
         rss_before = rss_mib(server.process.pid)
-
-        stop = threading.Event()
-        during: list[tuple[float, bool]] = []
-
-        def query_loop() -> None:
-            n = 0
-            while not stop.is_set():
-                during.append(query(n))
-                n += 1
-
-        thread = threading.Thread(target=query_loop)
-        thread.start()
+        # control: the same client beside the same photos sent as queries (embedded the same way), with no write,
+        # to tell what a write costs the queries apart from what one more photo embedding costs a 2-core machine
+        stop = multiprocessing.Event()
+        answers: multiprocessing.Queue = multiprocessing.Queue()
+        client = multiprocessing.Process(target=query_process, args=(base, rotation, stop, answers))
+        client.start()
+        try:
+            time.sleep(1.0)
+            for photo in data:
+                first_for(base, photo)
+                first_for(base, photo)
+            time.sleep(1.0)
+        finally:
+            stop.set()
+            control = answers.get(timeout=120)
+            client.join()
+        stop = multiprocessing.Event()
+        answers: multiprocessing.Queue = multiprocessing.Queue()
+        client = multiprocessing.Process(target=query_process, args=(base, rotation, stop, answers))
+        client.start()
         put_latencies, first, put_failed, new_ids = [], 0, 0, []
         delete_latencies, gone = [], 0
         try:
@@ -209,7 +234,8 @@ def main() -> int:
             time.sleep(1.0)
         finally:
             stop.set()
-            thread.join()
+            during = answers.get(timeout=120)
+            client.join()
         rss_after = rss_mib(server.process.pid)
         server.kill()
         server = Server(serve)
@@ -222,6 +248,9 @@ def main() -> int:
             "queries_idle": {"count": len(idle), "failed": sum(not ok for _, ok in idle), **percentiles(idle_lat)},
             "queries_during_writes": {"count": len(during), "failed": sum(not ok for _, ok in during),
                                       **percentiles(during_lat)},
+            "queries_beside_photo_queries_no_writes": {
+                "count": len(control), "failed": sum(not ok for _, ok in control),
+                **percentiles([t for t, _ in control])},
             "p99_during_over_idle": round(float(np.percentile(during_lat, 99) / np.percentile(idle_lat, 99)), 2),
             "put": {"count": len(data), "failed": put_failed, **percentiles(put_latencies),
                     "first_for_own_photo_at_once": first},

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import struct
 import threading
 from collections.abc import Mapping, Sequence
@@ -534,6 +535,10 @@ class FaissStore:
             self._merging.start()
 
     def _merge_safely(self) -> None:
+        try:  # a merge can wait, queries cannot: lower this thread's CPU priority (Linux schedules threads one by one)
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        except (AttributeError, OSError):
+            pass
         try:
             self._merge()
         except Exception as exc:  # noqa: BLE001 - the store keeps serving its delta; the next write tries again
