@@ -63,9 +63,10 @@ class Index(_Closable):
             if store is None:
                 store = faiss_store(db, path, manifest)
             else:
-                if store.generation != db.generation and manifest.same_model(store.model):
-                    # an acknowledged write the store missed (a process killed between the database and the store)
-                    catch_up(store, db, path, manifest) or rebuild(store, db, path, manifest)
+                stale = store.generation != db.generation and manifest.same_model(store.model)
+                # an acknowledged write the store missed (a process killed between the database and the store)
+                if stale and not catch_up(store, db, path, manifest):
+                    rebuild(store, db, path, manifest)
                 check_published(store, db, path, manifest)
             if store.model is None or store.model.head != fingerprint_of(head):
                 raise IndexFormatError(

@@ -20,9 +20,9 @@ from tqdm import tqdm
 
 from fashionrec.catalog_db import CatalogDB
 from fashionrec.errors import FashionrecError
+from fashionrec.filters import MetadataColumns
 from fashionrec.head import Head, load_head, project
 from fashionrec.manifest import Manifest
-from fashionrec.filters import MetadataColumns
 from fashionrec.stores.base import VectorStore
 from fashionrec.stores.budget import Budget, build_within_budget
 from fashionrec.stores.faiss_store import FaissStore, IndexKind

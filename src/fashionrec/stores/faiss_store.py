@@ -246,6 +246,7 @@ class _View:
     ``0 .. base-1`` are in the main index, rows ``base .. size-1`` in the exact delta (``delta[row - base]``)."""
 
     index: faiss.Index
+    table: _Rows
     base: int
     size: int
     delta: np.ndarray
@@ -267,6 +268,26 @@ class _View:
         if (~main).any():
             out[~main] = self.delta[rows[~main] - self.base]
         return out
+
+
+class _Rows:
+    """Every row's product and photo number, and each product's rows (those removed included: a view filters them by
+    its flags). Writes append to it; a compaction numbers the rows again in a new one. A view reads the rows below
+    its size, which never change."""
+
+    def __init__(self, row_ids: list[str], photos: list[int] | None, alive: np.ndarray) -> None:
+        self.ids = row_ids
+        self.photos = photos if photos is not None else [0] * len(row_ids)
+        self.of: dict[str, list[int]] = {}
+        for n in np.flatnonzero(alive):
+            self.of.setdefault(row_ids[n], []).append(int(n))
+        self.most_photos = max((len(r) for r in self.of.values()), default=1)
+
+    def add(self, item_id: str, first: int, count: int) -> None:
+        self.ids.extend([item_id] * count)
+        self.photos.extend(range(count))
+        self.of[item_id] = [*self.of.get(item_id, ()), *range(first, first + count)]  # a new list: views read the old
+        self.most_photos = max(self.most_photos, count)
 
 
 def _clone(index: faiss.Index) -> faiss.Index:
@@ -308,9 +329,9 @@ class FaissStore:
         self._merge_error: BaseException | None = None
         alive = np.ones(len(ids), dtype=bool)
         alive[np.asarray(list(deleted), dtype=np.int64)] = False
-        self._reset_rows(list(ids), None if photos is None else list(photos), alive)
-        self._view = _View(index, len(ids), len(ids), np.zeros((0, self.dim), np.float32), alive,
-                           int((~alive).sum()), None, generation, len(self._rows))
+        table = _Rows(list(ids), None if photos is None else list(photos), alive)
+        self._view = _View(index, table, len(ids), len(ids), np.zeros((0, self.dim), np.float32), alive,
+                           int((~alive).sum()), None, generation, len(table.of))
         if meta is not None:
             self.meta = meta
 
@@ -320,17 +341,6 @@ class FaissStore:
         """A store of ``vectors`` (unit rows, in ``ids`` order) built in memory with ``kind``."""
         index, resolved = build_index(vectors, kind)
         return cls(index=index, ids=ids, kind=resolved, model=model, meta=meta)
-
-    def _reset_rows(self, row_ids: list[str], photos: list[int] | None, alive: np.ndarray) -> None:
-        """Row lookups: every row's product and photo number (append-only until the next compaction, so a view
-        reads the rows below its size), and each live product's rows."""
-        self._row_ids = row_ids
-        self._photos = photos if photos is not None else [0] * len(row_ids)
-        rows: dict[str, list[int]] = {}
-        for n in np.flatnonzero(alive):
-            rows.setdefault(row_ids[n], []).append(int(n))
-        self._rows = rows
-        self._most_photos = max((len(r) for r in rows.values()), default=1)
 
     def _set_search_parameters(self, index: faiss.Index) -> None:
         if isinstance(index, faiss.IndexHNSW):
@@ -377,13 +387,13 @@ class FaissStore:
     def ids(self) -> list[str]:
         """The product of every live row, in row order (a product with several photos has several rows)."""
         view = self._view
-        return [self._row_ids[n] for n in np.flatnonzero(view.alive)]
+        return [view.table.ids[n] for n in np.flatnonzero(view.alive)]
 
     @property
     def photos(self) -> list[int] | None:
         """Which photo of its product each live row is (None: every product has one)."""
         view = self._view
-        photos = [self._photos[n] for n in np.flatnonzero(view.alive)]
+        photos = [view.table.photos[n] for n in np.flatnonzero(view.alive)]
         return photos if any(photos) else None
 
     @property
@@ -397,7 +407,7 @@ class FaissStore:
     def rows_of(self, item_id: str) -> list[int]:
         """Every live row of a product (one per photo)."""
         view = self._view
-        return [n for n in self._rows.get(item_id, ()) if n < view.size and view.alive[n]]
+        return [n for n in view.table.of.get(item_id, ()) if n < view.size and view.alive[n]]
 
     def position(self, item_id: str) -> int | None:
         rows = self.rows_of(item_id)
@@ -407,7 +417,7 @@ class FaissStore:
         """A read-only copy pinned to the store's current state: later writes and merges do not change what it
         answers (an API request searches one generation from start to end)."""
         pinned = object.__new__(_Pinned)
-        pinned.__dict__.update(self.__dict__)  # the view is immutable; row lists only grow until a compaction
+        pinned.__dict__.update(self.__dict__)  # the view is immutable (its row table only grows past its size)
         return pinned
 
     # persistence ----------------------------------------------------------------------------------------
@@ -416,8 +426,8 @@ class FaissStore:
         every row's id and the rows removed from it."""
         self.merge()
         view = self._view
-        return self._write(Path(index_dir), view.index, self._row_ids[: view.size],
-                           self._photos[: view.size], np.flatnonzero(~view.alive[: view.size]), view.generation)
+        return self._write(Path(index_dir), view.index, view.table.ids[: view.size],
+                           view.table.photos[: view.size], np.flatnonzero(~view.alive[: view.size]), view.generation)
 
     def _write(self, index_dir: Path, index: faiss.Index, ids: list[str], photos: list[int], deleted: np.ndarray,
                generation: int) -> Path:
@@ -471,7 +481,7 @@ class FaissStore:
         rows = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
         with self._lock:
             view = self._view
-            old = [n for n in self._rows.get(item_id, ()) if view.alive[n]]
+            old = [n for n in view.table.of.get(item_id, ()) if view.alive[n]]
             used = view.size - view.base
             delta = view.delta
             if len(delta) < used + len(rows):  # no room: a bigger copy (rows beyond a view are never read by it)
@@ -480,13 +490,9 @@ class FaissStore:
             delta[used : used + len(rows)] = rows
             alive = np.concatenate([view.alive, np.ones(len(rows), dtype=bool)])
             alive[old] = False
-            self._row_ids.extend([item_id] * len(rows))
-            self._photos.extend(range(len(rows)))
-            # a product's earlier rows stay listed (marked): a pinned snapshot may still search them
-            self._rows[item_id] = [*self._rows.get(item_id, ()), *range(view.size, view.size + len(rows))]
-            self._most_photos = max(self._most_photos, len(rows))
+            view.table.add(item_id, view.size, len(rows))  # its earlier rows stay listed, marked
             meta = None if view.meta is None else view.meta.appended([metadata] * len(rows))
-            self._view = _View(view.index, view.base, view.size + len(rows), delta, alive, view.dead + len(old), meta,
+            self._view = _View(view.index, view.table, view.base, view.size + len(rows), delta, alive, view.dead + len(old), meta,
                                view.generation if generation is None else generation,
                                view.products + (0 if old else 1))
         self._merge_when_due()
@@ -495,7 +501,7 @@ class FaissStore:
         """Drop a product's vectors (its rows are marked, never searched again); False when the store has none."""
         with self._lock:
             view = self._view
-            old = [n for n in self._rows.get(item_id, ()) if view.alive[n]]
+            old = [n for n in view.table.of.get(item_id, ()) if view.alive[n]]
             alive = view.alive
             if old:
                 alive = alive.copy()
@@ -509,7 +515,7 @@ class FaissStore:
         """New filter values for a product already in the store."""
         with self._lock:
             view = self._view
-            rows = [n for n in self._rows.get(item_id, ()) if view.alive[n]]
+            rows = [n for n in view.table.of.get(item_id, ()) if view.alive[n]]
             meta = view.meta.changed(rows, metadata) if (view.meta is not None and rows) else view.meta
             self._view = replace(view, meta=meta, generation=view.generation if generation is None else generation)
 
@@ -518,8 +524,6 @@ class FaissStore:
         self.merge()
         with self._lock:
             self.kind, self.model, self.build = fresh.kind, fresh.model, fresh.build
-            self._reset_rows(fresh._row_ids, fresh._photos, fresh._view.alive)
-            self._most_photos = fresh._most_photos
             self._view = fresh._view
 
     # merging the delta in the background ------------------------------------------------------------------
@@ -557,7 +561,7 @@ class FaissStore:
     def _merge(self) -> None:
         with self._lock:
             start = self._view
-            row_ids, photos = self._row_ids[: start.size], self._photos[: start.size]
+            row_ids, photos = start.table.ids[: start.size], start.table.photos[: start.size]
         compact = start.dead > COMPACT_FRACTION * start.size
         if compact:  # the rows still alive, in a new index of the same kind (trained lists kept)
             keep = np.flatnonzero(start.alive)
@@ -581,9 +585,9 @@ class FaissStore:
             if compact:
                 order = np.concatenate([keep, later])
                 alive = now.alive[order]
-                self._reset_rows([self._row_ids[n] for n in order], [self._photos[n] for n in order], alive)
+                table = _Rows([now.table.ids[n] for n in order], [now.table.photos[n] for n in order], alive)
                 meta = None if now.meta is None else now.meta.taken(order)
-                self._view = _View(index, len(keep), len(order), delta, alive, int((~alive).sum()), meta,
+                self._view = _View(index, table, len(keep), len(order), delta, alive, int((~alive).sum()), meta,
                                    now.generation, now.products)
             else:
                 self._view = replace(now, index=index, base=start.size, delta=delta)
@@ -613,7 +617,7 @@ class FaissStore:
         return {item_id: view.meta.row(p) for item_id, p in positions if p is not None}
 
     def _first_row(self, view: _View, item_id: str) -> int | None:
-        for n in self._rows.get(item_id, ()):
+        for n in view.table.of.get(item_id, ()):
             if n < view.size and view.alive[n]:
                 return n
         return None
@@ -647,12 +651,12 @@ class FaissStore:
         if mask is not None and exclude:
             mask = mask.copy()
             for item_id in exclude:
-                mask[[n for n in self._rows.get(item_id, ()) if n < view.size]] = False
+                mask[[n for n in view.table.of.get(item_id, ()) if n < view.size]] = False
             exclude = set()
         products = view.products
         if mask is not None and not mask.any():
             return [[] for _ in range(len(queries))]
-        fetch = min((k + len(exclude)) * self._most_photos, view.size)
+        fetch = min((k + len(exclude)) * view.table.most_photos, view.size)
         if fetch <= 0 or not products:
             return [[] for _ in range(len(queries))]
         flat = isinstance(view.index, faiss.IndexFlat)
@@ -674,7 +678,7 @@ class FaissStore:
             # those rows exactly, so a query always gets min(k, allowed) results.
             allowed = np.flatnonzero(mask) if mask is not None else np.arange(view.size)
             if exclude:
-                allowed = allowed[[self._row_ids[p] not in exclude for p in allowed]]
+                allowed = allowed[[view.table.ids[p] not in exclude for p in allowed]]
             for n, row in zip(short, self._exact_subset(view, queries[short], allowed, min(k, len(allowed)))):
                 hits[n] = row
         return hits
@@ -689,7 +693,7 @@ class FaissStore:
         if view.index.metric_type == faiss.METRIC_L2:  # unit vectors: squared L2 distance -> cosine
             scores = 1.0 - scores / 2.0
         del bits  # the selector points into this buffer; it was alive for the whole search
-        return [self._hits(s, p, k, exclude) for s, p in zip(scores, positions)]
+        return [self._hits(view, s, p, k, exclude) for s, p in zip(scores, positions)]
 
     @staticmethod
     def _merged(a: list[Hit], b: list[Hit], k: int, exclude: set[str]) -> list[Hit]:
@@ -707,7 +711,7 @@ class FaissStore:
         a short approximate answer. Chunked, so memory stays bounded however many vectors are allowed. ``fetch``
         counts products (their best photo each)."""
         products = fetch
-        fetch = min(fetch * self._most_photos, len(positions))
+        fetch = min(fetch * view.table.most_photos, len(positions))
         best_scores = np.empty((len(queries), 0), dtype=np.float32)
         best_positions = np.empty((len(queries), 0), dtype=np.int64)
         for start in range(0, len(positions), EXACT_CHUNK):
@@ -718,19 +722,20 @@ class FaissStore:
             order = np.argsort(-scores, axis=1, kind="stable")[:, :fetch]
             best_scores = np.take_along_axis(scores, order, 1)
             best_positions = np.take_along_axis(candidates, order, 1)
-        return [self._hits(s, p, products, set()) for s, p in zip(best_scores, best_positions)]
+        return [self._hits(view, s, p, products, set()) for s, p in zip(best_scores, best_positions)]
 
-    def _hits(self, scores: np.ndarray, positions: np.ndarray, k: int, exclude: set[str]) -> list[Hit]:
+    @staticmethod
+    def _hits(view: _View, scores: np.ndarray, positions: np.ndarray, k: int, exclude: set[str]) -> list[Hit]:
         hits: list[Hit] = []
         seen: set[str] = set()
         for score, pos in zip(scores, positions):
             if pos < 0:
                 continue
-            item_id = self._row_ids[int(pos)]
+            item_id = view.table.ids[int(pos)]
             if item_id in exclude or item_id in seen:
                 continue
             seen.add(item_id)
-            hits.append(Hit(item_id, float(score), self._photos[int(pos)]))
+            hits.append(Hit(item_id, float(score), view.table.photos[int(pos)]))
             if len(hits) == k:
                 break
         return hits
