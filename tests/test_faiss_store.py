@@ -206,7 +206,7 @@ def test_searches_beside_compactions_never_fail_nor_return_removed_products(kind
     thread = threading.Thread(target=search)
     thread.start()
     try:
-        for i in range(0, 300):
+        for i in range(300):
             store.remove(f"p{i}")
             removed.add(f"p{i}")
             if i % 50 == 0:

@@ -22,8 +22,9 @@ import functools
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -64,6 +65,8 @@ as a list of filter choices; it can still be used in ``filter=``."""
 
 log = logging.getLogger("fashionrec.api")
 F = TypeVar("F", bound=Callable[..., Any])
+_REQUEST: ContextVar[tuple[Recommender, Recommender] | None] = ContextVar("fashionrec_request", default=None)
+"""The pinned Recommender of the HTTP request being answered, and the one it was pinned from (:func:`pin_request`)."""
 
 
 @dataclass
@@ -79,12 +82,21 @@ class _Lease:
 
 
 def pinned(method: F) -> F:
-    """Run ``method`` with one Recommender for its whole duration (``self.recommender`` inside it)."""
+    """Run ``method`` with one Recommender for its whole duration (``self.recommender`` inside it): the HTTP
+    request's (:func:`pin_request`), so every step of one request answers from one generation, else one pinned
+    for this call."""
 
     @functools.wraps(method)
     def wrapper(self: RecommenderService, *args: Any, **kwargs: Any) -> Any:
         if getattr(self._local, "rec", None) is not None:
             return method(self, *args, **kwargs)
+        request = _REQUEST.get()
+        if request is not None:
+            self._local.rec, self._local.base = request
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                self._local.rec = self._local.base = None
         with self.use() as rec:
             self._local.rec, self._local.base = rec.pinned(), rec
             try:
@@ -370,6 +382,25 @@ def _close(lease: _Lease, db_lock: threading.Lock) -> None:
         lease.rec.close()
         if lease.writer is not None:
             lease.writer.close()
+
+
+async def pin_request(request: Request) -> AsyncIterator[None]:
+    """FastAPI dependency of every route: the request answers from the Recommender current when it arrived, its
+    vector store pinned (:meth:`Recommender.pinned`), through all the service calls it makes; a reload or a write
+    landing meanwhile is seen by the next request."""
+    service: RecommenderService | None = getattr(request.app.state, "service", None)
+    if service is None:
+        yield
+        return
+    with service.use() as rec:
+        token = _REQUEST.set((rec.pinned(), rec))
+        try:
+            yield
+        finally:
+            try:
+                _REQUEST.reset(token)
+            except ValueError:  # exited in another context than entered: nothing of ours is left in this one
+                pass
 
 
 def get_service(request: Request) -> RecommenderService:
