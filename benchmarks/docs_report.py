@@ -238,6 +238,26 @@ def live_writes() -> tuple[list[str], list[str]]:
     return [f"live_writes_{label}" for label in LIVE_WRITES], _table(header, rows)
 
 
+def live_merge() -> tuple[list[str], list[str]]:
+    d = load_results("live_merge_41k")
+    rows = []
+    for kind, r in d["kinds"].items():
+        def lat(key: str, r: dict[str, Any] = r) -> str:
+            return f"{r[key]['p50_ms']:.2f} ({r[key]['p99_ms']:.1f})"
+
+        recall = " / ".join(f"{r[key]['recall_at_10']:.3f}" for key in
+                            ("published", "with_delta", "after_merge", "with_5pct_removed", "after_compaction"))
+        inplace = f"; in-place graph insert {r['in_place_hnsw_add']['p50_ms']:.1f} ms" if "in_place_hnsw_add" in r else ""
+        rows.append([kind, f"{r['rebuild_s']} s", f"{r['upsert']['p50_ms'] * 1000:.0f} / {r['remove']['p50_ms'] * 1000:.0f} µs",
+                     f"{lat('published')} / {lat('with_delta')} / {lat('with_5pct_removed')}", recall,
+                     f"{r['merge_s']} s / {r['compaction_s']} s{inplace}", f"{r['index_mib']} MiB"])
+    header = ["kind", "rebuild (each write, before)", "write / remove into the store (p50)",
+              f"search p50 (p99) ms: published / +{d['merge_rows']:,}-row delta / 5% removed",
+              "recall@10: published / delta / merged / 5% removed / compacted",
+              f"merge of {d['merge_rows']:,} rows / compaction (background)", "index"]
+    return ["live_merge_41k"], _table(header, rows)
+
+
 # docs/performance.md and docs/models.md: the efficientnet-lite2 measurements --------------------------------------
 
 def _machine_tag(run: dict[str, Any]) -> str:
@@ -330,6 +350,7 @@ BLOCKS: dict[str, tuple[str, Callable[[], tuple[list[str], list[str]]]]] = {
     "soak-table": ("security.md", soak),
     "items-api-table": ("live-catalogue.md", items_api),
     "live-writes-table": ("live-catalogue.md", live_writes),
+    "live-merge-table": ("live-catalogue.md", live_merge),
     "earlier-table": ("performance.md", earlier_table),
     "int8-table": ("models.md", int8_table),
 }

@@ -20,6 +20,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import faiss
@@ -30,9 +31,9 @@ from fashionrec.stores import faiss_store as fs
 from fashionrec.stores.faiss_store import FaissStore, build_index
 
 
-def timed(fn) -> float:  # type: ignore[no-untyped-def]
+def timed(fn: Callable[..., object], *args: object) -> float:
     t0 = time.perf_counter()
-    fn()
+    fn(*args)
     return time.perf_counter() - t0
 
 
@@ -83,14 +84,14 @@ def main() -> int:
         row["published"] = probe(store, queries, vectors, ids)
         writes = []
         for m, vector in enumerate(written):
-            writes.append(timed(lambda m=m, vector=vector: store.upsert(f"new{m}", vector, {})))
+            writes.append(timed(store.upsert, f"new{m}", vector, {}))
         row["upsert"] = pct(writes)
         all_vectors, all_ids = np.vstack([vectors, written]), np.concatenate([ids, [f"new{m}" for m in range(len(written))]])
         row["with_delta"] = probe(store, queries, all_vectors, all_ids)
         row["merge_s"] = round(timed(store.merge), 2)
         row["after_merge"] = probe(store, queries, all_vectors, all_ids)
         gone = rng.choice(n, n // 20, replace=False)
-        removes = [timed(lambda i=i: store.remove(str(ids[i]))) for i in gone]
+        removes = [timed(store.remove, str(ids[i])) for i in gone]
         row["remove"] = pct(removes)
         keep = np.setdiff1d(np.arange(len(all_ids)), gone)
         row["with_5pct_removed"] = probe(store, queries, all_vectors[keep], all_ids[keep])
@@ -103,7 +104,7 @@ def main() -> int:
         if resolved == "hnsw":  # the alternative: insert into the live graph (queries would wait meanwhile)
             inserts = []
             for vector in written[:200]:
-                inserts.append(timed(lambda vector=vector: index.add(vector[None, :])))
+                inserts.append(timed(index.add, vector[None, :]))
             row["in_place_hnsw_add"] = pct(inserts)
         results["kinds"][resolved] = row  # type: ignore[index]
         print(resolved, json.dumps(row), flush=True)

@@ -162,6 +162,8 @@ def faiss_store(db: CatalogDB, path: Path, model: Manifest) -> FaissStore:
             gone = set(changed)
             found = db.get_many([i for i in dict.fromkeys(live_rows) if i not in gone])
             store.meta = MetadataColumns(db.columns, [found[i].metadata if i in found else {} for i in live_rows])
+            for item_id in {i for i in live_rows if i not in found and i not in gone}:  # the database is the truth
+                store.remove(item_id)
             catch_up(store, db, path, model)
             store.checkpoint_dir = path
             return store
