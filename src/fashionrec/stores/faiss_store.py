@@ -326,6 +326,7 @@ class FaissStore:
         self._set_search_parameters(index)
         self._lock = threading.Lock()  # writes and merge swaps, one at a time; searches never take it
         self._merging: threading.Thread | None = None
+        self._merging_lock = threading.Lock()
         self._merge_error: BaseException | None = None
         alive = np.ones(len(ids), dtype=bool)
         alive[np.asarray(list(deleted), dtype=np.int64)] = False
@@ -559,10 +560,16 @@ class FaissStore:
             self._merge()
 
     def _merge(self) -> None:
+        with self._merging_lock:  # one merge at a time, however it was started
+            self._merge_now()
+
+    def _merge_now(self) -> None:
         with self._lock:
             start = self._view
             row_ids, photos = start.table.ids[: start.size], start.table.photos[: start.size]
         compact = start.dead > COMPACT_FRACTION * start.size
+        if not compact and start.size == start.base:
+            return  # nothing left to merge (another merge did it)
         if compact:  # the rows still alive, in a new index of the same kind (trained lists kept)
             keep = np.flatnonzero(start.alive)
             vectors = np.vstack([start.vectors(keep[i : i + EXACT_CHUNK]) for i in range(0, len(keep), EXACT_CHUNK)]
