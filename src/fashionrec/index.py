@@ -164,8 +164,10 @@ def faiss_store(db: CatalogDB, path: Path, model: Manifest) -> FaissStore:
             store.meta = MetadataColumns(db.columns, [found[i].metadata if i in found else {} for i in live_rows])
             for item_id in {i for i in live_rows if i not in found and i not in gone}:  # the database is the truth
                 store.remove(item_id)
-            catch_up(store, db, path, model)
             store.checkpoint_dir = path
+            catch_up(store, db, path, model)
+            if len(changed) >= store.merge_rows:
+                store.merge()  # saved merged, so that the next process opening the index does not replay them again
             return store
     store.meta = MetadataColumns(db.columns, [m.metadata for m in in_store_order(db, store.ids)])
     store.checkpoint_dir = path
