@@ -9,9 +9,9 @@ published into a Milvus Lite file beside it. ``DIR`` holds the photos of the new
 order; photos that are not in the index, so that "first for its own photo" means something). Measured:
 
 - query latency (``GET /api/items/{id}/similar?k=10``, over a fixed rotation of catalogue products) from one client
-  (a process of its own) with nothing else running (idle), then beside 80 photo queries and no write (a control:
-  what the photo embeddings of the writes and of their checks cost the queries on this machine), then while the
-  writes run: p50, p99, max, failed;
+  (a process of its own) with nothing else running (idle, before the writes and again after them: the idle p99 is
+  taken over both), beside 80 photo queries and no write (a control: what the photo embeddings of the writes and
+  of their checks cost the queries on this machine), and while the writes run: p50, p99, max, failed;
 - ``PUT /api/items/{id}`` (one photo, photo embedding included), one after another: p50, p99, max, and whether the
   product is first for its own photo at once (``POST /api/recommend`` with that photo, k=1, right after the answer);
 - ``DELETE /api/items/{id}`` of catalogue products: p50, p99, and whether they are gone at once;
@@ -237,15 +237,24 @@ def main() -> int:
             during = answers.get(timeout=120)
             client.join()
         rss_after = rss_mib(server.process.pid)
+        idle_client = multiprocessing.Process(target=query_process,
+                                              args=(base, rotation, None, idle_answers, args.idle_queries))
+        idle_client.start()  # idle again after the writes: the idle p99 is taken over both rounds
+        idle_after = idle_answers.get(timeout=600)
+        idle_client.join()
         server.kill()
         server = Server(serve)
         there = sum(first_for(server.base, photo) == item_id for item_id, photo in zip(new_ids, data))
         still_gone = sum(call(f"{server.base}/api/items/{i}")[0] == 404 for i in doomed)
         similar_ok = all(call(f"{server.base}/api/items/{i}/similar?k=10")[0] == 200 for i in new_ids[:5])
+        idle_before = [t for t, _ in idle]
+        idle = idle + idle_after
         idle_lat = [t for t, _ in idle]
         during_lat = [t for t, _ in during]
         result.update({
-            "queries_idle": {"count": len(idle), "failed": sum(not ok for _, ok in idle), **percentiles(idle_lat)},
+            "queries_idle": {"count": len(idle), "failed": sum(not ok for _, ok in idle), **percentiles(idle_lat),
+                             "p99_ms_before_and_after_writes": [percentiles(idle_before)["p99_ms"],
+                                                                percentiles([t for t, _ in idle_after])["p99_ms"]]},
             "queries_during_writes": {"count": len(during), "failed": sum(not ok for _, ok in during),
                                       **percentiles(during_lat)},
             "queries_beside_photo_queries_no_writes": {
