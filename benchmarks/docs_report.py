@@ -226,15 +226,17 @@ def live_writes() -> tuple[list[str], list[str]]:
             f"{put['p50_ms']:.0f} / {put['p99_ms']:.0f} ms ({put['failed']} failed of {put['count']})",
             f"{delete['p50_ms']:.0f} / {delete['p99_ms']:.0f} ms",
             (f"{idle['p99_ms']} / {control['p99_ms']} / {during['p99_ms']} ms "
-             f"(**{d['p99_during_over_idle']}x** idle)"),
+             f"(**{d['p99_during_over_idle']}x** idle, {during['p99_ms'] / control['p99_ms']:.2f}x control)"),
             f"{idle['failed'] + control['failed'] + during['failed']} of {idle['count'] + control['count'] + during['count']}",
             f"{put['first_for_own_photo_at_once']} of {put['count']}",
             (f"{killed['restart_s']} s; {killed['written_first_for_own_photo']} of {put['count']} written found first, "
              f"{killed['deleted_still_gone']} of {delete['count']} removed still gone"),
-            f"{rss} MiB"])
+            f"{rss} MiB",
+            " / ".join(f"{v:.1f}" for v in d.get("load_average_1min_start_end", [])) or "not recorded"])
     header = ["products, store", "PUT p50 / p99", "DELETE p50 / p99",
               "query p99: idle / beside photo queries / during writes", "failed queries",
-              "new product first for its photo at once", "after SIGKILL: restart, products", "server memory before / after"]
+              "new product first for its photo at once", "after SIGKILL: restart, products", "server memory before / after",
+              "machine load (1-min average, start / end)"]
     return [f"live_writes_{label}" for label in LIVE_WRITES], _table(header, rows)
 
 

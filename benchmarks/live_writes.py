@@ -181,6 +181,7 @@ def main() -> int:
     rotation = catalogue[:: max(1, len(catalogue) // 200)][:200]
     doomed = [i for i in catalogue[1::97] if i not in rotation][: args.deletes]
     server = Server(serve)
+    load_start = os.getloadavg()[0]  # the machine is shared: how busy it was is part of the result
     result: dict[str, object] = {"machine": machine(), "label": args.label, "store": args.store,
                                  "products": len(catalogue), "index_kind": kind, "started_s": round(server.ready_s, 1)}
     try:
@@ -265,6 +266,7 @@ def main() -> int:
                     "first_for_own_photo_at_once": first},
             "delete": {"count": len(doomed), **percentiles(delete_latencies), "gone_at_once": gone},
             "server_rss_mib_before_and_after_writes": [rss_before, rss_after],
+            "load_average_1min_start_end": [round(load_start, 1), round(os.getloadavg()[0], 1)],
             "after_sigkill": {"restart_s": round(server.ready_s, 1), "written_first_for_own_photo": there,
                               "deleted_still_gone": still_gone, "similar_answers": similar_ok},
         })
