@@ -72,7 +72,7 @@ TRAIN_PER_LIST = 64  # k-means training points per IVF list: enough for stable c
 EXACT_CHUNK = 16_384  # vectors scored per step by exact search over a subset (bounded memory)
 # Writes of the items API (FaissStore.upsert / remove) go to an exact delta and removal marks; a background merge
 # folds the delta into the main index when it reaches MERGE_ROWS rows, and builds the index again without the removed
-# rows when they pass COMPACT_FRACTION of it. Chosen with benchmarks/live_writes.py (docs/live-catalogue.md).
+# rows when they pass COMPACT_FRACTION of it. Chosen with benchmarks/live_merge.py (docs/live-catalogue.md).
 MERGE_ROWS = 1_000
 COMPACT_FRACTION = 0.2
 DELTA_ROOM = 256  # delta rows allocated at once
