@@ -211,6 +211,55 @@ def items_api() -> tuple[list[str], list[str]]:
     return ["items_api"], _table(["", ""], rows)
 
 
+LIVE_WRITES = ["hnsw-8k", "hnsw-8k-quieter", "milvus-8k", "hnsw-41k", "ivf-41k"]
+
+
+def live_writes() -> tuple[list[str], list[str]]:
+    rows = []
+    for label in LIVE_WRITES:
+        d = load_results(f"live_writes_{label}")
+        idle, control, during = d["queries_idle"], d["queries_beside_photo_queries_no_writes"], d["queries_during_writes"]
+        put, delete, killed = d["put"], d["delete"], d["after_sigkill"]
+        rss = " / ".join(f"{v:.0f}" for v in d["server_rss_mib_before_and_after_writes"])
+        rows.append([
+            f"{d['products']:,}, {d['index_kind']}",
+            f"{put['p50_ms']:.0f} / {put['p99_ms']:.0f} ms ({put['failed']} failed of {put['count']})",
+            f"{delete['p50_ms']:.0f} / {delete['p99_ms']:.0f} ms",
+            (f"{idle['p99_ms']} / {control['p99_ms']} / {during['p99_ms']} ms "
+             f"(**{d['p99_during_over_idle']}x** idle, {during['p99_ms'] / control['p99_ms']:.2f}x control)"),
+            f"{idle['failed'] + control['failed'] + during['failed']} of {idle['count'] + control['count'] + during['count']}",
+            f"{put['first_for_own_photo_at_once']} of {put['count']}",
+            (f"{killed['restart_s']} s; {killed['written_first_for_own_photo']} of {put['count']} written found first, "
+             f"{killed['deleted_still_gone']} of {delete['count']} removed still gone"),
+            f"{rss} MiB",
+            " / ".join(f"{v:.1f}" for v in d.get("load_average_1min_start_end", [])) or "not recorded"])
+    header = ["products, store", "PUT p50 / p99", "DELETE p50 / p99",
+              "query p99: idle / beside photo queries / during writes", "failed queries",
+              "new product first for its photo at once", "after SIGKILL: restart, products", "server memory before / after",
+              "machine load (1-min average, start / end)"]
+    return [f"live_writes_{label}" for label in LIVE_WRITES], _table(header, rows)
+
+
+def live_merge() -> tuple[list[str], list[str]]:
+    d = load_results("live_merge_41k")
+    rows = []
+    for kind, r in d["kinds"].items():
+        def lat(key: str, r: dict[str, Any] = r) -> str:
+            return f"{r[key]['p50_ms']:.2f} ({r[key]['p99_ms']:.1f})"
+
+        recall = " / ".join(f"{r[key]['recall_at_10']:.3f}" for key in
+                            ("published", "with_delta", "after_merge", "with_5pct_removed", "after_compaction"))
+        inplace = f"; in-place graph insert {r['in_place_hnsw_add']['p50_ms']:.1f} ms" if "in_place_hnsw_add" in r else ""
+        rows.append([kind, f"{r['rebuild_s']} s", f"{r['upsert']['p50_ms'] * 1000:.0f} / {r['remove']['p50_ms'] * 1000:.0f} µs",
+                     f"{lat('published')} / {lat('with_delta')} / {lat('with_5pct_removed')}", recall,
+                     f"{r['merge_s']} s / {r['compaction_s']} s{inplace}", f"{r['index_mib']} MiB"])
+    header = ["kind", "rebuild (each write, before)", "write / remove into the store (p50)",
+              f"search p50 (p99) ms: published / +{d['merge_rows']:,}-row delta / 5% removed",
+              "recall@10: published / delta / merged / 5% removed / compacted",
+              f"merge of {d['merge_rows']:,} rows / compaction (background)", "index"]
+    return ["live_merge_41k"], _table(header, rows)
+
+
 # docs/performance.md and docs/models.md: the efficientnet-lite2 measurements --------------------------------------
 
 def _machine_tag(run: dict[str, Any]) -> str:
@@ -386,6 +435,8 @@ BLOCKS: dict[str, tuple[str, Callable[[], tuple[list[str], list[str]]]]] = {
     "text-search-table": ("text-search.md", text_search),
     "soak-table": ("security.md", soak),
     "items-api-table": ("live-catalogue.md", items_api),
+    "live-writes-table": ("live-catalogue.md", live_writes),
+    "live-merge-table": ("live-catalogue.md", live_merge),
     "earlier-table": ("performance.md", earlier_table),
     "int8-table": ("models.md", int8_table),
     "int8-cpus-table": ("models.md", int8_cpus),

@@ -210,3 +210,40 @@ def test_replacing_with_one_photo_and_deleting_drop_the_others(live_client: Test
     put_three(live_client, "multi-2")
     assert live_client.delete("/api/items/multi-2", headers=AUTH).status_code == 204
     assert "multi-2" not in [r["id"] for r in results(live_client, PHOTOS[2])] and len(live_rec) == 21
+
+
+def test_the_items_api_writes_through_to_milvus_and_a_restart_finds_every_change(live_index: Path) -> None:
+    """`--store milvus`: PUT (several photos), PATCH and DELETE answer as over FAISS, the very next query sees each
+    change, and the database and the collection agree after the server is gone (issue 27)."""
+    pytest.importorskip("milvus_lite", reason="Milvus Lite is not installed (pip install 'fashionrec[scale]')")
+    from fashionrec.catalog_db import CatalogDB
+    from fashionrec.manifest import read
+    from fashionrec.publish import publish_to_milvus
+    from fashionrec.stores.milvus_store import MilvusStore
+
+    uri = str(live_index.parent / "milvus.db")
+    db = CatalogDB(live_index)
+    try:
+        publish_to_milvus(db, uri, read(db))
+    finally:
+        db.close()
+    with Recommender.open(live_index, store=MilvusStore.open(uri)) as rec:
+        client = TestClient(create_app(rec, settings=ApiSettings(api_key=KEY)))
+        answer = client.put("/api/items/milvus-new", files=[("file", ("a.jpg", p)) for p in PHOTOS],
+                            data={"articleType": "Dresses"}, headers=AUTH)
+        assert answer.status_code == 201, answer.text
+        assert [(r["id"], r["photo"]) for r in (top(client, p)[0] for p in PHOTOS)] == [
+            ("milvus-new", 0), ("milvus-new", 1), ("milvus-new", 2)]
+        assert client.get("/healthz").json()["items"] == 21
+        assert client.patch("/api/items/milvus-new", data={"articleType": "Gowns"}, headers=AUTH).status_code == 200
+        assert top(client, DRESS, filter="articleType=Gowns")[0]["id"] == "milvus-new"
+        assert put(client, "milvus-new", SHOES).status_code == 200  # one photo now: the others are gone
+        assert top(client, SHOES)[0]["id"] == "milvus-new"
+        assert all(r["photo"] == 0 for p in PHOTOS for r in top(client, p, k=20) if r["id"] == "milvus-new")
+        assert client.delete("/api/items/1548", headers=AUTH).status_code == 204
+        assert "1548" not in [r["id"] for r in top(client, DRESS, k=20)]
+        generation = rec.db.generation
+    with Recommender.open(live_index, store=MilvusStore.open(uri)) as reopened:
+        assert reopened.store.generation == generation and len(reopened) == 20
+        assert reopened.recommend(SHOES, k=1)[0].id == "milvus-new"
+        assert "1548" not in {r.id for r in reopened.recommend(DRESS, k=20)}

@@ -151,3 +151,29 @@ def test_queries_while_the_index_is_rebuilt_and_swapped_never_fail_or_mix_genera
     assert answers and all(status == 200 for status, _ in answers), {s for s, _ in answers}
     assert all(set(found) <= ids[20] or set(found) <= ids[25] for _, found in answers)
     assert {len(found) for _, found in answers} == {10}
+
+
+def test_one_request_answers_from_one_generation_while_a_write_lands_in_the_middle(app_and_service) -> None:
+    """A request pins the recommender and a snapshot of its store once, for every service call it makes; a write
+    landing between two of those calls is seen by the next request, never by the rest of this one."""
+    client, service = app_and_service
+    app = client.app
+    seen: dict[str, object] = {}
+
+    @app.get("/test/two-steps")  # type: ignore[attr-defined, untyped-decorator]
+    def two_steps() -> dict[str, int]:
+        before = service.health().items
+        writer = threading.Thread(target=service.put_item, args=("mid-request", [DRESS], {}))
+        writer.start()
+        writer.join()
+        seen["similar"] = [r.id for r in service.similar(service.recommender.db.iter_items().__next__().id, 20,
+                                                          {}).results]
+        return {"before": before, "after": service.health().items}
+
+    answer = client.get("/test/two-steps")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["before"] == answer.json()["after"] == 20
+    assert "mid-request" not in seen["similar"]  # the write is not in this request's store snapshot
+    assert client.get("/healthz").json()["items"] == 21  # the next request sees it
+    found = client.post("/api/recommend?k=1", files={"file": ("q.jpg", DRESS)}).json()["results"]
+    assert found[0]["id"] == "mid-request"

@@ -171,4 +171,50 @@ def test_the_store_finds_each_product_once_by_its_best_photo(kind: str) -> None:
     assert [h.id for h in store.search(vectors[1], 4, exclude={"a"})[0]] == [
         h.id for h in store.search(vectors[1], 4)[0] if h.id != "a"]
     store.remove("a")
-    assert len(store) == 3 and store.photos is None and store.index.ntotal == 3
+    assert len(store) == 3 and store.photos is None and store.ids == ["b", "c", "d"]
+    assert [h.id for h in store.search(vectors[0], 4)[0]] == [h.id for h in store.search(vectors[0], 4)[0]] != []
+    assert "a" not in {h.id for n in range(6) for h in store.search(vectors[n], 4)[0]}
+    store.merge()  # the removed rows were a third of the index: built again without them
+    assert store.index.ntotal == 3 and "a" not in {h.id for n in range(6) for h in store.search(vectors[n], 4)[0]}
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
+def test_searches_beside_compactions_never_fail_nor_return_removed_products(kind: str) -> None:
+    """Removing most of a store starts compactions (the index built again, rows numbered again) while searching."""
+    import threading
+
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(400, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = [f"p{i}" for i in range(400)]
+    store = FaissStore.of(ids, vectors, None, kind)  # type: ignore[arg-type]
+    removed: set[str] = set()
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def search() -> None:
+        try:
+            while not stop.is_set():
+                gone = set(removed)
+                hits = store.search(vectors[:8], 5)
+                assert all(len(row) == 5 for row in hits) and not gone & {h.id for row in hits for h in row}
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=search)
+    thread.start()
+    try:
+        for i in range(300):
+            store.remove(f"p{i}")
+            removed.add(f"p{i}")
+            if i % 50 == 0:
+                store.upsert(f"new{i}", vectors[i], {})
+    finally:
+        stop.set()
+        thread.join()
+    store.merge()
+    assert not errors, errors[0]
+    assert len(store) == 106 and store.index.ntotal < 400  # compacted: the removed rows are gone from the index
+    assert [store.search(vectors[i], 1)[0][0].id for i in (0, 50, 350)] == ["new0", "new50", "p350"]

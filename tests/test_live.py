@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from fashionrec import live
 from fashionrec.catalog_db import StoredItem
 from fashionrec.recommend import Recommender
@@ -24,3 +26,21 @@ def test_a_write_cut_short_before_the_vector_file_is_recovered_from_the_database
     with Recommender.open(live_rec.index_dir) as reopened:
         assert reopened.recommend(DRESS, k=1)[0].id == "cut-short"
         assert len(reopened) == len(live_rec) + 1
+
+
+def test_an_index_behind_by_many_writes_is_saved_merged_once_opened(
+    live_rec: Recommender, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Writes made by processes that never merge (``fashionrec add``) are replayed at open; past a merge's worth, the
+    opener saves the file merged, so that the next one starts from there."""
+    from fashionrec.stores import faiss_store
+
+    photo = live.embed_photo(live_rec, DRESS)
+    for n in range(3):
+        live.put_item(live_rec, f"cli-{n}", photo, {})
+    path = live_rec.index_dir / faiss_store.INDEX_FILE
+    assert faiss_store.read_file(path, payload=False)[0]["generation"] < live_rec.db.generation  # not re-written
+    monkeypatch.setattr(faiss_store, "MERGE_ROWS", 3)
+    with Recommender.open(live_rec.index_dir) as reopened:
+        assert {r.id for r in reopened.recommend(DRESS, k=3)} == {"cli-0", "cli-1", "cli-2"}
+    assert faiss_store.read_file(path, payload=False)[0]["generation"] == live_rec.db.generation

@@ -38,6 +38,9 @@ _PHOTOS = """CREATE TABLE IF NOT EXISTS photos (
     PRIMARY KEY (item_id, n)
 )"""
 """A product's photos after its first (n >= 1; the first lives in ``items``), with their raw features."""
+_CHANGES = "CREATE TABLE IF NOT EXISTS changes (generation INTEGER PRIMARY KEY, item_id TEXT NOT NULL)"
+"""Which product each generation raised by the items API changed (one row per write, in the write's transaction):
+a vector store behind the database catches up by applying those products again, with no rebuild."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,7 @@ class CatalogDB:
             self.conn.execute("PRAGMA synchronous=NORMAL")
             with self.conn:  # added beside schema 1: older fashionrec versions read the rest and ignore it
                 self.conn.execute(_PHOTOS)
+                self.conn.execute(_CHANGES)
         except sqlite3.DatabaseError as exc:
             self.conn.close()
             raise IndexFormatError(f"{self.path} is not a fashionrec index database ({exc})") from None
@@ -175,11 +179,47 @@ class CatalogDB:
         with self.conn:
             return self._bump_generation()
 
-    def _bump_generation(self) -> int:
-        """Raise the generation inside the caller's transaction; the new value."""
+    def _bump_generation(self, item_id: str | None = None) -> int:
+        """Raise the generation inside the caller's transaction; the new value. ``item_id``: the one product the
+        new generation changes (logged, see :meth:`changes_since`)."""
         value = self.generation + 1
         self.conn.execute("INSERT OR REPLACE INTO settings(key, value) VALUES ('generation', ?)", (str(value),))
+        if item_id is not None:
+            self.conn.execute("INSERT OR REPLACE INTO changes(generation, item_id) VALUES (?, ?)", (value, item_id))
         return value
+
+    def changes_since(self, generation: int) -> list[str] | None:
+        """The products changed one at a time after ``generation`` up to now, each once, or None when something
+        else raised the generation meanwhile (a publication, a catalogue sync): then only a rebuild is exact."""
+        current = self.generation
+        if generation > current:
+            return None
+        rows = self.conn.execute("SELECT generation, item_id FROM changes WHERE generation > ? ORDER BY generation",
+                                 (generation,)).fetchall()
+        if [int(r[0]) for r in rows] != list(range(generation + 1, current + 1)):
+            return None
+        return list(dict.fromkeys(str(r[1]) for r in rows))
+
+    def forget_changes(self, upto: int) -> None:
+        """Drop the change log up to generation ``upto`` (every store holds it by now)."""
+        with self.conn:
+            self.conn.execute("DELETE FROM changes WHERE generation <= ?", (upto,))
+
+    def product_vectors(self, item_id: str) -> np.ndarray | None:
+        """Raw features of every photo of an embedded product (its first photo first), or None."""
+        first = self.vector(item_id)
+        if first is None:
+            return None
+        rows = self.conn.execute("SELECT vector FROM photos WHERE item_id=? AND vector IS NOT NULL ORDER BY n",
+                                 (item_id,)).fetchall()
+        return np.vstack([first[None, :], *(np.frombuffer(r[0], dtype=np.float32)[None, :] for r in rows)])
+
+    def photo_digests(self) -> Iterator[tuple[str, int, str]]:
+        """(product id, photo number, digest) of every embedded further photo of an embedded product."""
+        for row in self.conn.execute(
+                "SELECT p.item_id, p.n, p.digest FROM photos p JOIN items i ON i.id = p.item_id "
+                "WHERE i.vector IS NOT NULL AND p.vector IS NOT NULL ORDER BY p.item_id, p.n"):
+            yield str(row[0]), int(row[1]), str(row[2])
 
     def put_item(
         self, item: StoredItem, digest: str, vector: np.ndarray, extra: Sequence[tuple[str, str, np.ndarray]] = ()
@@ -198,7 +238,7 @@ class CatalogDB:
                 [(item.id, n, path, d, np.ascontiguousarray(v, dtype=np.float32).tobytes())
                  for n, (path, d, v) in enumerate(extra, 1)],
             )
-            return self._bump_generation()
+            return self._bump_generation(item.id)
 
     def sync_photos(self, photos: Mapping[str, Sequence[tuple[str, str]]]) -> None:
         """Make the further photos match the catalogue: ``photos`` maps a product to its further photos' (image
@@ -256,14 +296,14 @@ class CatalogDB:
             done = self.conn.execute(
                 "UPDATE items SET meta=? WHERE id=?", (json.dumps(metadata, ensure_ascii=False), item_id)
             ).rowcount
-            return self._bump_generation() if done else None
+            return self._bump_generation(item_id) if done else None
 
     def delete_item(self, item_id: str) -> int | None:
         """Remove one product; the new generation, or None when there was no such product."""
         with self.conn:
             done = self.conn.execute("DELETE FROM items WHERE id=?", (item_id,)).rowcount
             self.conn.execute("DELETE FROM photos WHERE item_id=?", (item_id,))
-            return self._bump_generation() if done else None
+            return self._bump_generation(item_id) if done else None
 
     # embeddings -----------------------------------------------------------------------------------------
     def pending(self) -> list[tuple[str, str]]:

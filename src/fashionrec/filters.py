@@ -92,6 +92,50 @@ class MetadataColumns:
             self._codes[column] = np.delete(self._codes[column], position)
         self.size -= 1
 
+    # copies with a change, for stores whose readers must keep seeing the rows as they were (fashionrec.stores)
+    def _with_codes(self, codes: dict[str, np.ndarray]) -> MetadataColumns:
+        """A copy holding ``codes`` (one array per column, all of one length), sharing the vocabularies (which
+        only ever grow, so codes this copy and the original hold keep their meaning)."""
+        copy = object.__new__(MetadataColumns)
+        copy.columns, copy._vocab, copy._codes = self.columns, self._vocab, codes
+        copy.size = len(next(iter(codes.values()))) if codes else self.size
+        return copy
+
+    def _code(self, column: str, row: Mapping[str, str]) -> int:
+        vocab = self._vocab[column]
+        return vocab.setdefault(row.get(column, ""), len(vocab))
+
+    def appended(self, rows: Sequence[Mapping[str, str]]) -> MetadataColumns:
+        """A copy with ``rows`` added at the end."""
+        codes = {c: np.concatenate([self._codes[c], np.array([self._code(c, r) for r in rows], np.int32)])
+                 for c in self.columns}
+        return self._with_codes(codes) if self.columns else self._sized(self.size + len(rows))
+
+    def changed(self, positions: Sequence[int], row: Mapping[str, str]) -> MetadataColumns:
+        """A copy where the rows at ``positions`` hold ``row``."""
+        codes = {c: self._codes[c].copy() for c in self.columns}
+        for column in self.columns:
+            codes[column][list(positions)] = self._code(column, row)
+        return self._with_codes(codes) if self.columns else self._sized(self.size)
+
+    def taken(self, positions: np.ndarray) -> MetadataColumns:
+        """A copy holding the rows at ``positions``, in that order."""
+        codes = {c: self._codes[c][positions] for c in self.columns}
+        return self._with_codes(codes) if self.columns else self._sized(len(positions))
+
+    def spread(self, positions: np.ndarray, size: int) -> MetadataColumns:
+        """A copy of ``size`` rows where row ``positions[i]`` holds row ``i`` of this one (the others are empty)."""
+        codes = {}
+        for column in self.columns:
+            codes[column] = np.full(size, self._code(column, {}), np.int32)
+            codes[column][positions] = self._codes[column]
+        return self._with_codes(codes) if self.columns else self._sized(size)
+
+    def _sized(self, size: int) -> MetadataColumns:
+        copy = self._with_codes({})
+        copy.size = size
+        return copy
+
     def values(self, column: str) -> builtins.set[str]:
         """Every value ``column`` takes (``""`` for products without one)."""
         return set(self._vocab[column])

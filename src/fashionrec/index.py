@@ -23,7 +23,7 @@ from fashionrec.errors import FashionrecError, IndexFormatError
 from fashionrec.filters import MetadataColumns
 from fashionrec.head import Head, fingerprint_of, load_head
 from fashionrec.manifest import Manifest
-from fashionrec.publish import build_store
+from fashionrec.publish import build_store, catch_up, rebuild
 from fashionrec.stores.base import VectorStore
 from fashionrec.stores.faiss_store import FaissStore
 
@@ -65,6 +65,10 @@ class Index(_Closable):
             if store is None:
                 store = faiss_store(db, path, manifest)
             else:
+                stale = store.generation != db.generation and manifest.same_model(store.model)
+                # an acknowledged write the store missed (a process killed between the database and the store)
+                if stale and not catch_up(store, db, path, manifest):
+                    rebuild(store, db, path, manifest)
                 check_published(store, db, path, manifest)
             if store.model is None or store.model.head != fingerprint_of(head):
                 raise IndexFormatError(
@@ -146,17 +150,34 @@ class OpenIndex(_Closable):
 
 
 def faiss_store(db: CatalogDB, path: Path, model: Manifest) -> FaissStore:
-    """The index's FAISS file with its metadata columns; rebuilt from the database in memory when a write of the
-    items API was cut short between its database commit and the file (the database is the truth)."""
+    """The index's FAISS file with its metadata columns, brought up to the database: the products written one at a
+    time since the file was saved (the items API saves it only when it merges its writes, and a process can be
+    killed before) are applied again from the database's change log; when something else moved the generation,
+    the store is built again from the database (the truth)."""
     store = FaissStore.load(path)
-    if store.generation != db.generation and model.same_model(store.model):
-        store = build_store(db, path, model, store.kind)  # type: ignore[arg-type]
     if not model.same_model(store.model):
         raise IndexFormatError(
             f"the vectors in {path} come from another model than the database records (a re-index with a "
             "new model was interrupted?); re-run `fashionrec index` to finish it"
         )
+    if store.generation != db.generation:
+        changed = db.changes_since(store.generation)
+        if changed is None:
+            store = build_store(db, path, model, store.kind)  # type: ignore[arg-type]
+        else:  # the file's own products first (those changed since are applied below, not looked up)
+            live_rows = [i for i in store.ids]
+            gone = set(changed)
+            found = db.get_many([i for i in dict.fromkeys(live_rows) if i not in gone])
+            store.meta = MetadataColumns(db.columns, [found[i].metadata if i in found else {} for i in live_rows])
+            for item_id in {i for i in live_rows if i not in found and i not in gone}:  # the database is the truth
+                store.remove(item_id)
+            store.checkpoint_dir = path
+            catch_up(store, db, path, model)
+            if len(changed) >= store.merge_rows:
+                store.merge()  # saved merged, so that the next process opening the index does not replay them again
+            return store
     store.meta = MetadataColumns(db.columns, [m.metadata for m in in_store_order(db, store.ids)])
+    store.checkpoint_dir = path
     return store
 
 

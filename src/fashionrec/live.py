@@ -6,13 +6,18 @@ The order of every write is what makes it durable and immediately searchable:
    so a replaced product's old photo stays in place until the database no longer names it);
 2. SQLite, the source of truth, gets the product (its raw backbone features, as ``fashionrec index`` stores them)
    and a new generation (:attr:`CatalogDB.generation`), in one committed transaction;
-3. the open vector store is updated in memory (exact "flat" indexes in place; other kinds are rebuilt, see
-   :meth:`FaissStore.upsert`) and the FAISS file is re-written with that generation.
+3. the open vector store takes the change at that generation (:class:`~fashionrec.stores.base.VectorStore`'s
+   writes: the FAISS store puts it in its exact delta and marks the rows it replaces, no index is rebuilt; a Milvus
+   collection upserts and deletes its rows).
 
-A process killed between 2 and 3 leaves a FAISS file older than the database; :meth:`Recommender.open` sees the
-generations differ and builds the searched vectors from the database instead, so nothing committed is lost.
+The FAISS file is saved when the store merges its delta (in the background), not at every write. A process killed
+after 2 leaves a store behind the database; whoever opens the index next applies the products changed since the
+store's generation again from the database's change log (:func:`fashionrec.publish.catch_up`), so nothing
+committed is lost.
 
-The caller serialises calls on one :class:`Recommender` (the API server holds its database lock around them).
+The caller serialises writes on one :class:`Recommender` (the API server holds its write lock around them); they
+may use a database connection of their own (``db``), so that queries reading the shared one do not wait for a
+write's commit.
 A later ``fashionrec index`` of the catalogue folder makes the index match the folder again: the folder wins.
 """
 
@@ -30,13 +35,11 @@ import numpy as np
 from PIL import Image
 
 from fashionrec.atomic import write_atomically
-from fashionrec.catalog_db import StoredItem
+from fashionrec.catalog_db import CatalogDB, StoredItem
 from fashionrec.errors import FashionrecError, ImageError
-from fashionrec.filters import MetadataColumns
 from fashionrec.imageio import ACCEPTED_FORMATS, DEFAULT_MAX_PIXELS, load_image
-from fashionrec.publish import build_store
+from fashionrec.publish import catch_up, rebuild
 from fashionrec.recommend import Recommender
-from fashionrec.stores.faiss_store import FaissStore
 
 UPLOADS_DIR = "uploads"
 ITEM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -99,11 +102,13 @@ def embed_photo(
 
 
 def put_item(
-    rec: Recommender, item_id: str, photos: Photo | Sequence[Photo], metadata: Mapping[str, str]
+    rec: Recommender, item_id: str, photos: Photo | Sequence[Photo], metadata: Mapping[str, str],
+    db: CatalogDB | None = None,
 ) -> StoredItem:
     """Add product ``item_id`` or replace it whole: its photos (one or several: each is embedded, and the product
-    is found by whichever matches a query best), and its metadata (columns not given are empty)."""
-    store = _faiss(rec)
+    is found by whichever matches a query best), and its metadata (columns not given are empty). ``db``: the
+    database connection to write with (default: ``rec``'s)."""
+    db = db or rec.db
     check_item_id(item_id)
     photos = [photos] if isinstance(photos, Photo) else list(photos)
     if not 1 <= len(photos) <= MAX_PHOTOS:
@@ -114,59 +119,48 @@ def put_item(
     paths = [write_atomically(folder / f"{p.digest}.{p.extension}", p.data).resolve() for p in photos]
     item = StoredItem(item_id, str(paths[0]), {c: values.get(c, "") for c in rec.columns})
     extra = [(str(path), p.digest, p.features[0]) for path, p in zip(paths[1:], photos[1:])]
-    generation = rec.db.put_item(item, photos[0].digest, photos[0].features[0], extra)
+    generation = db.put_item(item, photos[0].digest, photos[0].features[0], extra)
     vectors = rec.project(np.vstack([p.features for p in photos]))
-    _apply(rec, store, generation, lambda: store.upsert(item_id, vectors, item.metadata))
+    _apply(rec, db, generation, lambda: rec.store.upsert(item_id, vectors, item.metadata, generation=generation))
     for old in folder.iterdir():  # photos of this product's earlier versions: no longer named by the database
         if old.resolve() not in paths and not old.name.startswith("."):
             old.unlink(missing_ok=True)
     return item
 
 
-def patch_item(rec: Recommender, item_id: str, metadata: Mapping[str, str]) -> StoredItem:
+def patch_item(rec: Recommender, item_id: str, metadata: Mapping[str, str], db: CatalogDB | None = None) -> StoredItem:
     """Change some metadata columns of an existing product; its photo and vector stay."""
-    store = _faiss(rec)
+    db = db or rec.db
     values = check_metadata(metadata, rec.columns)
-    current = rec.db.get(item_id)
+    current = db.get(item_id)
     if current is None:
         raise UnknownItemError(f"unknown item id {item_id!r}")
     merged = {**current.metadata, **values}
-    generation = rec.db.update_metadata(item_id, merged)
+    generation = db.update_metadata(item_id, merged)
     if generation is None:
         raise UnknownItemError(f"unknown item id {item_id!r}")
-    _apply(rec, store, generation, lambda: store.set_metadata(item_id, merged))
+    _apply(rec, db, generation, lambda: rec.store.set_metadata(item_id, merged, generation=generation))
     return StoredItem(item_id, current.image_path, merged)
 
 
-def delete_item(rec: Recommender, item_id: str) -> None:
+def delete_item(rec: Recommender, item_id: str, db: CatalogDB | None = None) -> None:
     """Remove a product (and the photos the items API kept for it; a catalogue folder's photo is left alone)."""
-    store = _faiss(rec)
-    generation = rec.db.delete_item(item_id)
+    db = db or rec.db
+    generation = db.delete_item(item_id)
     if generation is None:
         raise UnknownItemError(f"unknown item id {item_id!r}")
-    _apply(rec, store, generation, lambda: store.remove(item_id))
+    _apply(rec, db, generation, lambda: rec.store.remove(item_id, generation=generation))
     if ITEM_ID.fullmatch(item_id):
         shutil.rmtree(Path(rec.index_dir) / UPLOADS_DIR / item_id, ignore_errors=True)
 
 
-def _faiss(rec: Recommender) -> FaissStore:
-    if not isinstance(rec.store, FaissStore):
-        raise FashionrecError("changing products one at a time needs the FAISS store, not another vector store")
-    return rec.store
-
-
-def _apply(rec: Recommender, store: FaissStore, generation: int, change: Callable[[], object]) -> None:
+def _apply(rec: Recommender, db: CatalogDB, generation: int, change: Callable[[], object]) -> None:
     """Bring the open store to ``generation``: by ``change`` when it was one generation behind, else (another
-    process wrote too) by rebuilding it from the database; then re-write the FAISS file."""
-    if store.generation == generation - 1 and store.meta is not None:
+    process wrote too) by applying every product changed since its generation again from the database's change
+    log, or, when something else moved the generation (a publication), by publishing the database into it again."""
+    store = rec.store
+    if store.generation == generation - 1:
         change()
-        store.generation = generation
-    else:
-        fresh = build_store(rec.db, rec.path, rec.manifest, store.kind)  # type: ignore[arg-type]
-        found = rec.db.get_many(fresh.ids)
-        store.index, store.ids, store.kind, store.model = fresh.index, fresh.ids, fresh.kind, fresh.model
-        store.generation, store.photos = fresh.generation, fresh.photos
-        store.meta = MetadataColumns(rec.db.columns, [found[i].metadata for i in fresh.ids])
-        store.__post_init__()
+    elif not catch_up(store, db, rec.path, rec.manifest):
+        rebuild(store, db, rec.path, rec.manifest)
     rec.forget_cached_values()
-    store.save(Path(rec.index_dir))

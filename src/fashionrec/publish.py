@@ -13,16 +13,22 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from tqdm import tqdm
 
 from fashionrec.catalog_db import CatalogDB
+from fashionrec.errors import FashionrecError
+from fashionrec.filters import MetadataColumns
 from fashionrec.head import Head, load_head, project
 from fashionrec.manifest import Manifest
+from fashionrec.stores.base import VectorStore
 from fashionrec.stores.budget import Budget, build_within_budget
 from fashionrec.stores.faiss_store import FaissStore, IndexKind
+
+if TYPE_CHECKING:
+    from fashionrec.stores.milvus_store import MilvusStore
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +87,8 @@ def publish_faiss(db: CatalogDB, index_dir: Path, model: Manifest, kind: IndexKi
     db.new_generation()
     store = build_store(db, index_dir, model, kind, budget)
     store.save(index_dir)
-    logger.info("published %d vectors to %s (%s)", len(store.ids), index_dir, store.kind)
+    db.forget_changes(store.generation)
+    logger.info("published %d products to %s (%s)", len(store), index_dir, store.kind)
     return store
 
 
@@ -94,6 +101,51 @@ class FaissPublisher:
 
     def __call__(self, db: CatalogDB, index_dir: Path, model: Manifest) -> str:
         return publish_faiss(db, index_dir, model, self.kind, self.budget).kind
+
+
+# bringing an open store up to the database (the items API, a restart after a cut-short write) ----------------
+def apply_product(store: VectorStore, db: CatalogDB, head: Head | None, item_id: str, generation: int) -> None:
+    """Make ``store`` hold product ``item_id`` as the database has it now (every photo, its metadata), or not at
+    all when the database no longer has it."""
+    item, raw = db.get(item_id), db.product_vectors(item_id)
+    if item is None or raw is None:
+        store.remove(item_id, generation=generation)
+    else:
+        store.upsert(item_id, project(raw, head), item.metadata, generation=generation)
+
+
+def catch_up(store: VectorStore, db: CatalogDB, index_dir: Path, model: Manifest) -> bool:
+    """Bring ``store`` from its generation to the database's by applying again each product changed one at a time
+    since (the database's change log), with no rebuild; False, and nothing done, when something else moved the
+    generation meanwhile (a publication): the store must then be published again (:func:`rebuild`)."""
+    target = db.generation
+    if store.generation == target:
+        return True
+    changed = db.changes_since(store.generation)
+    if changed is None:
+        return False
+    head = load_head(index_dir, model)
+    for item_id in changed:
+        apply_product(store, db, head, item_id, target)
+    store.generation = target
+    return True
+
+
+def rebuild(store: VectorStore, db: CatalogDB, index_dir: Path, model: Manifest) -> None:
+    """Make an open ``store`` hold every embedded product of ``db`` again (its change log does not cover the gap):
+    the FAISS store is built again in memory (its kind kept) and takes the new index's place; a Milvus collection
+    gets the rows whose digest changed."""
+    if isinstance(store, FaissStore):
+        fresh = build_store(db, index_dir, model, store.kind)  # type: ignore[arg-type]
+        found = db.get_many(fresh.ids)
+        fresh.meta = MetadataColumns(db.columns, [found[i].metadata for i in fresh.ids])
+        store.adopt(fresh)
+    else:
+        from fashionrec.stores.milvus_store import MilvusStore
+
+        if not isinstance(store, MilvusStore):
+            raise TypeError(f"no way to publish into {type(store).__name__}")
+        publish_into_milvus(db, store, model, head=load_head(index_dir, model))
 
 
 # Milvus -------------------------------------------------------------------------------------------------------
@@ -124,29 +176,57 @@ def publish_to_milvus(
 
     collection = collection or milvus.DEFAULT_COLLECTION
     published_model = published_manifest(model, head)
-    columns = db.columns
     client = milvus.connect(uri, token, create=True)
-    store, recreated = milvus.MilvusStore.open_or_create(client, collection, published_model.dim, columns,
+    store, recreated = milvus.MilvusStore.open_or_create(client, collection, published_model.dim, db.columns,
                                                          published_model)
+    return publish_into_milvus(db, store, model, head=head, progress=progress, recreated=recreated)
+
+
+def publish_into_milvus(
+    db: CatalogDB, store: MilvusStore, model: Manifest, *, head: Head | None = None, progress: bool = False,
+    recreated: bool = False,
+) -> PublishCounts:
+    """Make an open collection hold every embedded product of ``db`` (one row per photo), upserting the rows whose
+    digest changed and deleting those the database no longer has; it then records the database's generation."""
+    from fashionrec.stores import milvus_store as milvus
+
+    generation = db.generation
+    published_model = published_manifest(model, head)
     key = milvus.model_key(published_model)
     wanted = {item_id: milvus.row_digest(digest, meta, key) for item_id, digest, meta in db.embedded_digests()}
+    products = dict(wanted)
+    photo_rows: dict[str, tuple[str, int]] = {}  # key -> (product, photo number)
+    for item_id, n, digest in db.photo_digests():
+        row = milvus.photo_key(item_id, n)
+        photo_rows[row] = (item_id, n)
+        wanted[row] = milvus.row_digest(digest, products[item_id], key) if item_id in products else ""
     published = store.published_digests()
     changed = sorted(i for i, d in wanted.items() if published.get(i) != d)
     gone = sorted(set(published) - set(wanted))
     batch = milvus.PUBLISH_BATCH
     with tqdm(total=len(changed), desc="publishing", unit="row", disable=not progress or not changed) as bar:
         for start in range(0, len(changed), batch):
-            ids = changed[start : start + batch]
-            items = db.get_many(ids)
-            vectors = project(db.stacked_vectors(ids), head)
-            store.upsert(ids, vectors, [items[i].metadata for i in ids], [wanted[i] for i in ids])
-            bar.update(len(ids))
+            keys = changed[start : start + batch]
+            owners = [photo_rows.get(k, (k, 0)) for k in keys]
+            items = db.get_many(list(dict.fromkeys(i for i, _ in owners)))
+            vectors = project(np.stack([_photo_vector(db, i, n) for i, n in owners]), head)
+            store.upsert_rows(keys, vectors, [items[i].metadata for i, _ in owners], [wanted[k] for k in keys],
+                              [n for _, n in owners])
+            bar.update(len(keys))
     for start in range(0, len(gone), batch):
         store.delete(gone[start : start + batch])
     store.record_model(published_model)
     store.flush()
+    store.generation = generation
     return PublishCounts(upserted=len(changed), deleted=len(gone), unchanged=len(wanted) - len(changed),
                          recreated=recreated)
+
+
+def _photo_vector(db: CatalogDB, item_id: str, n: int) -> np.ndarray:
+    vectors = db.product_vectors(item_id)
+    if vectors is None or n >= len(vectors):
+        raise FashionrecError(f"item {item_id!r} has no embedding of photo {n} yet; run `fashionrec index`")
+    return vectors[n]
 
 
 class MilvusPublisher:

@@ -378,6 +378,15 @@ class Recommender(OpenIndex):
         """Products changed (fashionrec.live): values read once per column are read again when next needed."""
         self._column_values.clear()
 
+    def pinned(self) -> Recommender:
+        """This recommender reading its vector store as it is now (:meth:`VectorStore.snapshot`): writes landing
+        later do not change what it answers, so one request answers from one generation. It shares this one's
+        database, model and caches; close this one, not it."""
+        copy = object.__new__(type(self))
+        copy.__dict__.update(self.__dict__)
+        copy.index = Index(self.path, self.db, self.manifest, self.head, self.store.snapshot())
+        return copy
+
     def item(self, item_id: str) -> StoredItem | None:
         return self.db.get(item_id)
 

@@ -18,7 +18,7 @@ import importlib.util
 import re
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import FileResponse, HTMLResponse
@@ -30,7 +30,7 @@ from fashionrec.api.errors import install_error_handlers
 from fashionrec.api.items_routes import router as items_router
 from fashionrec.api.metrics import Metrics, MetricsMiddleware
 from fashionrec.api.routes import router as api_router
-from fashionrec.api.service import RecommenderService
+from fashionrec.api.service import RecommenderService, pin_request
 from fashionrec.api.settings import ApiSettings
 from fashionrec.recommend import Recommender
 
@@ -72,7 +72,8 @@ def create_app(recommender: Recommender, *, settings: ApiSettings | None = None)
     settings = settings or ApiSettings()
     metrics = Metrics(index_items=len(recommender))
     # FastAPI's own /docs and /redoc pages load their scripts from a CDN: replaced by offline ones (_add_api_docs)
-    app = FastAPI(title="fashionrec", version=__version__, description=DESCRIPTION, docs_url=None, redoc_url=None)
+    app = FastAPI(title="fashionrec", version=__version__, description=DESCRIPTION, docs_url=None, redoc_url=None,
+                  dependencies=[Depends(pin_request)])  # one generation per request (RecommenderService)
     app.state.service = service = RecommenderService(recommender, settings)
     metrics.index_items.set_function(lambda: len(service.recommender))  # products change (items API, swaps)
     install_error_handlers(app)

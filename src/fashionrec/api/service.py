@@ -22,8 +22,9 @@ import functools
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -51,7 +52,7 @@ from fashionrec.api.models import (
 )
 from fashionrec.api.settings import ApiSettings
 from fashionrec.api.uploads import decode_upload
-from fashionrec.catalog_db import StoredItem
+from fashionrec.catalog_db import CatalogDB, StoredItem
 from fashionrec.errors import FashionrecError
 from fashionrec.feedback import BoxError, UnknownExampleError, box_pixels, check_examples
 from fashionrec.filters import Filters, parse_filters
@@ -59,7 +60,6 @@ from fashionrec.hybrid import Preferences, parse_preferences
 from fashionrec.index import Index
 from fashionrec.look import steered
 from fashionrec.recommend import Recommender
-from fashionrec.stores.faiss_store import FaissStore
 from fashionrec.trends import compute_trends, count_values
 
 MAX_FACET_VALUES = 200
@@ -69,6 +69,8 @@ as a list of filter choices; it can still be used in ``filter=``."""
 
 log = logging.getLogger("fashionrec.api")
 F = TypeVar("F", bound=Callable[..., Any])
+_REQUEST: ContextVar[tuple[Recommender, Recommender] | None] = ContextVar("fashionrec_request", default=None)
+"""The pinned Recommender of the HTTP request being answered, and the one it was pinned from (:func:`pin_request`)."""
 
 
 @dataclass
@@ -78,21 +80,33 @@ class _Lease:
     rec: Recommender
     users: int = 0
     retired: bool = False
+    writer: CatalogDB | None = None
+    """A database connection of the writes' own (opened at the first write), so that a write's commit never holds
+    the connection queries share."""
 
 
 def pinned(method: F) -> F:
-    """Run ``method`` with one Recommender for its whole duration (``self.recommender`` inside it)."""
+    """Run ``method`` with one Recommender for its whole duration (``self.recommender`` inside it): the HTTP
+    request's (:func:`pin_request`), so every step of one request answers from one generation, else one pinned
+    for this call."""
 
     @functools.wraps(method)
     def wrapper(self: RecommenderService, *args: Any, **kwargs: Any) -> Any:
         if getattr(self._local, "rec", None) is not None:
             return method(self, *args, **kwargs)
-        with self.use() as rec:
-            self._local.rec = rec
+        request = _REQUEST.get()
+        if request is not None:
+            self._local.rec, self._local.base = request
             try:
                 return method(self, *args, **kwargs)
             finally:
-                self._local.rec = None
+                self._local.rec = self._local.base = None
+        with self.use() as rec:
+            self._local.rec, self._local.base = rec.pinned(), rec
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                self._local.rec = self._local.base = None
 
     return wrapper  # type: ignore[return-value]
 
@@ -119,6 +133,12 @@ class RecommenderService:
         rec = getattr(self._local, "rec", None)
         return rec if rec is not None else self._lease.rec
 
+    @property
+    def _base(self) -> Recommender:
+        """The Recommender (not its pinned view) this request uses: what cached views are keyed by."""
+        base = getattr(self._local, "base", None)
+        return base if base is not None else self._lease.rec
+
     @contextmanager
     def use(self) -> Iterator[Recommender]:
         """The current Recommender, kept open until the block ends even if a newer one is swapped in meanwhile."""
@@ -132,13 +152,21 @@ class RecommenderService:
                 lease.users -= 1
                 close = lease.retired and lease.users == 0
             if close:
-                with self._db_lock:
-                    lease.rec.close()
+                _close(lease, self._db_lock)
+
+    @contextmanager
+    def _writing(self) -> Iterator[tuple[Recommender, CatalogDB]]:
+        """The write lock, the current Recommender and the writes' own database connection."""
+        with self._write_lock, self.use() as rec:
+            lease = self._lease
+            if lease.writer is None:
+                lease.writer = CatalogDB(rec.path)
+            yield rec, lease.writer
 
     @property
     @pinned
     def facets(self) -> FacetsOut:
-        rec = self.recommender
+        rec = self._base
         with self._db_lock:
             if self._facets is None or self._facets[0] is not rec:
                 counts = count_values((i.metadata for i in rec.db.iter_items()), rec.db.columns)
@@ -148,7 +176,7 @@ class RecommenderService:
     @property
     @pinned
     def trends(self) -> TrendsOut:
-        rec = self.recommender
+        rec = self._base
         with self._db_lock:
             if self._trends is None or self._trends[0] is not rec:
                 self._trends = (rec, TrendsOut.model_validate(compute_trends(rec.db)))
@@ -156,15 +184,15 @@ class RecommenderService:
 
     # new generations --------------------------------------------------------------------------------------
     def generation(self) -> int | None:
-        """The database generation the searched vectors were published at (None: a store without one)."""
-        generation = getattr(self._lease.rec.store, "generation", None)
-        return None if generation is None else int(generation)
+        """The database generation the searched vectors hold (None: a store that does not know it)."""
+        generation = self._lease.rec.store.generation
+        return None if generation < 0 else int(generation)
 
     def stale(self) -> bool:
         """Whether the index moved to a newer generation than the one being served."""
         with self.use() as rec, self._db_lock:
-            served = getattr(rec.store, "generation", None)
-            return served is not None and rec.db.generation != served
+            served = rec.store.generation
+            return served >= 0 and rec.db.generation != served
 
     def reload(self) -> Recommender:
         """Open the index again and swap it in between requests; the old Recommender closes after its last one."""
@@ -176,18 +204,18 @@ class RecommenderService:
                 previous.retired = True
                 close = previous.users == 0
             if close:
-                with self._db_lock:
-                    old.close()
+                _close(previous, self._db_lock)
         log.info("index reloaded: %d products, generation %s", len(new), self.generation())
         return new
 
     def refresh(self) -> bool:
         """Reload when the index moved to a new generation; whether it did. A failure keeps the current one."""
         try:
-            if not self.stale():
-                return False
-            self.reload()
-            return True
+            with self._write_lock:  # a write between its commit and its store update is not a new generation
+                if not self.stale():
+                    return False
+                self.reload()
+                return True
         except Exception as exc:  # noqa: BLE001 - e.g. a re-index with a new model half done: retried next time
             log.warning("index not reloaded yet: %s", exc)
             return False
@@ -207,8 +235,7 @@ class RecommenderService:
         self._stop.set()
         if self._refresher is not None:
             self._refresher.join()
-        with self._db_lock:
-            self._lease.rec.close()
+        _close(self._lease, self._db_lock)
 
     @pinned
     def health(self) -> HealthOut:
@@ -328,8 +355,10 @@ class RecommenderService:
     def put_item(self, item_id: str, photos: Sequence[bytes], fields: dict[str, str]) -> tuple[ItemOut, bool]:
         """Add or replace product ``item_id`` with its photo and metadata; the product, and whether it is new.
 
-        Writes hold the write lock from before they pick the Recommender, so none lands in one being swapped out."""
-        with _write_errors(), self._write_lock, self.use() as rec:
+        Writes hold the write lock from before they pick the Recommender, so none lands in one being swapped out.
+        They write with a database connection of their own and the store takes the change in one step, so queries
+        (which read the shared connection and a pinned view of the store) never wait for a write."""
+        with _write_errors(), self._writing() as (rec, db):
             live.check_item_id(item_id)
             live.check_metadata(fields, rec.columns)
             if not 1 <= len(photos) <= live.MAX_PHOTOS:
@@ -339,30 +368,29 @@ class RecommenderService:
             with self._model_lock:
                 embedded = [live.embed_photo(rec, data, upload.image, max_pixels=self.settings.max_pixels)
                             for data, upload in zip(photos, uploads)]
-            with self._db_lock:
-                created = rec.db.get(item_id) is None
-                item = live.put_item(rec, item_id, embedded, fields)
-                self._changed()
+            created = db.get(item_id) is None
+            item = live.put_item(rec, item_id, embedded, fields, db)
+            self._changed()
         return item_out(item), created
 
     def patch_item(self, item_id: str, fields: dict[str, str]) -> ItemOut:
         """Change some metadata columns of a product."""
-        with _write_errors(), self._write_lock, self.use() as rec:
+        with _write_errors(), self._writing() as (rec, db):
             if not fields:
                 raise ApiError(422, "send at least one metadata column as a form field")
-            with self._db_lock:
-                item = live.patch_item(rec, item_id, fields)
-                self._changed()
+            item = live.patch_item(rec, item_id, fields, db)
+            self._changed()
         return item_out(item)
 
     def delete_item(self, item_id: str) -> None:
-        with _write_errors(), self._write_lock, self.use() as rec, self._db_lock:
-            live.delete_item(rec, item_id)
+        with _write_errors(), self._writing() as (rec, db):
+            live.delete_item(rec, item_id, db)
             self._changed()
 
     def _changed(self) -> None:
-        """The products changed (the caller holds the database lock): derived views are recomputed when asked."""
-        self._facets = self._trends = None
+        """The products changed: derived views are recomputed when asked."""
+        with self._db_lock:
+            self._facets = self._trends = None
 
     def _item(self, item_id: str) -> StoredItem:
         item = self.recommender.item(item_id)
@@ -373,10 +401,37 @@ class RecommenderService:
 
 def _reopen(old: Recommender) -> Recommender:
     """``old``'s index opened again with ``old``'s ranking options (its model reused when the index still uses the
-    same one; a store other than the FAISS file, such as Milvus, is kept)."""
-    index = Index.open(old.path, None if isinstance(old.store, FaissStore) else old.store)
+    same one; a store outside the index directory, such as Milvus, is kept)."""
+    index = Index.open(old.path, old.store if old.store.external else None)
     embedder = old.embedder if old.manifest.same_model(index.manifest) else None
     return Recommender.from_index(index, embedder, old.ranking)
+
+
+def _close(lease: _Lease, db_lock: threading.Lock) -> None:
+    """Close a lease's Recommender and its writes' connection."""
+    with db_lock:
+        lease.rec.close()
+        if lease.writer is not None:
+            lease.writer.close()
+
+
+async def pin_request(request: Request) -> AsyncIterator[None]:
+    """FastAPI dependency of every route: the request answers from the Recommender current when it arrived, its
+    vector store pinned (:meth:`Recommender.pinned`), through all the service calls it makes; a reload or a write
+    landing meanwhile is seen by the next request."""
+    service: RecommenderService | None = getattr(request.app.state, "service", None)
+    if service is None:
+        yield
+        return
+    with service.use() as rec:
+        token = _REQUEST.set((rec.pinned(), rec))
+        try:
+            yield
+        finally:
+            try:
+                _REQUEST.reset(token)
+            except ValueError:  # exited in another context than entered: nothing of ours is left in this one
+                pass
 
 
 def get_service(request: Request) -> RecommenderService:

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 import struct
-from collections.abc import Sequence
-from dataclasses import dataclass
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,8 +31,11 @@ from fashionrec.filters import Filters, MetadataColumns
 from fashionrec.manifest import Manifest
 from fashionrec.stores.base import Hit
 
+logger = logging.getLogger(__name__)
+
 MAGIC = b"FASHIONREC-FAISS"
 FORMAT_VERSION = 1
+DELETED_FORMAT_VERSION = 2  # a file recording rows removed since its index was built ("deleted" in the header)
 INDEX_FILE = "vectors.faiss"
 IndexKind = Literal["auto", "flat", "hnsw", "ivf", "ivfsq", "pcaivfsq", "ivfpqfs"]
 KINDS: tuple[str, ...] = ("flat", "hnsw", "ivf", "ivfsq", "pcaivfsq", "ivfpqfs")
@@ -64,6 +70,12 @@ PQFS_NPROBE = 12
 PQFS_K_FACTOR = 8
 TRAIN_PER_LIST = 64  # k-means training points per IVF list: enough for stable centroids, bounded training time
 EXACT_CHUNK = 16_384  # vectors scored per step by exact search over a subset (bounded memory)
+# Writes of the items API (FaissStore.upsert / remove) go to an exact delta and removal marks; a background merge
+# folds the delta into the main index when it reaches MERGE_ROWS rows, and builds the index again without the removed
+# rows when they pass COMPACT_FRACTION of it. Chosen with benchmarks/live_merge.py (docs/live-catalogue.md).
+MERGE_ROWS = 1_000
+COMPACT_FRACTION = 0.2
+DELTA_ROOM = 256  # delta rows allocated at once
 
 
 def resolve_kind(kind: IndexKind, n: int, dim: int) -> str:
@@ -227,24 +239,102 @@ def search_params(index: faiss.Index, selector: faiss.IDSelector | None) -> fais
     return faiss.SearchParameters(sel=selector)
 
 
-@dataclass
-class FaissStore:
-    """A loaded FAISS index, its ids, and the metadata columns used for filtering."""
+@dataclass(frozen=True)
+class _View:
+    """One state of a store, never changed once published: a search reads one view from start to end, so a write
+    or a merge landing meanwhile never shows it half a change. Rows are numbered once and never reused: rows
+    ``0 .. base-1`` are in the main index, rows ``base .. size-1`` in the exact delta (``delta[row - base]``)."""
 
     index: faiss.Index
-    ids: list[str]
-    kind: str
-    model: Manifest | None
-    """What made the vectors (None: unknown, e.g. vectors built in memory for an evaluation)."""
-    meta: MetadataColumns | None = None
-    generation: int = 0
-    """The database generation (CatalogDB.generation) these vectors were published from."""
-    photos: list[int] | None = None
-    """Which photo of its product each row is, when some product has several (rows of one product are then
-    found once, by their best photo); None: one row per product."""
-    build: dict[str, Any] | None = None
-    """What was built and measured (fashionrec.stores.budget): factory string, search parameters, recall@10 on a
-    sample, bytes, the budget; search parameters tuned to a target recall are set again on every load."""
+    table: _Rows
+    base: int
+    size: int
+    delta: np.ndarray
+    """Vectors of the delta rows (it may be longer than ``size - base``: room for rows written after this view)."""
+    alive: np.ndarray
+    """One flag per row: False for the rows of removed or replaced products (never searched again)."""
+    dead: int
+    meta: MetadataColumns | None
+    generation: int
+    products: int
+
+    def vectors(self, rows: np.ndarray) -> np.ndarray:
+        """The vectors of ``rows`` (main rows reconstructed from the index, delta rows copied)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((len(rows), self.delta.shape[1]), dtype=np.float32)
+        main = rows < self.base
+        if main.any():
+            out[main] = self.index.reconstruct_batch(rows[main])
+        if (~main).any():
+            out[~main] = self.delta[rows[~main] - self.base]
+        return out
+
+
+class _Rows:
+    """Every row's product and photo number, and each product's rows (those removed included: a view filters them by
+    its flags). Writes append to it; a compaction numbers the rows again in a new one. A view reads the rows below
+    its size, which never change."""
+
+    def __init__(self, row_ids: list[str], photos: list[int] | None, alive: np.ndarray) -> None:
+        self.ids = row_ids
+        self.photos = photos if photos is not None else [0] * len(row_ids)
+        self.of: dict[str, list[int]] = {}
+        for n in np.flatnonzero(alive):
+            self.of.setdefault(row_ids[n], []).append(int(n))
+        self.most_photos = max((len(r) for r in self.of.values()), default=1)
+
+    def add(self, item_id: str, first: int, count: int) -> None:
+        self.ids.extend([item_id] * count)
+        self.photos.extend(range(count))
+        self.of[item_id] = [*self.of.get(item_id, ()), *range(first, first + count)]  # a new list: views read the old
+        self.most_photos = max(self.most_photos, count)
+
+
+def _clone(index: faiss.Index) -> faiss.Index:
+    """A deep copy of any index kind (the serialisation FAISS keeps for every kind, IndexRefine included)."""
+    return faiss.deserialize_index(faiss.serialize_index(index))
+
+
+class FaissStore:
+    """A FAISS index, its ids, and the metadata columns used for filtering; changed one product at a time while
+    searched (the items API) without a rebuild.
+
+    Writes never touch the main index: a new or replaced product's rows go to a small **delta** searched exactly
+    beside it, and a removed or replaced product's rows are **marked** (a FAISS ID selector keeps them out of the
+    main index's search; the delta drops them from its scores). When the delta passes ``merge_rows`` rows, a
+    background thread (one at a time) merges it into a copy of the main index with that index's own ``add`` (flat:
+    appended; IVF kinds: each vector to its list; HNSW: inserted in the graph), and when removed rows pass
+    ``COMPACT_FRACTION`` of the main index it builds the index again from the rows still alive; the new index is
+    swapped in atomically. Searches read one immutable view and take no lock, so they never wait for a write or a
+    merge. A merge also saves the file (``checkpoint_dir``), recording the rows removed since it was built."""
+
+    def __init__(
+        self, index: faiss.Index, ids: Sequence[str], kind: str, model: Manifest | None,
+        meta: MetadataColumns | None = None, generation: int = 0, photos: Sequence[int] | None = None,
+        build: dict[str, Any] | None = None, deleted: Sequence[int] = (),
+    ) -> None:
+        self.kind = kind
+        self.model = model
+        """What made the vectors (None: unknown, e.g. vectors built in memory for an evaluation)."""
+        self.build = build
+        """What was built and measured (fashionrec.stores.budget): factory string, search parameters, recall@10 on
+        a sample, bytes, the budget; search parameters tuned to a target recall are set again on every load."""
+        self.dim = int(index.d)
+        self.merge_rows = MERGE_ROWS
+        self.checkpoint_dir: Path | None = None
+        """Where a background merge saves the file (None: nowhere, e.g. a store built in memory)."""
+        self._set_search_parameters(index)
+        self._lock = threading.Lock()  # writes and merge swaps, one at a time; searches never take it
+        self._merging: threading.Thread | None = None
+        self._merging_lock = threading.Lock()
+        self._merge_error: BaseException | None = None
+        alive = np.ones(len(ids), dtype=bool)
+        alive[np.asarray(list(deleted), dtype=np.int64)] = False
+        table = _Rows(list(ids), None if photos is None else list(photos), alive)
+        self._view = _View(index, table, len(ids), len(ids), np.zeros((0, self.dim), np.float32), alive,
+                           int((~alive).sum()), None, generation, len(table.of))
+        if meta is not None:
+            self.meta = meta
 
     @classmethod
     def of(cls, ids: list[str], vectors: np.ndarray, model: Manifest | None, kind: IndexKind = "auto",
@@ -253,246 +343,445 @@ class FaissStore:
         index, resolved = build_index(vectors, kind)
         return cls(index=index, ids=ids, kind=resolved, model=model, meta=meta)
 
-    def __post_init__(self) -> None:
-        self.dim = int(self.index.d)
-        self._index_rows()
-        self._set_search_parameters()
-
-    def _set_search_parameters(self) -> None:
-        if isinstance(self.index, faiss.IndexHNSW):
-            self.index.hnsw.efSearch = HNSW_EF_SEARCH
-        if isinstance(self.index, faiss.IndexIVF):
-            self.index.make_direct_map()  # _exact_subset reconstructs vectors by position; IVF needs this map for it
+    def _set_search_parameters(self, index: faiss.Index) -> None:
+        if isinstance(index, faiss.IndexHNSW):
+            index.hnsw.efSearch = HNSW_EF_SEARCH
+        if isinstance(index, faiss.IndexIVF) and index.direct_map.type == faiss.DirectMap.NoMap:
+            index.make_direct_map()  # _exact_subset reconstructs vectors by position; IVF needs this map for it
         if self.build and (self.build.get("budget") or {}).get("target_recall"):
-            apply_search_settings(self.index, self.build.get("search") or {})
+            apply_search_settings(index, self.build.get("search") or {})
+
+    # what the store holds ----------------------------------------------------------------------------------
+    @property
+    def index(self) -> faiss.Index:
+        """The main FAISS index (rows written since the last merge are beside it, in the delta)."""
+        return self._view.index
+
+    @property
+    def generation(self) -> int:
+        """The database generation (CatalogDB.generation) these vectors hold."""
+        return self._view.generation
+
+    @generation.setter
+    def generation(self, value: int) -> None:
+        with self._lock:
+            self._view = replace(self._view, generation=int(value))
+
+    @property
+    def meta(self) -> MetadataColumns | None:
+        """The metadata columns filters read, one row per store row (removed rows included)."""
+        return self._view.meta
+
+    @meta.setter
+    def meta(self, value: MetadataColumns | None) -> None:
+        """Metadata for the store's rows: one row per row, or one per row of :attr:`ids` (the live rows)."""
+        with self._lock:
+            view = self._view
+            if value is not None and value.size != view.size:
+                live_rows = np.flatnonzero(view.alive)
+                if value.size != len(live_rows):
+                    raise ValueError(f"metadata for {value.size} rows, the store has {len(live_rows)}")
+                value = value.spread(live_rows, view.size)
+            self._view = replace(view, meta=value)
+
+    @property
+    def ids(self) -> list[str]:
+        """The product of every live row, in row order (a product with several photos has several rows)."""
+        view = self._view
+        return [view.table.ids[n] for n in np.flatnonzero(view.alive)]
+
+    @property
+    def photos(self) -> list[int] | None:
+        """Which photo of its product each live row is (None: every product has one)."""
+        view = self._view
+        photos = [view.table.photos[n] for n in np.flatnonzero(view.alive)]
+        return photos if any(photos) else None
+
+    @property
+    def external(self) -> bool:
+        """False: the store is the index directory's own file, opened again with it."""
+        return False
 
     def __len__(self) -> int:
-        return len(self._rows) if self._rows is not None else len(self.ids)
-
-    def _index_rows(self) -> None:
-        """Row lookups: the first row of each product, and every row of it when products have several."""
-        if self.photos is not None and not any(self.photos):
-            self.photos = None
-        self._position: dict[str, int] = {}
-        for n, item_id in enumerate(self.ids):
-            self._position.setdefault(item_id, n)
-        self._rows: dict[str, list[int]] | None = None
-        self._most_photos = 1
-        if self.photos is not None:
-            self._rows = {}
-            for n, item_id in enumerate(self.ids):
-                self._rows.setdefault(item_id, []).append(n)
-            self._most_photos = max(len(rows) for rows in self._rows.values())
+        return self._view.products
 
     def rows_of(self, item_id: str) -> list[int]:
-        """Every row of a product (one per photo)."""
-        if self._rows is not None:
-            return self._rows.get(item_id, [])
-        pos = self._position.get(item_id)
-        return [] if pos is None else [pos]
+        """Every live row of a product (one per photo)."""
+        view = self._view
+        return [n for n in view.table.of.get(item_id, ()) if n < view.size and view.alive[n]]
+
+    def position(self, item_id: str) -> int | None:
+        rows = self.rows_of(item_id)
+        return rows[0] if rows else None
+
+    def snapshot(self) -> FaissStore:
+        """A read-only copy pinned to the store's current state: later writes and merges do not change what it
+        answers (an API request searches one generation from start to end)."""
+        pinned = object.__new__(_Pinned)
+        pinned.__dict__.update(self.__dict__)  # the view is immutable (its row table only grows past its size)
+        return pinned
 
     # persistence ----------------------------------------------------------------------------------------
     def save(self, index_dir: Path) -> Path:
-        """Write atomically: temp file in the same folder, fsync, rename."""
-        payload = faiss.serialize_index(self.index).tobytes()
+        """Write atomically (temp file in the same folder, fsync, rename), after merging any delta: the main index,
+        every row's id and the rows removed from it."""
+        self.merge()
+        view = self._view
+        return self._write(Path(index_dir), view.index, view.table.ids[: view.size],
+                           view.table.photos[: view.size], np.flatnonzero(~view.alive[: view.size]), view.generation)
+
+    def _write(self, index_dir: Path, index: faiss.Index, ids: list[str], photos: list[int], deleted: np.ndarray,
+               generation: int) -> Path:
+        payload = faiss.serialize_index(index).tobytes()
         header = json.dumps(
             {
-                "format_version": FORMAT_VERSION,
+                # a file with removed rows is version 2: an older fashionrec, which would search them, refuses it
+                "format_version": FORMAT_VERSION if not len(deleted) else DELETED_FORMAT_VERSION,
                 "kind": self.kind,
                 "dim": self.dim,
-                "count": len(self.ids),
+                "count": len(ids),
                 "model": None if self.model is None else self.model.to_dict(),
-                "ids": self.ids,
-                "generation": self.generation,
-                **({} if self.photos is None else {"photos": self.photos}),
+                "ids": ids,
+                "generation": generation,
+                **({} if not any(photos) else {"photos": photos}),
+                **({} if not len(deleted) else {"deleted": [int(n) for n in deleted]}),
                 **({} if self.build is None else {"build": self.build}),
                 "payload_sha256": hashlib.sha256(payload).hexdigest(),
             }
         ).encode()
-        return write_atomically(Path(index_dir) / INDEX_FILE, MAGIC + struct.pack("<Q", len(header)) + header, payload)
+        return write_atomically(index_dir / INDEX_FILE, MAGIC + struct.pack("<Q", len(header)) + header, payload)
 
     @classmethod
     def load(cls, index_dir: Path) -> FaissStore:
         """Read and verify an index file; any damage is an IndexFormatError, never a crash."""
         path = Path(index_dir) / INDEX_FILE
-        if not path.is_file():
-            raise IndexFormatError(f"no vector index in {index_dir} (missing {INDEX_FILE}); run `fashionrec index`")
-        data = path.read_bytes()
-        if not data.startswith(MAGIC) or len(data) < len(MAGIC) + 8:
-            raise IndexFormatError(f"{path} is not a fashionrec FAISS index")
-        (header_len,) = struct.unpack_from("<Q", data, len(MAGIC))
-        start = len(MAGIC) + 8
-        try:
-            header = json.loads(data[start : start + header_len])
-        except (ValueError, UnicodeDecodeError):
-            raise IndexFormatError(f"{path}: damaged header") from None
-        if not isinstance(header, dict) or header.get("format_version") != FORMAT_VERSION:
-            raise IndexFormatError(
-                f"{path}: format version {header.get('format_version') if isinstance(header, dict) else '?'}, "
-                f"this fashionrec reads {FORMAT_VERSION}; re-run `fashionrec index`"
-            )
-        payload = data[start + header_len :]
-        if hashlib.sha256(payload).hexdigest() != header.get("payload_sha256"):
-            raise IndexFormatError(f"{path}: checksum mismatch (file corrupt or truncated); re-run `fashionrec index`")
+        header, payload = read_file(path)
         try:  # a checksum only proves the file is intact, not that a foreign writer produced valid content
             index = faiss.deserialize_index(np.frombuffer(payload, dtype=np.uint8))
             ids, kind = [str(i) for i in header["ids"]], str(header["kind"])
             model = Manifest.from_dict(header["model"], str(path)) if header["model"] else None
             generation = int(header.get("generation", 0))
             photos = None if header.get("photos") is None else [int(n) for n in header["photos"]]
+            deleted = [int(n) for n in header.get("deleted", [])]
             build = header.get("build")
             if build is not None and not isinstance(build, dict):
                 raise TypeError("build record is not an object")
         except (RuntimeError, KeyError, TypeError, ValueError) as exc:
             raise IndexFormatError(f"{path}: unreadable index content ({exc}); re-run `fashionrec index`") from None
-        if index.ntotal != len(ids) or (photos is not None and len(photos) != len(ids)):
+        if index.ntotal != len(ids) or (photos is not None and len(photos) != len(ids)) or \
+                any(not 0 <= n < len(ids) for n in deleted):
             raise IndexFormatError(f"{path}: {index.ntotal} vectors but {len(ids)} ids")
-        return cls(index=index, ids=ids, kind=kind, model=model, generation=generation, photos=photos, build=build)
+        return cls(index=index, ids=ids, kind=kind, model=model, generation=generation, photos=photos, build=build,
+                   deleted=deleted)
 
     # changes one product at a time (the items API) ------------------------------------------------------
-    def upsert(self, item_id: str, vectors: np.ndarray, metadata: dict[str, str]) -> None:
-        """Add a product's vectors (one unit row per photo, in the searched space), replacing any it had.
-
-        Exact ("flat") indexes add and remove in place; the other kinds cannot remove a vector (HNSW) or would
-        put it in lists trained without it, so they are rebuilt from the vectors they hold (seconds at 100k)."""
-        self.remove(item_id)
+    def upsert(self, item_id: str, vectors: np.ndarray, metadata: Mapping[str, str], *,
+               generation: int | None = None) -> None:
+        """Add a product's vectors (one unit row per photo, in the searched space), replacing any it had; the store
+        is then at ``generation`` (when given). Its rows go to the delta: no index is rebuilt."""
         rows = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
-        if isinstance(self.index, faiss.IndexFlat):
-            self.index.add(rows)
-        else:
-            held = self.index.reconstruct_n(0, self.index.ntotal) if self.index.ntotal else rows[:0]
-            self.index, self.kind = build_index(np.vstack([held, rows]), self.kind)  # type: ignore[arg-type]
-            self._set_search_parameters()
-        if self.photos is None and len(rows) > 1:
-            self.photos = [0] * len(self.ids)
-        if self.photos is not None:
-            self.photos.extend(range(len(rows)))
-        self.ids.extend([item_id] * len(rows))
-        if self.meta is not None:
-            for _ in range(len(rows)):
-                self.meta.append(metadata)
-        self._index_rows()
+        with self._lock:
+            view = self._view
+            old = [n for n in view.table.of.get(item_id, ()) if view.alive[n]]
+            used = view.size - view.base
+            delta = view.delta
+            if len(delta) < used + len(rows):  # no room: a bigger copy (rows beyond a view are never read by it)
+                delta = np.zeros((max(2 * (used + len(rows)), DELTA_ROOM), self.dim), np.float32)
+                delta[:used] = view.delta[:used]
+            delta[used : used + len(rows)] = rows
+            alive = np.concatenate([view.alive, np.ones(len(rows), dtype=bool)])
+            alive[old] = False
+            view.table.add(item_id, view.size, len(rows))  # its earlier rows stay listed, marked
+            meta = None if view.meta is None else view.meta.appended([metadata] * len(rows))
+            self._view = _View(view.index, view.table, view.base, view.size + len(rows), delta, alive, view.dead + len(old), meta,
+                               view.generation if generation is None else generation,
+                               view.products + (0 if old else 1))
+        self._merge_when_due()
 
-    def remove(self, item_id: str) -> bool:
-        """Drop a product's vectors; False when the store has none for it."""
-        rows = self.rows_of(item_id)
-        if not rows:
-            return False
-        if isinstance(self.index, faiss.IndexFlat):  # later rows move up, in order
-            self.index.remove_ids(faiss.IDSelectorBatch(np.asarray(rows, dtype=np.int64)))
-        else:
-            keep = np.delete(np.arange(self.index.ntotal), rows)
-            held = self.index.reconstruct_batch(keep) if len(keep) else np.zeros((0, self.dim), np.float32)
-            self.index, self.kind = build_index(held, self.kind)  # type: ignore[arg-type]
-            self._set_search_parameters()
-        for pos in sorted(rows, reverse=True):
-            del self.ids[pos]
-            if self.photos is not None:
-                del self.photos[pos]
-            if self.meta is not None:
-                self.meta.delete(pos)
-        self._index_rows()
-        return True
+    def remove(self, item_id: str, *, generation: int | None = None) -> bool:
+        """Drop a product's vectors (its rows are marked, never searched again); False when the store has none."""
+        with self._lock:
+            view = self._view
+            old = [n for n in view.table.of.get(item_id, ()) if view.alive[n]]
+            alive = view.alive
+            if old:
+                alive = alive.copy()
+                alive[old] = False
+            self._view = replace(view, alive=alive, dead=view.dead + len(old), products=view.products - bool(old),
+                                 generation=view.generation if generation is None else generation)
+        self._merge_when_due()
+        return bool(old)
 
-    def set_metadata(self, item_id: str, metadata: dict[str, str]) -> None:
+    def set_metadata(self, item_id: str, metadata: Mapping[str, str], *, generation: int | None = None) -> None:
         """New filter values for a product already in the store."""
-        if self.meta is not None:
-            for pos in self.rows_of(item_id):
-                self.meta.set(pos, metadata)
+        with self._lock:
+            view = self._view
+            rows = [n for n in view.table.of.get(item_id, ()) if view.alive[n]]
+            meta = view.meta.changed(rows, metadata) if (view.meta is not None and rows) else view.meta
+            self._view = replace(view, meta=meta, generation=view.generation if generation is None else generation)
+
+    def adopt(self, fresh: FaissStore) -> None:
+        """Take ``fresh``'s contents (the same products built again from the database) in one step."""
+        self.merge()
+        with self._lock:
+            self.kind, self.model, self.build = fresh.kind, fresh.model, fresh.build
+            self._view = fresh._view
+
+    # merging the delta in the background ------------------------------------------------------------------
+    def _merge_due(self, view: _View) -> bool:
+        return view.size - view.base >= self.merge_rows or view.dead > max(1, COMPACT_FRACTION * view.size)
+
+    def _merge_when_due(self) -> None:
+        """Start a background merge when the delta or the removed rows grew past their limits (one at a time)."""
+        with self._lock:
+            if not self._merge_due(self._view) or (self._merging is not None and self._merging.is_alive()):
+                return
+            self._merging = threading.Thread(target=self._merge_safely, name="fashionrec-merge", daemon=True)
+            self._merging.start()
+
+    def _merge_safely(self) -> None:
+        try:  # a merge can wait, queries cannot: lower this thread's CPU priority (Linux schedules threads one by one)
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        except (AttributeError, OSError):
+            pass
+        try:
+            self._merge()
+        except Exception as exc:  # noqa: BLE001 - the store keeps serving its delta; the next write tries again
+            self._merge_error = exc
+            logger.warning("merging written products into the vector index failed (still searched exactly): %s", exc)
+
+    def merge(self) -> None:
+        """Merge the delta (and drop removed rows, when there are many) now, waiting for one already running."""
+        merging = self._merging
+        if merging is not None:
+            merging.join()
+        view = self._view
+        if view.size > view.base or view.dead > COMPACT_FRACTION * view.size:
+            self._merge()
+
+    def _merge(self) -> None:
+        with self._merging_lock:  # one merge at a time, however it was started
+            self._merge_now()
+
+    def _merge_now(self) -> None:
+        with self._lock:
+            start = self._view
+            row_ids, photos = start.table.ids[: start.size], start.table.photos[: start.size]
+        compact = start.dead > COMPACT_FRACTION * start.size
+        if not compact and start.size == start.base:
+            return  # nothing left to merge (another merge did it)
+        if compact:  # the rows still alive, in a new index of the same kind (trained lists kept)
+            keep = np.flatnonzero(start.alive)
+            vectors = np.vstack([start.vectors(keep[i : i + EXACT_CHUNK]) for i in range(0, len(keep), EXACT_CHUNK)]
+                                or [np.zeros((0, self.dim), np.float32)])
+            index = _clone(start.index)
+            index.reset()
+            if not index.is_trained:
+                index.train(training_sample(vectors, index))
+        else:  # the delta added to a copy of the main index, by the index's own add
+            keep, vectors = np.arange(start.size), start.delta[: start.size - start.base]
+            index = _clone(start.index)
+        if len(vectors):
+            index.add(np.ascontiguousarray(vectors))
+        self._set_search_parameters(index)
+        with self._lock:
+            now = self._view  # writes since the merge began: their rows stay in the delta, their marks stay
+            later = np.arange(start.size, now.size)
+            delta = np.zeros((max(2 * len(later), DELTA_ROOM), self.dim), np.float32)
+            delta[: len(later)] = now.delta[start.size - now.base : now.size - now.base]
+            if compact:
+                order = np.concatenate([keep, later])
+                alive = now.alive[order]
+                table = _Rows([now.table.ids[n] for n in order], [now.table.photos[n] for n in order], alive)
+                meta = None if now.meta is None else now.meta.taken(order)
+                self._view = _View(index, table, len(keep), len(order), delta, alive, int((~alive).sum()), meta,
+                                   now.generation, now.products)
+            else:
+                self._view = replace(now, index=index, base=start.size, delta=delta)
+        if self.checkpoint_dir is not None:
+            self._checkpoint(index, [row_ids[n] for n in keep], [photos[n] for n in keep],
+                             np.flatnonzero(~start.alive[keep]), start.generation)
+
+    def _checkpoint(self, index: faiss.Index, ids: list[str], photos: list[int], deleted: np.ndarray,
+                    generation: int) -> None:
+        """Save a merged state as the index file, unless the file there is newer (another publication)."""
+        assert self.checkpoint_dir is not None
+        try:
+            header, _ = read_file(self.checkpoint_dir / INDEX_FILE, payload=False)
+            if int(header.get("generation", 0)) > generation:
+                return
+        except IndexFormatError:
+            pass
+        self._write(self.checkpoint_dir, index, ids, photos, deleted, generation)
 
     # search ---------------------------------------------------------------------------------------------
     def stored_metadata(self, ids: Sequence[str]) -> dict[str, dict[str, str]]:
         """The metadata copy this generation was published with, for the ids it has."""
-        if self.meta is None:
+        view = self._view
+        if view.meta is None:
             return {}
-        positions = ((item_id, self._position.get(item_id)) for item_id in ids)
-        return {item_id: self.meta.row(p) for item_id, p in positions if p is not None}
+        positions = ((item_id, self._first_row(view, item_id)) for item_id in ids)
+        return {item_id: view.meta.row(p) for item_id, p in positions if p is not None}
+
+    def _first_row(self, view: _View, item_id: str) -> int | None:
+        for n in view.table.of.get(item_id, ()):
+            if n < view.size and view.alive[n]:
+                return n
+        return None
 
     def stored_values(self, column: str) -> set[str] | None:
-        return None if self.meta is None else self.meta.values(column)
+        return None if self._view.meta is None else self._view.meta.values(column)
 
     def stored_vectors(self, ids: Sequence[str]) -> np.ndarray | None:
         """The vectors of ``ids`` (their first photos) from the index itself; None when one is missing or the index
         kind cannot give its vectors back."""
-        positions = [self._position.get(i) for i in ids]
+        view = self._view
+        positions = [self._first_row(view, i) for i in ids]
         if any(p is None for p in positions):
             return None
         try:
-            return self.index.reconstruct_batch(np.asarray(positions, dtype=np.int64))
+            return view.vectors(np.asarray(positions, dtype=np.int64))
         except RuntimeError:  # an index kind that cannot give its vectors back
             return None
-
-    def position(self, item_id: str) -> int | None:
-        return self._position.get(item_id)
 
     def search(
         self, queries: np.ndarray, k: int, filters: Filters | None = None, exclude: set[str] | None = None
     ) -> list[list[Hit]]:
-        """Top-k by cosine; filters become a FAISS IDSelector so they act inside the search."""
+        """Top-k by cosine over the main index and the delta; filters (and removed rows) become a FAISS IDSelector
+        so they act inside the search."""
+        view = self._view
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
         exclude = exclude or set()
-        mask = self.meta.mask(filters) if (filters and self.meta is not None) else None
+        mask = view.meta.mask(filters) if (filters and view.meta is not None) else None
+        if view.dead:
+            mask = view.alive.copy() if mask is None else mask & view.alive
         if mask is not None and exclude:
             mask = mask.copy()
             for item_id in exclude:
-                mask[self.rows_of(item_id)] = False
+                mask[[n for n in view.table.of.get(item_id, ()) if n < view.size]] = False
             exclude = set()
+        products = view.products
         if mask is not None and not mask.any():
             return [[] for _ in range(len(queries))]
-        fetch = min((k + len(exclude)) * self._most_photos, len(self.ids))
-        if fetch <= 0:
+        fetch = min((k + len(exclude)) * view.table.most_photos, view.size)
+        if fetch <= 0 or not products:
             return [[] for _ in range(len(queries))]
-        if mask is not None and not isinstance(self.index, faiss.IndexFlat) and mask.sum() <= 4 * fetch + 1000:
-            return self._exact_subset(queries, np.flatnonzero(mask), min(k, len(self)))
+        flat = isinstance(view.index, faiss.IndexFlat)
+        if mask is not None and not flat and mask.sum() <= 4 * fetch + 1000:
+            return self._exact_subset(view, queries, np.flatnonzero(mask), min(k, products))
+        main_mask = None if mask is None else mask[: view.base]
+        hits = [[] for _ in range(len(queries))] if not view.base else \
+            self._search_main(view, queries, min(fetch, view.base), main_mask, k, exclude)
+        if view.size > view.base:  # the delta, exactly, merged with the main index's hits
+            rows = np.arange(view.base, view.size)
+            if mask is not None:
+                rows = rows[mask[view.base :]]
+            if len(rows):
+                found = self._exact_subset(view, queries, rows, min(k + len(exclude), len(rows)))
+                hits = [self._merged(a, b, k, exclude) for a, b in zip(hits, found)]
+        short = [n for n, row in enumerate(hits) if len(row) < min(k, products)]
+        if short and not flat:
+            # An approximate index can come back short (IVF probes only a few lists, HNSW stops early): answer
+            # those rows exactly, so a query always gets min(k, allowed) results.
+            allowed = np.flatnonzero(mask) if mask is not None else np.arange(view.size)
+            if exclude:
+                allowed = allowed[[view.table.ids[p] not in exclude for p in allowed]]
+            for n, row in zip(short, self._exact_subset(view, queries[short], allowed, min(k, len(allowed)))):
+                hits[n] = row
+        return hits
+
+    def _search_main(self, view: _View, queries: np.ndarray, fetch: int, mask: np.ndarray | None, k: int,
+                     exclude: set[str]) -> list[list[Hit]]:
         selector, bits = None, None
         if mask is not None:
             bits = np.packbits(mask, bitorder="little")
             selector = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bits))
-        scores, positions = self.index.search(queries, fetch, params=search_params(self.index, selector))
-        if self.index.metric_type == faiss.METRIC_L2:  # unit vectors: squared L2 distance -> cosine
+        scores, positions = view.index.search(queries, fetch, params=search_params(view.index, selector))
+        if view.index.metric_type == faiss.METRIC_L2:  # unit vectors: squared L2 distance -> cosine
             scores = 1.0 - scores / 2.0
         del bits  # the selector points into this buffer; it was alive for the whole search
-        hits = [self._hits(s, p, k, exclude) for s, p in zip(scores, positions)]
-        short = [n for n, row in enumerate(hits) if len(row) < k]
-        if short and not isinstance(self.index, faiss.IndexFlat):
-            # An approximate index can come back short (IVF probes only a few lists, HNSW stops early): answer
-            # those rows exactly, so a query always gets min(k, allowed) results.
-            allowed = np.flatnonzero(mask) if mask is not None else np.arange(len(self.ids))
-            if exclude:
-                allowed = allowed[[self.ids[p] not in exclude for p in allowed]]
-            for n, row in zip(short, self._exact_subset(queries[short], allowed, min(k, len(allowed)))):
-                hits[n] = row
-        return hits
+        return [self._hits(view, s, p, k, exclude) for s, p in zip(scores, positions)]
 
-    def _exact_subset(self, queries: np.ndarray, positions: np.ndarray, fetch: int) -> list[list[Hit]]:
-        """Score the allowed vectors exactly: for very selective filters on an ANN index, and to complete a short
-        approximate answer. Chunked, so memory stays bounded however many vectors are allowed. ``fetch`` counts
-        products (their best photo each)."""
+    @staticmethod
+    def _merged(a: list[Hit], b: list[Hit], k: int, exclude: set[str]) -> list[Hit]:
+        """Two hit lists as one, best first, each product once (a product's rows are all in one part)."""
+        out: list[Hit] = []
+        seen: set[str] = set()
+        for hit in sorted(a + b, key=lambda h: -h.score):
+            if hit.id not in seen and hit.id not in exclude:
+                seen.add(hit.id)
+                out.append(hit)
+        return out[:k]
+
+    def _exact_subset(self, view: _View, queries: np.ndarray, positions: np.ndarray, fetch: int) -> list[list[Hit]]:
+        """Score the allowed vectors exactly: for very selective filters on an ANN index, the delta, and to complete
+        a short approximate answer. Chunked, so memory stays bounded however many vectors are allowed. ``fetch``
+        counts products (their best photo each)."""
         products = fetch
-        fetch = min(fetch * self._most_photos, len(positions))
+        fetch = min(fetch * view.table.most_photos, len(positions))
         best_scores = np.empty((len(queries), 0), dtype=np.float32)
         best_positions = np.empty((len(queries), 0), dtype=np.int64)
         for start in range(0, len(positions), EXACT_CHUNK):
             chunk = np.asarray(positions[start : start + EXACT_CHUNK], dtype=np.int64)
-            sims = queries @ self.index.reconstruct_batch(chunk).T
+            sims = queries @ view.vectors(chunk).T
             scores = np.hstack([best_scores, sims])
             candidates = np.hstack([best_positions, np.broadcast_to(chunk, sims.shape)])
             order = np.argsort(-scores, axis=1, kind="stable")[:, :fetch]
             best_scores = np.take_along_axis(scores, order, 1)
             best_positions = np.take_along_axis(candidates, order, 1)
-        return [self._hits(s, p, products, set()) for s, p in zip(best_scores, best_positions)]
+        return [self._hits(view, s, p, products, set()) for s, p in zip(best_scores, best_positions)]
 
-    def _hits(self, scores: np.ndarray, positions: np.ndarray, k: int, exclude: set[str]) -> list[Hit]:
+    @staticmethod
+    def _hits(view: _View, scores: np.ndarray, positions: np.ndarray, k: int, exclude: set[str]) -> list[Hit]:
         hits: list[Hit] = []
         seen: set[str] = set()
         for score, pos in zip(scores, positions):
             if pos < 0:
                 continue
-            item_id = self.ids[int(pos)]
+            item_id = view.table.ids[int(pos)]
             if item_id in exclude or item_id in seen:
                 continue
             seen.add(item_id)
-            hits.append(Hit(item_id, float(score), 0 if self.photos is None else self.photos[int(pos)]))
+            hits.append(Hit(item_id, float(score), view.table.photos[int(pos)]))
             if len(hits) == k:
                 break
         return hits
+
+
+class _Pinned(FaissStore):
+    """A store's state at one moment (:meth:`FaissStore.snapshot`): searched, never written."""
+
+    def upsert(self, item_id: str, vectors: np.ndarray, metadata: Mapping[str, str], *,
+               generation: int | None = None) -> None:
+        raise TypeError("a pinned snapshot of a store is read-only")
+
+    def remove(self, item_id: str, *, generation: int | None = None) -> bool:
+        raise TypeError("a pinned snapshot of a store is read-only")
+
+    def snapshot(self) -> FaissStore:
+        return self
+
+
+def read_file(path: Path, *, payload: bool = True) -> tuple[dict[str, Any], bytes]:
+    """The header of an index file and its payload (checked against the header's checksum)."""
+    if not path.is_file():
+        raise IndexFormatError(f"no vector index in {path.parent} (missing {INDEX_FILE}); run `fashionrec index`")
+    with path.open("rb") as f:
+        head = f.read(len(MAGIC) + 8)
+        if not head.startswith(MAGIC) or len(head) < len(MAGIC) + 8:
+            raise IndexFormatError(f"{path} is not a fashionrec FAISS index")
+        (header_len,) = struct.unpack_from("<Q", head, len(MAGIC))
+        raw = f.read(header_len)
+        data = f.read() if payload else b""
+    try:
+        header = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise IndexFormatError(f"{path}: damaged header") from None
+    if not isinstance(header, dict) or header.get("format_version") not in (FORMAT_VERSION, DELETED_FORMAT_VERSION):
+        raise IndexFormatError(
+            f"{path}: format version {header.get('format_version') if isinstance(header, dict) else '?'}, "
+            f"this fashionrec reads {FORMAT_VERSION} and {DELETED_FORMAT_VERSION}; re-run `fashionrec index`"
+        )
+    if payload and hashlib.sha256(data).hexdigest() != header.get("payload_sha256"):
+        raise IndexFormatError(f"{path}: checksum mismatch (file corrupt or truncated); re-run `fashionrec index`")
+    return header, data

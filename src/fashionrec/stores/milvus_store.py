@@ -36,6 +36,10 @@ DEFAULT_COLLECTION = "fashionrec"
 ID_FIELD = "id"
 VECTOR_FIELD = "embedding"
 DIGEST_FIELD = "row_digest"
+PHOTO_FIELD = "photo"
+"""Which photo of its product a row is: 0 (primary key: the product id) or n >= 1 (key: ``photo_key(id, n)``)."""
+PHOTO_ROWS = 8  # photos one product may have (fashionrec.live.MAX_PHOTOS): exclusions name every possible row
+GENERATION_PROPERTY = "fashionrec.generation"
 VARCHAR_MAX = 65_535  # Milvus' VARCHAR limit; catalogue fields are capped far below it (catalog.MAX_FIELD_CHARS)
 MODEL_PROPERTY = "fashionrec.model"
 COLUMNS_PROPERTY = "fashionrec.columns"
@@ -43,7 +47,7 @@ PUBLISH_BATCH = 1000  # rows per upsert: ~5 MB at 1280 dims, well under gRPC's 6
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,200}")
 # Words the expression parser reads as operators; a column with such a name is encoded like any odd name.
 _KEYWORDS = {"and", "or", "not", "in", "like", "true", "false", "exists", "is", "null"}
-_RESERVED = {ID_FIELD, VECTOR_FIELD, DIGEST_FIELD}
+_RESERVED = {ID_FIELD, VECTOR_FIELD, DIGEST_FIELD, PHOTO_FIELD}
 _ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"})
 
 
@@ -63,14 +67,27 @@ def quote(value: str) -> str:
     return '"' + value.translate(_ESCAPES) + '"'
 
 
-def filter_expression(filters: Filters | None, exclude: Sequence[str] | set[str] | None = None) -> str:
-    """Filters (OR within a column, AND across) and excluded ids as one boolean expression; "" = no filter."""
+def photo_key(item_id: str, n: int) -> str:
+    """The primary key of photo ``n`` of a product (its first photo's key is the product id)."""
+    return item_id if n == 0 else f"{item_id}#photo-{n}"
+
+
+def product_of(key: str, photo: int) -> str:
+    """The product id of the row with primary key ``key`` holding photo ``photo``."""
+    return key if photo == 0 else key[: -len(f"#photo-{photo}")]
+
+
+def filter_expression(filters: Filters | None, exclude: Sequence[str] | set[str] | None = None,
+                      photo_rows: bool = False) -> str:
+    """Filters (OR within a column, AND across) and excluded ids (each of their photo rows, when ``photo_rows``)
+    as one boolean expression; "" = no filter."""
     parts = [
         f"{field_name(column)} in [{', '.join(quote(v) for v in sorted(values))}]"
         for column, values in sorted((filters or {}).items())
     ]
     if exclude:
-        parts.append(f"{ID_FIELD} not in [{', '.join(quote(i) for i in sorted(exclude))}]")
+        keys = [photo_key(i, n) for i in sorted(exclude) for n in range(PHOTO_ROWS if photo_rows else 1)]
+        parts.append(f"{ID_FIELD} not in [{', '.join(quote(k) for k in keys)}]")
     return " and ".join(parts)
 
 
@@ -159,7 +176,12 @@ class MilvusStore:
         self.dim = int(vector["params"]["dim"])
         self.model: Manifest | None = Manifest.from_json(properties.get(MODEL_PROPERTY), f"Milvus collection {collection!r}")
         self.columns: list[str] = json.loads(properties.get(COLUMNS_PROPERTY, "[]"))
+        self.photo_field = any(f["name"] == PHOTO_FIELD for f in info["fields"])
+        """Whether rows say which photo they are (collections published before several photos per product: no)."""
+        found = properties.get(GENERATION_PROPERTY)
+        self._generation = -1 if found is None else int(found)  # -1: unknown (published before it was recorded)
         self._count: int | None = None  # counted lazily, again after writes
+        self._photo_rows: bool | None = None  # whether some product has several photos (asked lazily)
 
     # lifecycle ------------------------------------------------------------------------------------------
     @classmethod
@@ -177,6 +199,7 @@ class MilvusStore:
         schema.add_field(ID_FIELD, DataType.VARCHAR, is_primary=True, max_length=VARCHAR_MAX)
         schema.add_field(VECTOR_FIELD, DataType.FLOAT_VECTOR, dim=dim)
         schema.add_field(DIGEST_FIELD, DataType.VARCHAR, max_length=64)
+        schema.add_field(PHOTO_FIELD, DataType.INT64)
         for column in columns:
             schema.add_field(field_name(column), DataType.VARCHAR, max_length=VARCHAR_MAX)
         index = client.prepare_index_params()
@@ -198,7 +221,7 @@ class MilvusStore:
             exists = client.has_collection(collection)
         if exists:
             store = cls(client, collection)
-            if store.dim == dim and store.columns == list(columns):
+            if store.dim == dim and store.columns == list(columns) and store.photo_field:
                 return store, False
             store.drop()
         return cls.create(client, collection, dim, columns, model), True
@@ -223,13 +246,47 @@ class MilvusStore:
     def stored_vectors(self, ids: Sequence[str]) -> np.ndarray | None:
         return None
 
-    # size -----------------------------------------------------------------------------------------------
+    # size, generation ----------------------------------------------------------------------------------
     def __len__(self) -> int:
+        """Products in the collection (not rows: a product with several photos has several)."""
         if self._count is None:
             with _milvus_errors(f"count collection {self.collection!r}"):
-                rows = self.client.query(self.collection, filter="", output_fields=["count(*)"])
+                rows = self.client.query(self.collection, filter=f"{PHOTO_FIELD} == 0" if self.photo_field else "",
+                                         output_fields=["count(*)"])
             self._count = int(rows[0]["count(*)"])
         return self._count
+
+    def _has_photo_rows(self) -> bool:
+        if self._photo_rows is None:
+            if not self.photo_field:
+                self._photo_rows = False
+            else:
+                with _milvus_errors(f"count collection {self.collection!r}"):
+                    rows = self.client.query(self.collection, filter=f"{PHOTO_FIELD} > 0", output_fields=["count(*)"])
+                self._photo_rows = int(rows[0]["count(*)"]) > 0
+        return self._photo_rows
+
+    @property
+    def generation(self) -> int:
+        """The database generation the collection holds (recorded with it; -1 when it was never recorded)."""
+        return self._generation
+
+    @generation.setter
+    def generation(self, value: int) -> None:
+        if value != self._generation:
+            with _milvus_errors("record the generation"):
+                self.client.alter_collection_properties(self.collection,
+                                                        properties={GENERATION_PROPERTY: str(int(value))})
+            self._generation = int(value)
+
+    @property
+    def external(self) -> bool:
+        """True: the collection lives outside the index directory; reopening the index keeps this store."""
+        return True
+
+    def snapshot(self) -> MilvusStore:
+        """Itself: Milvus answers each search from its own consistent state (Strong consistency)."""
+        return self
 
     # search ---------------------------------------------------------------------------------------------
     def search(
@@ -245,33 +302,93 @@ class MilvusStore:
             )
         if not len(queries):
             return []
+        several = self._has_photo_rows()
         with _milvus_errors("search"):
             rows = self.client.search(
-                self.collection, data=queries, limit=k, filter=filter_expression(filters, exclude),
-                anns_field=VECTOR_FIELD, search_params={"metric_type": "IP"}, output_fields=[],
+                self.collection, data=queries, limit=min(k * PHOTO_ROWS, 16_384) if several else k,
+                filter=filter_expression(filters, exclude, self.photo_field),
+                anns_field=VECTOR_FIELD, search_params={"metric_type": "IP"},
+                output_fields=[PHOTO_FIELD] if several else [],
             )
-        return [[Hit(str(hit["id"]), float(hit["distance"])) for hit in row] for row in rows]
+        return [self._hits(row, k) for row in rows]
 
-    # writes ---------------------------------------------------------------------------------------------
-    def upsert(
-        self, ids: Sequence[str], vectors: np.ndarray, metadata: Sequence[Mapping[str, str]], digests: Sequence[str]
+    @staticmethod
+    def _hits(row: Sequence[Mapping[str, Any]], k: int) -> list[Hit]:
+        """Each product once, by its best photo."""
+        hits: list[Hit] = []
+        seen: set[str] = set()
+        for hit in row:
+            photo = int((hit.get("entity") or {}).get(PHOTO_FIELD, 0))
+            item_id = product_of(str(hit["id"]), photo)
+            if item_id not in seen:
+                seen.add(item_id)
+                hits.append(Hit(item_id, float(hit["distance"]), photo))
+                if len(hits) == k:
+                    break
+        return hits
+
+    # writes: one product at a time (the items API) ---------------------------------------------------------
+    def upsert(self, item_id: str, vectors: np.ndarray, metadata: Mapping[str, str], *,
+               generation: int | None = None) -> None:
+        """Add a product (one row per photo, in the searched space) or replace it whole (photos it no longer has
+        are deleted); the collection then records ``generation``."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
+        if len(vectors) > 1 and not self.photo_field:
+            raise FashionrecError(f"Milvus collection {self.collection!r} was published before products had several "
+                                  "photos; publish it again (`fashionrec index --store milvus`)")
+        keys = [photo_key(item_id, n) for n in range(len(vectors))]
+        self.upsert_rows(keys, vectors, [metadata] * len(keys), [""] * len(keys), range(len(keys)))
+        self.delete([photo_key(item_id, n) for n in range(len(vectors), PHOTO_ROWS)] if self.photo_field else [])
+        if generation is not None:
+            self.generation = generation
+
+    def remove(self, item_id: str, *, generation: int | None = None) -> bool:
+        """Delete a product's rows; whether it had any."""
+        keys = [photo_key(item_id, n) for n in range(PHOTO_ROWS if self.photo_field else 1)]
+        with _milvus_errors("read the product's rows"):
+            had = bool(self.client.get(self.collection, ids=keys[:1], output_fields=[ID_FIELD]))
+        self.delete(keys)
+        if generation is not None:
+            self.generation = generation
+        return had
+
+    def set_metadata(self, item_id: str, metadata: Mapping[str, str], *, generation: int | None = None) -> None:
+        """New filter values for a product's rows (their vectors stay)."""
+        keys = [photo_key(item_id, n) for n in range(PHOTO_ROWS if self.photo_field else 1)]
+        with _milvus_errors("read the product's rows"):
+            rows = self.client.get(self.collection, ids=keys, output_fields=[VECTOR_FIELD, DIGEST_FIELD, PHOTO_FIELD]
+                                   if self.photo_field else [VECTOR_FIELD, DIGEST_FIELD])
+        if rows:
+            self.upsert_rows([str(r[ID_FIELD]) for r in rows], np.array([r[VECTOR_FIELD] for r in rows], np.float32),
+                             [metadata] * len(rows), [""] * len(rows), [int(r.get(PHOTO_FIELD, 0)) for r in rows])
+        if generation is not None:
+            self.generation = generation
+
+    # writes: publication in batches ---------------------------------------------------------------------
+    def upsert_rows(
+        self, ids: Sequence[str], vectors: np.ndarray, metadata: Sequence[Mapping[str, str]], digests: Sequence[str],
+        photos: Sequence[int] | None = None,
     ) -> None:
         """Insert or replace rows (one Milvus call; keep batches to a few thousand rows)."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        photos = [0] * len(ids) if photos is None else list(photos)
         rows = [
-            {ID_FIELD: i, VECTOR_FIELD: v, DIGEST_FIELD: d, **{field_name(c): m.get(c, "") for c in self.columns}}
-            for i, v, m, d in zip(ids, vectors, metadata, digests)
+            {ID_FIELD: i, VECTOR_FIELD: v, DIGEST_FIELD: d, **({PHOTO_FIELD: n} if self.photo_field else {}),
+             **{field_name(c): m.get(c, "") for c in self.columns}}
+            for i, v, m, d, n in zip(ids, vectors, metadata, digests, photos)
         ]
         if rows:
             with _milvus_errors("upsert"):
                 self.client.upsert(self.collection, rows)
             self._count = None
+            if any(photos):
+                self._photo_rows = True
 
     def delete(self, ids: Sequence[str]) -> None:
         if ids:
             with _milvus_errors("delete"):
                 self.client.delete(self.collection, ids=list(ids))
-            self._count = None
+            self._count = self._photo_rows = None
 
     def flush(self) -> None:
         """Seal what was written into segments (Milvus Lite searches sealed data much faster than fresh data)."""

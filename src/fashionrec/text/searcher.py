@@ -22,7 +22,7 @@ import numpy as np
 from fashionrec.catalog_db import CatalogDB, closed_on_failure
 from fashionrec.errors import FashionrecError, IndexFormatError
 from fashionrec.filters import MetadataColumns, normalise_filters
-from fashionrec.index import Index, OpenIndex, in_store_order
+from fashionrec.index import Index, OpenIndex, faiss_store, in_store_order
 from fashionrec.manifest import Manifest
 from fashionrec.recommend import Result, check_k
 from fashionrec.stores.faiss_store import FaissStore
@@ -87,8 +87,8 @@ def _joint_store(db: CatalogDB, path: Path, model: Manifest) -> FaissStore:
     head was applied when it was published (its vectors then left CLIP's space): then the raw CLIP vectors that
     SQLite keeps, indexed in memory."""
     store = FaissStore.load(path)
-    if store.model is not None and store.model.head is None:
-        return store
+    if store.model is not None and store.model.head is None:  # brought up to the database's latest writes
+        return store if store.generation == db.generation else faiss_store(db, path, model)
     ids, vectors = db.vectors(model.dim)
     return FaissStore.of(ids, vectors, model)
 
