@@ -25,7 +25,7 @@ from PIL import Image
 
 from _common import SHARED, machine, print_table, run_main, write_results
 from fashionrec.evaluate import load_mapping
-from fashionrec.garments import expand_box, load_classes
+from fashionrec.garments import crop_box, load_classes
 from fashionrec.recommend import Recommender
 from fashionrec.street_eval import CROP_MARGIN, StreetPhoto, evaluate_street, street_photos
 
@@ -47,13 +47,12 @@ def make_catalogue(catalogue: Path, out: Path, products: int, seed: int) -> int:
 def oracle_crops(rec: Recommender, photos: list[StreetPhoto], mapping: dict[str, list[str]]) -> dict[str, Any]:
     """Crop hit@5 / P@5 with each crop steered to its labelled garment's own class."""
     classes = load_classes()
-    class_of = {label: c.name for c in classes.classes for label in c.labels}
+    class_of = classes.class_of()
     hits, precisions = [], []
     for photo in photos:
         image = Image.open(photo.path).convert("RGB")
         for garment in photo.garments:
-            x, y, w, h = expand_box(garment.box, CROP_MARGIN, image.size)
-            vectors = rec.embed([image.crop((x, y, x + w, y + h))])
+            vectors = rec.embed([crop_box(image, garment.box, CROP_MARGIN)])
             results = rec.recommend_vectors(vectors, 5, rec.kind_filters({}, (class_of[garment.label],)))[0]
             flags = [r.metadata.get(classes.column) in set(mapping[garment.label]) for r in results]
             hits.append(float(any(flags)))

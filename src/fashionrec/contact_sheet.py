@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw
 
 from fashionrec.catalog_db import CatalogDB
 from fashionrec.columns import read_roles
+from fashionrec.garments import crop_box
 from fashionrec.imageio import load_image, pad_to_square
 from fashionrec.look import LookGarment
 from fashionrec.result import Result
@@ -92,8 +93,7 @@ def _numbered_boxes(photo: Image.Image, garments: Sequence[LookGarment], scale: 
 
 def _garment_tile(photo: Image.Image, number: int, garment: LookGarment) -> Image.Image:
     """The garment cut out of the photo, framed in its colour and captioned with its number, label and score."""
-    x, y, w, h = garment.box
-    tile = _tile(photo.crop((x, y, x + w, y + h)), [f"{number} {garment.label}", f"confidence {garment.score:.2f}"])
+    tile = _tile(crop_box(photo, garment.box), [f"{number} {garment.label}", f"confidence {garment.score:.2f}"])
     ImageDraw.Draw(tile).rectangle((0, 0, TILE - 1, TILE - 1), outline=box_colour(number), width=LINE)
     return tile
 

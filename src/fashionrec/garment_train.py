@@ -145,17 +145,12 @@ def _normalise(photos: np.ndarray | torch.Tensor, device: torch.device) -> torch
     return (pixels - mean) / std
 
 
-def _box(mask: np.ndarray) -> tuple[int, int, int, int]:
-    ys, xs = np.nonzero(mask)
-    return int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
-
-
 def evaluate_localiser(probabilities: np.ndarray, maps: np.ndarray, names: tuple[str, ...],
                        min_share: float = 0.01) -> dict[str, object]:
     """Per-class IoU (pixels, over all photos) and box recall (a labelled garment covering ``min_share`` of its
     photo is found when a returned garment of its class overlaps its box with IoU >= 0.3) on validation photos.
     ``probabilities``: (N, C+1, h, w) at the maps' resolution divided by an integer."""
-    from fashionrec.garments import iou
+    from fashionrec.garments import iou, mask_box
 
     step = maps.shape[1] // probabilities.shape[2]
     targets = maps[:, step // 2 :: step, step // 2 :: step][:, : probabilities.shape[2], : probabilities.shape[3]]
@@ -170,7 +165,7 @@ def evaluate_localiser(probabilities: np.ndarray, maps: np.ndarray, names: tuple
             if truth.mean() < min_share:
                 continue
             found[name][1] += 1
-            if name in garments and iou(_box(garments[name]), _box(truth)) >= 0.3:
+            if name in garments and iou(mask_box(garments[name]), mask_box(truth)) >= 0.3:
                 found[name][0] += 1
     for number, name in enumerate(names, start=1):
         inter = np.logical_and(predicted == number, targets == number).sum()

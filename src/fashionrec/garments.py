@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -55,6 +55,17 @@ def shipped_network(file: str, card: str, what: str) -> bytes:
     return data
 
 
+def open_network(model: bytes | str, key: str, what: str) -> tuple[Any, dict[str, Any]]:
+    """An ONNX Runtime session of a network fashionrec exported, and the metadata it carries under ``key``."""
+    from fashionrec.embedders.onnx_embedder import onnx_session
+
+    session = onnx_session(model)
+    raw = session.get_modelmeta().custom_metadata_map.get(key)
+    if raw is None:
+        raise FashionrecError(f"the ONNX file is not a fashionrec {what} (no metadata)")
+    return session, json.loads(raw)
+
+
 @dataclass(frozen=True)
 class GarmentClass:
     name: str
@@ -82,6 +93,10 @@ class GarmentClasses:
     def label_map(self) -> dict[str, int]:
         """Street-photo label -> class number (1-based; 0 is background)."""
         return {label: n for n, c in enumerate(self.classes, start=1) for label in c.labels}
+
+    def class_of(self) -> dict[str, str]:
+        """Street-photo label -> the name of its class."""
+        return {label: c.name for c in self.classes for label in c.labels}
 
 
 def load_classes(path: str | Path | None = None) -> GarmentClasses:
@@ -164,13 +179,7 @@ class GarmentLocaliser:
     """An open localiser network: ``find(image)`` -> the garments in it, most confident first."""
 
     def __init__(self, model: bytes | str, *, classes: GarmentClasses | None = None) -> None:
-        from fashionrec.embedders.onnx_embedder import onnx_session
-
-        self._session = onnx_session(model)
-        raw = self._session.get_modelmeta().custom_metadata_map.get(_METADATA_KEY)
-        if raw is None:
-            raise FashionrecError("the ONNX file is not a fashionrec garment localiser (no metadata)")
-        meta: dict[str, Any] = json.loads(raw)
+        self._session, meta = open_network(model, _METADATA_KEY, "garment localiser")
         self.meta = meta
         self.width, self.height = int(meta["width"]), int(meta["height"])
         self.mean = np.array(meta["mean"], np.float32).reshape(3, 1, 1)
@@ -237,6 +246,18 @@ def _photo_mask(mask: np.ndarray, size: tuple[int, int], scale: float, left: int
     return np.asarray(region) > 127
 
 
+def mask_box(mask: np.ndarray) -> XYWH:
+    """The box ``(x, y, w, h)`` around the true pixels of a non-empty boolean mask."""
+    ys, xs = np.nonzero(mask)
+    return int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
+
+
+def crop_box(image: Image.Image, box: XYWH, margin: float = 0.0) -> Image.Image:
+    """The region ``box`` of ``image``, grown by ``margin`` of its size on every side (kept inside the image)."""
+    x, y, w, h = expand_box(box, margin, image.size) if margin else box
+    return image.crop((x, y, x + w, y + h))
+
+
 def expand_box(box: XYWH, margin: float, size: tuple[int, int]) -> XYWH:
     """``box`` grown by ``margin`` of its width and height on every side, kept inside a photo of ``size``."""
     x, y, w, h = box
@@ -253,11 +274,3 @@ def iou(a: XYWH, b: XYWH) -> float:
     inter = ix * iy
     union = a[2] * a[3] + b[2] * b[3] - inter
     return inter / union if union else 0.0
-
-
-def class_filters(classes: GarmentClasses, name: str, columns: Mapping[str, Any] | Sequence[str]) -> dict[str, list[str]]:
-    """The filter that steers a garment of class ``name`` to its catalogue values, or none when the catalogue has
-    no such column."""
-    if classes.column not in columns:
-        return {}
-    return {classes.column: list(classes.values(name))}

@@ -46,7 +46,7 @@ import numpy as np
 from PIL import Image
 
 from fashionrec.atomic import write_atomically
-from fashionrec.garments import GarmentClasses, expand_box, load_classes
+from fashionrec.garments import GarmentClasses, crop_box, load_classes
 from fashionrec.imageio import load_image
 from fashionrec.kinds import _METADATA_KEY, DEFAULT_THRESHOLD, OTHER
 from fashionrec.split import is_held_out
@@ -115,13 +115,12 @@ def prepare(out: Path, classes: GarmentClasses, *, catalogue: Path | None, photo
                 add(load_image(path), label, "photos")
     if street is not None:
         street_mapping = load_mapping(street / "mapping.json")
-        class_of = {label: c.name for c in classes.classes for label in c.labels}
+        class_of = classes.class_of()
         for validation in (False, True):
             for photo in street_photos(street, street_mapping, validation=validation):
                 image = Image.open(photo.path).convert("RGB")
                 for garment in photo.garments:
-                    x, y, w, h = expand_box(garment.box, CROP_MARGIN, image.size)
-                    add(image.crop((x, y, x + w, y + h)), class_of.get(garment.label, OTHER),
+                    add(crop_box(image, garment.box, CROP_MARGIN), class_of.get(garment.label, OTHER),
                         "street-validation" if validation else "street")
         for image, label in tagged_crops(street, classes):
             add(image, label, "street-tagged")
@@ -136,7 +135,7 @@ def tagged_crops(street: Path, classes: GarmentClasses) -> list[tuple[Image.Imag
     from fashionrec.split import is_validation_photo
 
     tags = json.loads((street / "labels.json").read_text())["tags"]
-    class_of = {label: c.name for c in classes.classes for label in c.labels}
+    class_of = classes.class_of()
     localiser = GarmentLocaliser.open(classes=classes)
     out = []
     for name, present in sorted(tags.items()):
@@ -146,8 +145,7 @@ def tagged_crops(street: Path, classes: GarmentClasses) -> list[tuple[Image.Imag
         image = Image.open(street / "photos" / f"{name}.jpg").convert("RGB")
         for garment in localiser.find(image):
             if garment.label in tagged:
-                x, y, w, h = expand_box(garment.box, CROP_MARGIN, image.size)
-                out.append((image.crop((x, y, x + w, y + h)), garment.label))
+                out.append((crop_box(image, garment.box, CROP_MARGIN), garment.label))
     return out
 
 

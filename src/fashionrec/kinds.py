@@ -12,15 +12,13 @@ nothing is steered.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from fashionrec.errors import FashionrecError
-from fashionrec.garments import shipped_network
+from fashionrec.garments import open_network, shipped_network
 from fashionrec.manifest import Manifest
 
 logger = logging.getLogger(__name__)
@@ -37,13 +35,7 @@ class KindClassifier:
     """An open kind classifier: ``kinds(batch)`` -> per row the garment class it confidently shows, or None."""
 
     def __init__(self, model: bytes | str, threshold: float | None = None) -> None:
-        from fashionrec.embedders.onnx_embedder import onnx_session
-
-        self._session = onnx_session(model)
-        raw = self._session.get_modelmeta().custom_metadata_map.get(_METADATA_KEY)
-        if raw is None:
-            raise FashionrecError("the ONNX file is not a fashionrec kind classifier (no metadata)")
-        meta: dict[str, Any] = json.loads(raw)
+        self._session, meta = open_network(model, _METADATA_KEY, "kind classifier")
         self.meta = meta
         self.classes: tuple[str, ...] = tuple(meta["classes"])
         self.image_size = int(meta["image_size"])

@@ -31,7 +31,7 @@ from fashionrec.feedback import (
     rocchio,
 )
 from fashionrec.filters import Filters, normalise_filters
-from fashionrec.garments import XYWH, GarmentLocaliser, expand_box
+from fashionrec.garments import GarmentClasses, GarmentLocaliser, crop_box, load_classes
 from fashionrec.hybrid import (
     check_consensus_column,
     check_preferences,
@@ -51,11 +51,6 @@ from fashionrec.vectors import l2_normalise
 
 __all__ = ["MAX_K", "ImageSource", "LookGarment", "Recommender", "Result", "check_k"]
 MAX_K = 1000
-
-
-def _corners(box: XYWH) -> tuple[int, int, int, int]:
-    x, y, w, h = box
-    return x, y, x + w, y + h
 
 
 def check_k(k: int) -> int:
@@ -93,6 +88,7 @@ class Recommender(OpenIndex):
         self.ranking = ranking or RankingConfig()  # the built-in defaults: the environment is read at the edge
         self._column_values: dict[str, set[str]] = {}
         self._localiser: GarmentLocaliser | None = None
+        self._garment_classes: GarmentClasses | None = None
         self._kind_classifier: KindClassifier | None | bool = False  # False: not looked up yet
 
     @property
@@ -194,7 +190,7 @@ class Recommender(OpenIndex):
         steering is on and the caller does not already filter that column (fashionrec.look.steered)."""
         if not kinds or not self.ranking.steer_kind:
             return filters
-        return steered(filters, self.localiser.classes, kinds, self.columns)
+        return steered(filters, self.garment_classes, kinds, self.columns)
 
     @property
     def kind_classifier(self) -> KindClassifier | None:
@@ -218,11 +214,11 @@ class Recommender(OpenIndex):
         garments = self.localiser.find(photo, max_garments=max_garments)
         if not garments:
             return []
-        crops = [photo.crop(_corners(expand_box(g.box, CROP_MARGIN, photo.size))) for g in garments]
+        crops = [crop_box(photo, g.box, CROP_MARGIN) for g in garments]
         vectors = self.encoder.embed(self.encoder.preprocess(crops))
         out = []
         for garment, vector in zip(garments, vectors, strict=True):
-            wanted = steered(chosen, self.localiser.classes, garment.label, self.columns) if steer else chosen
+            wanted = steered(chosen, self.garment_classes, garment.label, self.columns) if steer else chosen
             results = self.recommend_vectors(vector[None, :], k, wanted)[0]
             if results:  # a garment the catalogue has nothing of (under the filters) is left out
                 out.append(LookGarment(garment.label, garment.box, garment.score, results))
@@ -232,12 +228,22 @@ class Recommender(OpenIndex):
     def localiser(self) -> GarmentLocaliser:
         """The garment localiser (the shipped one unless one was given), opened on first use."""
         if self._localiser is None:
-            self._localiser = GarmentLocaliser.open()
+            self._localiser = GarmentLocaliser.open(classes=self.garment_classes)
         return self._localiser
 
     @localiser.setter
     def localiser(self, value: GarmentLocaliser) -> None:
         self._localiser = value
+
+    @property
+    def garment_classes(self) -> GarmentClasses:
+        """The garment classes looks and kind steering search among (garments.json): the localiser's when one is
+        open, else the shipped file's, read on first use (kind steering needs no localiser network)."""
+        if self._localiser is not None:
+            return self._localiser.classes
+        if self._garment_classes is None:
+            self._garment_classes = load_classes()
+        return self._garment_classes
 
     def recommend_examples(
         self, like: Iterable[str], unlike: Iterable[str] = (), k: int = 5,

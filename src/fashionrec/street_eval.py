@@ -32,7 +32,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from fashionrec.errors import FashionrecError
-from fashionrec.garments import XYWH, GarmentClasses, expand_box, iou
+from fashionrec.garments import XYWH, GarmentClasses, crop_box, iou, mask_box
 from fashionrec.split import is_validation_photo
 
 if TYPE_CHECKING:  # evaluation runs a recommender; preparing training crops (kind_train) needs none
@@ -67,9 +67,7 @@ def labelled_garments(labels: np.ndarray, names: Sequence[str], mapping: Mapping
         name = names[int(number)]
         if not mapping.get(name):
             continue
-        ys, xs = np.nonzero(labels == number)
-        box = (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
-        out.append(StreetGarment(name, box, float(counts[number] / labels.size)))
+        out.append(StreetGarment(name, mask_box(labels == number), float(counts[number] / labels.size)))
     return out
 
 
@@ -108,7 +106,7 @@ def evaluate_street(rec: Recommender, photos: Sequence[StreetPhoto], mapping: Ma
     column = classes.column
     if column not in rec.columns:
         raise FashionrecError(f"the index has no {column!r} column to judge relevance by")
-    class_of = {label: c.name for c in classes.classes for label in c.labels}
+    class_of = classes.class_of()
     crop_rows: list[dict[str, Any]] = []
     look_found: list[dict[str, Any]] = []
     returned: list[bool] = []
@@ -117,8 +115,7 @@ def evaluate_street(rec: Recommender, photos: Sequence[StreetPhoto], mapping: Ma
         image = Image.open(photo.path).convert("RGB")
         if crops:
             for garment in photo.garments:
-                x, y, w, h = expand_box(garment.box, CROP_MARGIN, image.size)
-                results = rec.recommend(image.crop((x, y, x + w, y + h)), k=k)
+                results = rec.recommend(crop_box(image, garment.box, CROP_MARGIN), k=k)
                 flags = _relevant(results, set(mapping[garment.label]), column)
                 crop_rows.append({"label": garment.label, "class": class_of.get(garment.label, "other"),
                                   "hit@5": float(any(flags[:5])), "P@5": sum(flags[:5]) / 5})

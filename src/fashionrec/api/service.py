@@ -286,8 +286,8 @@ class RecommenderService:
         """``filters`` steered to garment class ``garment``'s catalogue values (fashionrec.look.steered); an unknown
         class is a 422 naming the known ones."""
         rec = self.recommender
-        with self._model_lock:  # the localiser (which holds the class file) is opened on first use
-            classes = rec.localiser.classes
+        with self._model_lock:  # the class file is read on first use
+            classes = rec.garment_classes
         if garment not in classes.names:
             raise ApiError(422, f"unknown garment {garment!r}; known: {', '.join(classes.names)}")
         return steered(filters, classes, garment, rec.columns)

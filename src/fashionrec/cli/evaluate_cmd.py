@@ -71,7 +71,7 @@ def run_street(args: argparse.Namespace) -> int:
         photos = street_photos(args.street, mapping, validation=None if args.all_photos else True,
                                limit=args.sample)
         result = {"protocol": "street", "part": "all" if args.all_photos else "validation",
-                  **evaluate_street(rec, photos, mapping, rec.localiser.classes, progress=not args.json)}
+                  **evaluate_street(rec, photos, mapping, rec.garment_classes, progress=not args.json)}
     if args.json:
         print(json.dumps(result))
         return 0
