@@ -21,48 +21,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 
 from _common import REPO, RESULTS_DIR, machine, rss_mib
+from _http import KEY, call, free_port, multipart
 from fashionrec.indexing import index_catalog
 from fashionrec.modelspec import ModelSpec
-
-KEY = "benchmark-key-0123456789"
-BOUNDARY = "bench-boundary"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def call(url: str, method: str = "GET", body: bytes | None = None, headers: dict[str, str] | None = None):
-    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=120) as answer:
-            return answer.status, answer.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
-def multipart(photo: bytes, fields: dict[str, str]) -> tuple[bytes, dict[str, str]]:
-    parts = [f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
-             for k, v in fields.items()]
-    parts.append(f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="p.jpg"\r\n\r\n'.encode()
-                 + photo + b"\r\n")
-    return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode(), {
-        "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
 
 
 def percentiles(values: list[float]) -> dict[str, float]:

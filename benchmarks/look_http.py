@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from _common import SHARED, machine, print_table, run_main, write_results
+from _http import call, free_port, multipart
 from fashionrec.columns import load_mapping
 from fashionrec.street_eval import street_photos
-from items_api import call, free_port, multipart
 
 
 def main(argv: list[str] | None) -> int:
