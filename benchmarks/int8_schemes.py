@@ -6,7 +6,9 @@ Indexes the catalogue three times into temporary folders: float32; int8 as this 
 CPU without VNNI gets it (the 7-bit scheme, forced by giving the ladder an AVX2-only flag set). 7-bit weights cannot
 saturate a 16-bit pair sum, so the forced run computes what an AVX2-only CPU computes; its speed is this CPU's, not
 that one's. For each: the scheme recorded in the cached model, its mean cosine to float on the calibration images,
-indexing time, and the overlap of each query photo's top 5 with float32's. Writes
+indexing time, and the overlap of each query photo's top 5 with float32's. Then the 7-bit variants the shipped one
+was chosen among (7-bit weights alone, with the two first and two last layers in float, with the first twelve and
+the last two in float): their drift on the calibration images and how many of float's top 5 they keep. Writes
 benchmarks/results/int8_schemes.json, with this CPU's int8 flags.
 """
 
@@ -17,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from _common import machine, print_table, run_main, write_results
 from fashionrec.embedders import quantize as q
@@ -40,6 +44,37 @@ def _run(catalog: Path, queries: list[Path], spec: ModelSpec, k: int) -> tuple[f
             tops = [[r.id for r in rec.recommend(str(p), k=k)] for p in queries]
             numerics = rec.embedder.numerics
     return build, seconds, tops, numerics
+
+
+# the 7-bit variants weighed against the shipped one (fashionrec.embedders.quantize.SEVEN_BIT)
+CANDIDATES = (q.Int8Scheme("u8s7", reduce_range=True), q.Int8Scheme("u8s7-float-ends", reduce_range=True,
+              float_first=2, float_last=2), q.SEVEN_BIT)
+
+
+def candidates(catalog: Path, queries: list[Path], model: str, k: int) -> dict[str, Any]:
+    """Each 7-bit variant against float: mean cosine on the calibration images (what the drift limit judges) and
+    the overlap of each query's top k over the catalogue (exact cosine search), the variant's limit not applied."""
+    from fashionrec.embedders.onnx_embedder import OnnxEmbedder, with_metadata
+    from fashionrec.embedders.packaged import packaged_onnx
+    from fashionrec.imageio import load_image
+
+    reference = ModelSpec(model).build()
+    assert isinstance(reference, OnnxEmbedder)
+    export = packaged_onnx(model, reference.image_size, None)
+    assert export is not None, "the candidates are weighed on a model shipped as ONNX"
+    products = np.stack([reference.preprocess(load_image(p)) for p in sorted((catalog / "images").glob("*.jpg"))])
+    photos = np.stack([reference.preprocess(load_image(p)) for p in queries])
+    pixels = q.calibration_batch(reference.preprocess)
+    expected = np.argsort(-(reference.embed_arrays(photos) @ reference.embed_arrays(products).T), axis=1)[:, :k]
+    out = {}
+    for scheme in CANDIDATES:
+        variant = OnnxEmbedder.load(with_metadata(q.quantize(export, pixels, "pixels", scheme), reference.meta))
+        cosine = float(np.mean(np.sum(reference.embed_arrays(pixels) * variant.embed_arrays(pixels), axis=1)))
+        tops = np.argsort(-(variant.embed_arrays(photos) @ variant.embed_arrays(products).T), axis=1)[:, :k]
+        kept = sum(len(set(a) & set(b)) for a, b in zip(tops, expected))
+        out[scheme.name] = {"float_first": scheme.float_first, "float_last": scheme.float_last,
+                            "calibration_mean_cosine": round(cosine, 4), f"top{k}_kept": f"{kept}/{k * len(queries)}"}
+    return out
 
 
 def main(argv: list[str] | None) -> int:
@@ -67,6 +102,7 @@ def main(argv: list[str] | None) -> int:
     int8_flags = sorted((real_flags or frozenset()) & {"avx2", "avx512_vnni", "avx_vnni", "amx_int8"})
     data = {"machine": {**machine(), "int8_flags": int8_flags}, "catalog": str(args.catalog), "products": products,
             "model": args.model, "queries": len(queries), "runs": runs,
+            "seven_bit_candidates": candidates(args.catalog, queries, args.model, args.k),
             "note": "model_seconds: loading the model, for int8 its quantisation and calibration (once per index); "
                     "seconds / img_per_s: indexing with the model built; the 'without VNNI' run computes what such "
                     "a CPU computes, at this CPU's speed"}

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from _common import SHARED, machine, print_table, run_main, write_results
-from fashionrec.evaluate import load_mapping
+from fashionrec.columns import load_mapping
 from fashionrec.garments import crop_box, load_classes
 from fashionrec.recommend import Recommender
 from fashionrec.street_eval import CROP_MARGIN, StreetPhoto, evaluate_street, street_photos
@@ -45,20 +45,24 @@ def make_catalogue(catalogue: Path, out: Path, products: int, seed: int) -> int:
 
 
 def oracle_crops(rec: Recommender, photos: list[StreetPhoto], mapping: dict[str, list[str]]) -> dict[str, Any]:
-    """Crop hit@5 / P@5 with each crop steered to its labelled garment's own class."""
+    """Crop hit@5 / P@5 with each crop steered to its labelled garment's own class, and how often the kind
+    classifier's likeliest class is that class."""
     classes = load_classes()
     class_of = classes.class_of()
-    hits, precisions = [], []
+    hits, precisions, recognised = [], [], []
     for photo in photos:
         image = Image.open(photo.path).convert("RGB")
         for garment in photo.garments:
-            vectors = rec.embed([crop_box(image, garment.box, CROP_MARGIN)])
+            crop = crop_box(image, garment.box, CROP_MARGIN)
+            vectors, kinds = rec.encode_queries(rec.encoder.preprocess([crop]))
+            recognised.append(bool(kinds[0]) and kinds[0][0] == class_of[garment.label])
             results = rec.recommend_vectors(vectors, 5, rec.kind_filters({}, (class_of[garment.label],)))[0]
             flags = [r.metadata.get(classes.column) in set(mapping[garment.label]) for r in results]
             hits.append(float(any(flags)))
             precisions.append(sum(flags) / 5)
     return {"crops": {"overall": {"n": len(hits), "hit@5": round(float(np.mean(hits)), 4),
-                                  "P@5": round(float(np.mean(precisions)), 4)}}}
+                                  "P@5": round(float(np.mean(precisions)), 4)}},
+            "kind_classifier_top1_right": round(float(np.mean(recognised)), 4)}
 
 
 def main(argv: list[str] | None) -> int:
