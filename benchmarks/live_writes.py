@@ -65,7 +65,9 @@ class Server:
     def __init__(self, args: list[str]) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "FASHIONREC_API_KEY": KEY, "HF_HUB_OFFLINE": "1"}
+        # kind steering off: the written products carry a made-up articleType ("Bench") that no garment class
+        # names, and what is measured here is the write path, not the steering (docs/look.md)
+        env = {**os.environ, "FASHIONREC_API_KEY": KEY, "HF_HUB_OFFLINE": "1", "FASHIONREC_STEER_KIND": "0"}
         self.started = time.perf_counter()
         self.process = subprocess.Popen([sys.executable, "-m", "fashionrec", "serve", "--port", str(self.port), *args],
                                         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
