@@ -354,7 +354,8 @@ def test_shop_the_look(page: object, server: str) -> None:
 
     def asked(action: object) -> tuple[list[float], list[str]]:
         """The region and garment the /api/recommend request sent by ``action`` asked for, once its answer shows."""
-        with page.expect_response(lambda r: "/api/recommend" in r.url) as info:
+        # a region search (box=...): the whole photo's own search, sent at upload, may still be answering
+        with page.expect_response(lambda r: "/api/recommend" in r.url and "box=" in r.url) as info:
             action()
         expect(page.get_by_test_id("results")).not_to_have_attribute("aria-busy", "true")
         query = parse_qs(urlparse(info.value.url).query)
