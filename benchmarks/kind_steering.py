@@ -23,10 +23,14 @@ from tqdm import tqdm
 from _common import SHARED, machine, print_table, run_main, write_results
 from fashionrec.columns import load_mapping
 from fashionrec.evaluate import IMAGE_SUFFIXES
+from fashionrec.feedback import check_examples
 from fashionrec.garments import load_classes
 from fashionrec.imageio import load_image
+from fashionrec.kinds import OTHER
 from fashionrec.recommend import Recommender
 from fashionrec.split import is_held_out
+
+NO_EXAMPLES = check_examples((), ())
 
 
 def _run(rec: Recommender, queries: list[tuple[Any, set[str], str | None]], steer: bool) -> dict[str, float]:
@@ -35,9 +39,8 @@ def _run(rec: Recommender, queries: list[tuple[Any, set[str], str | None]], stee
     for image, relevant, exclude in tqdm(queries, desc=f"steer {'on' if steer else 'off'}", unit="q"):
         batch = rec.encoder.preprocess([rec.encoder.prepare(load_image(image))])
         vectors, kinds = rec.encode_queries(batch)
-        steered += bool(kinds[0])
-        filters = rec.kind_filters({}, kinds[0])
-        results = rec.recommend_vectors(vectors, 5, filters, exclude={exclude} if exclude else None)[0]
+        steered += bool(kinds[0]) and kinds[0][0][0] != OTHER
+        results = rec.steer_kinds(vectors[0], kinds[0], 5, {}, NO_EXAMPLES, exclude={exclude} if exclude else None)
         flags = [r.metadata.get("articleType") in relevant for r in results[:5]]
         hits.append(float(any(flags)))
         precisions.append(sum(flags) / 5)

@@ -23,7 +23,7 @@ import numpy as np
 from _common import SHARED, machine, print_table, run_main, write_results
 from _http import call, free_port, multipart
 from fashionrec.columns import load_mapping
-from fashionrec.street_eval import street_photos
+from fashionrec.street import street_photos
 
 
 def main(argv: list[str] | None) -> int:

@@ -1,13 +1,15 @@
 """Shop the look on the shared street photos' validation part: garment crops, whole-photo looks, the localiser.
 
     nice .venv/bin/python benchmarks/street_look.py --index INDEX_DIR [--street DIR] [--name street_look]
-        [--limit N] [--no-kind]
+        [--limit N] [--no-kind] [--half tuning|held]
 
 The index is built beforehand from the shared catalogue (the issue's protocol: 8,000 products, a seeded sample:
 ``benchmarks/street_look.py --make-catalogue CSV`` writes its CSV, then ``fashionrec index ../shared/data/catalogue
 --metadata CSV --index-dir INDEX_DIR``). Every figure is measured on the street photos of the validation part
 (fashionrec.split.is_validation_photo), which neither the localiser nor the kind head was trained on; the protocol
 is fashionrec.street_eval's. ``--no-kind`` turns the kind steering of plain queries off, to measure what it adds.
+``--half`` keeps one half of those photos (by a hash of the name): the kind steering's one setting chosen on street
+photos (``fashionrec.kinds.MIN_SHARE``) was picked on the ``tuning`` half; the ``held`` half was not looked at for it.
 Prints a summary, writes benchmarks/results/<name>.json.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import random
 from dataclasses import replace
 from pathlib import Path
@@ -27,7 +30,8 @@ from _common import SHARED, machine, print_table, run_main, write_results
 from fashionrec.columns import load_mapping
 from fashionrec.garments import crop_box, load_classes
 from fashionrec.recommend import Recommender
-from fashionrec.street_eval import CROP_MARGIN, StreetPhoto, evaluate_street, street_photos
+from fashionrec.street import CROP_MARGIN, StreetPhoto, street_photos
+from fashionrec.street_eval import evaluate_street
 
 
 def make_catalogue(catalogue: Path, out: Path, products: int, seed: int) -> int:
@@ -44,6 +48,11 @@ def make_catalogue(catalogue: Path, out: Path, products: int, seed: int) -> int:
     return min(products, len(rows))
 
 
+def half_of(photo: StreetPhoto) -> str:
+    """``tuning`` or ``held``: the half of the validation photos this one is in (a hash of its file name)."""
+    return ("tuning", "held")[int(hashlib.sha256(photo.path.name.encode()).hexdigest(), 16) % 2]
+
+
 def oracle_crops(rec: Recommender, photos: list[StreetPhoto], mapping: dict[str, list[str]]) -> dict[str, Any]:
     """Crop hit@5 / P@5 with each crop steered to its labelled garment's own class, and how often the kind
     classifier's likeliest class is that class."""
@@ -55,7 +64,7 @@ def oracle_crops(rec: Recommender, photos: list[StreetPhoto], mapping: dict[str,
         for garment in photo.garments:
             crop = crop_box(image, garment.box, CROP_MARGIN)
             vectors, kinds = rec.encode_queries(rec.encoder.preprocess([crop]))
-            recognised.append(bool(kinds[0]) and kinds[0][0] == class_of[garment.label])
+            recognised.append(bool(kinds[0]) and kinds[0][0][0] == class_of[garment.label])
             results = rec.recommend_vectors(vectors, 5, rec.kind_filters({}, (class_of[garment.label],)))[0]
             flags = [r.metadata.get(classes.column) in set(mapping[garment.label]) for r in results]
             hits.append(float(any(flags)))
@@ -79,6 +88,7 @@ def main(argv: list[str] | None) -> int:
     parser.add_argument("--oracle-kind", action="store_true",
                         help="crops only, each steered to its labelled garment's class: what a perfect kind "
                         "classifier would give (an upper bound, not a result)")
+    parser.add_argument("--half", choices=("tuning", "held"), help="only this half of the validation photos")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if args.make_catalogue:
@@ -86,6 +96,8 @@ def main(argv: list[str] | None) -> int:
         return 0
     mapping = load_mapping(args.street / "mapping.json")
     photos = street_photos(args.street, mapping, limit=args.limit)
+    if args.half:
+        photos = [p for p in photos if half_of(p) == args.half]
     with Recommender.open(args.index) as rec:
         if args.no_kind:
             rec.ranking = replace(rec.ranking, steer_kind=False)
@@ -95,7 +107,7 @@ def main(argv: list[str] | None) -> int:
             result = evaluate_street(rec, photos, mapping, load_classes(), look=not args.no_look)
         products = len(rec)
     data = {"machine": machine(), "index_products": products, "street": str(args.street), "kind_steering":
-            "oracle" if args.oracle_kind else not args.no_kind,
+            "oracle" if args.oracle_kind else not args.no_kind, "half": args.half or "all",
             "protocol": "fashionrec.street_eval, validation part of the street photos", **result}
     rows = [["crops", result["crops"]["overall"]["n"], result["crops"]["overall"]["hit@5"],
              result["crops"]["overall"]["P@5"]]]

@@ -407,3 +407,25 @@ def serve_process() -> Iterator[Callable[..., ServeProcess]]:
     yield make
     for process in made:
         process.stop()
+
+
+STREET_LABELS = ["null", "skin", "hair", "bag", "dress", "shoes"]
+
+
+def street_folder(root: Path, names: list[str]) -> Path:
+    """A folder in the shared ``street-photos`` layout: the demo street photo under each of ``names``, each with
+    the same label map (shoes at the bottom centre; a speck of bag, too small to be a garment)."""
+    import numpy as np
+    from PIL import Image
+
+    (root / "photos").mkdir(parents=True)
+    (root / "masks").mkdir()
+    photo = Image.open(STREET_PHOTO).convert("RGB")
+    labels = np.zeros((photo.height, photo.width), np.uint8)
+    labels[int(photo.height * 0.8):, int(photo.width * 0.35):int(photo.width * 0.55)] = 5  # shoes, bottom centre
+    labels[:3, :3] = 3  # a speck of bag: too small to be a garment, still a label of the photo
+    for name in names:
+        photo.save(root / "photos" / f"{name}.jpg")
+        Image.fromarray(labels).save(root / "masks" / f"{name}.png")
+    (root / "labels.json").write_text(json.dumps({"labels": STREET_LABELS}))
+    return root

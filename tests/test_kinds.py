@@ -1,6 +1,6 @@
-"""Kind steering: the kind classifier recognises the garment class of a query, steers plain queries to that class's
-catalogue values when confident, applies only to indexes of the model whose input it reads, and can be switched
-off; its class labels for training come from the class file."""
+"""Kind steering: the kind classifier recognises the garment kinds a query shows, shares a plain query's results out
+among them in proportion (each kind searched among its class's catalogue values), applies only to indexes of the
+model whose input it reads, and can be switched off; its class labels for training come from the class file."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ import pytest
 
 from fashionrec import garments, kinds
 from fashionrec.errors import FashionrecError
+from fashionrec.feedback import check_examples
 from fashionrec.garments import load_classes
 from fashionrec.imageio import load_image
 from fashionrec.kind_train import class_of_values
-from fashionrec.kinds import OTHER, KindClassifier, kind_classifier_for
+from fashionrec.kinds import MAX_KINDS, OTHER, KindClassifier, allot, interleave, kind_classifier_for
 from fashionrec.manifest import Manifest
 from fashionrec.recommend import Recommender
 from tests.conftest import DEMO_QUERIES
@@ -38,24 +39,64 @@ def _batch(rec: Recommender, *names: str) -> np.ndarray:
 def test_the_demo_photos_are_recognised(classifier: KindClassifier, demo_recommender: Recommender) -> None:
     assert set(classifier.classes) - {OTHER} <= set(CLASSES.names) and OTHER in classifier.classes
     batch = _batch(demo_recommender, "dress.jpg", "pants.jpg", "shoes.jpg", "t-shirt.jpg")
-    assert [k[0] for k in classifier.kinds(batch)] == ["dress", "trousers", "shoes", "top"]
+    assert [k[0][0] for k in classifier.kinds(batch)] == ["dress", "trousers", "shoes", "top"]
     probabilities = classifier.probabilities(batch)
     assert probabilities.shape == (4, len(classifier.classes)) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-4)
     assert classifier.probabilities(batch[:0]).shape == (0, len(classifier.classes))
 
 
-def test_unsure_or_not_a_garment_names_nothing(classifier: KindClassifier, demo_recommender: Recommender) -> None:
+def test_the_kinds_are_the_likely_classes_with_their_probability(classifier: KindClassifier,
+                                                                   demo_recommender: Recommender) -> None:
     batch = _batch(demo_recommender, "pants.jpg", "dress.jpg")
-    assert classifier.kinds(batch)[0] == ("trousers",)  # sure: one class
-    hesitant = KindClassifier.open()
-    hesitant.threshold = 0.999  # four classes would be needed: too unsure to steer
-    assert hesitant.kinds(batch) == [(), ()]
-    top = np.sort(classifier.probabilities(batch)[1])[::-1]
-    hesitant.threshold = float(top[0] + top[1] / 2)  # the two likeliest classes are needed to reach it
-    assert hesitant.kinds(batch)[1][0] == "dress" and len(hesitant.kinds(batch)[1]) == 2
+    probabilities = classifier.probabilities(batch)
+    assert [name for name, _ in classifier.kinds(batch)[0]] == ["trousers"]  # sure: one class
+    everything = KindClassifier.open(min_share=0.0)  # every class qualifies: the likeliest MAX_KINDS, in order
+    for row, mix in zip(probabilities, everything.kinds(batch), strict=True):
+        assert len(mix) == MAX_KINDS
+        assert [share for _, share in mix] == sorted((round(float(p), 4) for p in row), reverse=True)[:MAX_KINDS]
+        assert [everything.classes.index(name) for name, _ in mix] == list(np.argsort(-row)[:MAX_KINDS])
+    second = float(np.sort(probabilities[1])[-2])
+    two = KindClassifier.open(min_share=second)  # the two likeliest classes qualify
+    assert [name for name, _ in two.kinds(batch)[1]] == ["dress", two.classes[int(np.argsort(-probabilities[1])[1])]]
+    assert KindClassifier.open(min_share=0.999).kinds(batch) == [(), ()]  # nothing sure enough: no steering
     catalogue = demo_recommender.encoder.preprocess([load_image(p) for p in sorted(
         (DEMO_QUERIES.parent / "catalog" / "images").glob("*.jpg"))[:60]])
-    assert () in classifier.kinds(catalogue)  # among 60 catalogue products some are no garment (watches, perfume)
+    firsts = [mix[0][0] for mix in classifier.kinds(catalogue) if mix]
+    assert OTHER in firsts  # among 60 catalogue products some are no garment (watches, perfume)
+
+
+@pytest.mark.parametrize(("shares", "k", "places"), [
+    ([0.76], 5, [5]), ([0.6, 0.3], 5, [3, 2]), ([0.5, 0.5], 5, [3, 2]), ([0.45, 0.35, 0.2], 5, [2, 2, 1]),
+    ([0.9, 0.1], 1, [1, 0]), ([0.7, 0.2, 0.1], 10, [7, 2, 1]), ([0.3, 0.2], 0, [0, 0]), ([], 5, []),
+])
+def test_places_are_shared_in_proportion(shares: list[float], k: int, places: list[int]) -> None:
+    assert allot(shares, k) == places
+
+
+def test_interleave_takes_each_lists_places_then_fills() -> None:
+    assert interleave([(3, "abcde"), (2, "vwxyz")], 5, key=str) == list("abcvw")
+    assert interleave([(3, "abcde"), (2, "axbyz")], 5, key=str) == list("abcxy")  # taken already: skipped
+    assert interleave([(3, "ab"), (2, "vwxyz")], 5, key=str) == list("abvwx")  # a short list's place to the rest
+    assert interleave([(4, "abcde"), (1, "")], 5, key=str) == list("abcde")
+    assert interleave([(1, "abc"), (1, "xyz")], 1, key=str) == list("a")
+    assert interleave([(2, ""), (3, "")], 5, key=str) == []
+
+
+def test_a_hesitant_query_gets_each_kind_in_proportion(demo_recommender: Recommender) -> None:
+    vector = demo_recommender.embed([DEMO_QUERIES / "dress.jpg"])[0]
+    none = check_examples((), ())
+    mixed = demo_recommender.steer_kinds(vector, (("dress", 0.6), ("trousers", 0.4)), 5, {}, none)
+    kinds = ["dress" if r.metadata["articleType"] in CLASSES.values("dress") else
+             "trousers" if r.metadata["articleType"] in CLASSES.values("trousers") else "?" for r in mixed]
+    assert kinds == ["dress"] * 3 + ["trousers"] * 2  # most likely kind first
+    plain = demo_recommender.steer(vector, 5, {}, none)
+    hedged = demo_recommender.steer_kinds(vector, (("dress", 0.6), (OTHER, 0.4)), 5, {}, none)
+    dresses = [r for r in demo_recommender.steer(vector, 5, demo_recommender.kind_filters({}, ("dress",)), none)]
+    assert [r.id for r in hedged[:3]] == [r.id for r in dresses[:3]]
+    assert [r.id for r in hedged[3:]] == [r.id for r in plain if r.id not in {h.id for h in hedged[:3]}][:2]
+    liked = check_examples([dresses[0].id], ())  # liked products say more than the photo's kind: no steering
+    assert [r.id for r in demo_recommender.steer_kinds(vector, (("trousers", 1.0),), 5, {}, liked)] == [
+        r.id for r in demo_recommender.steer(vector, 5, {}, liked)]
 
 
 def test_a_tampered_classifier_turns_steering_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -22,17 +22,18 @@ from fashionrec.head import HEAD_FILE, Head
 from fashionrec.indexing import index_catalog
 from fashionrec.manifest import Manifest
 from fashionrec.recommend import Recommender
-from fashionrec.split import is_held_out
+from fashionrec.split import is_held_out, is_validation_photo
 from fashionrec.train import (
     AUGMENT_DIR,
     BLEND_WEIGHT,
     PHOTO_DIR,
+    STREET_CROPS_DIR,
     TrainConfig,
     default_backbone_weight,
     set_targets,
     train_index,
 )
-from tests.conftest import CLI_ENV, DEMO_QUERIES, FAST_MODEL, SMALL
+from tests.conftest import CLI_ENV, DEMO_QUERIES, FAST_MODEL, SMALL, street_folder
 
 SMALL_FLAGS = ["--epochs", "3", "--hidden", "32", "--dim", "16", "--holdout", "0.2", "--seed", "3"]
 
@@ -172,6 +173,32 @@ def test_train_with_photos_records_them_and_reuses_the_cache(
     second = _train(index_dir, photos, mapping, capsys)
     assert second["head_fingerprint"] == first["head_fingerprint"]  # same cached features, same seed: same head
     assert sorted(p.name for p in (index_dir / PHOTO_DIR).glob("*.npz")) == cached
+
+
+def test_train_learns_the_worn_garments_of_the_street_photos_training_part(
+    demo_index: Path, labelled_photos: tuple[Path, Path], tmp_path: Path,
+) -> None:
+    index_dir = tmp_path / "index"
+    shutil.copytree(demo_index, index_dir)
+    names = [f"{n:04d}" for n in range(12)]
+    street = street_folder(tmp_path / "street", names)
+    (street / "mapping.json").write_text(json.dumps({"shoes": ["Casual Shoes", "Sports Shoes", "Heels", "Flats"]}))
+    photos, mapping = labelled_photos
+    config = TrainConfig(epochs=1, augment_views=0)
+    result = train_index(index_dir, config, progress=False, photos_dir=photos, mapping_path=mapping,
+                         street_dir=street, photo_views=1)
+    training = [n for n in names if not is_validation_photo(n)]
+    assert (result.photos, result.photo_classes) == (8 + len(training), 4 + 1)  # the shoes crops: one class more
+    crops = sorted(p.stem for p in (index_dir / STREET_CROPS_DIR / "street-shoes").glob("*.jpg"))
+    assert crops == [f"{n}-0" for n in training]  # never a photo of the validation part
+    alone = train_index(index_dir, config, progress=False, street_dir=street, photo_views=1)
+    assert (alone.photos, alone.photo_classes) == (len(training), 1)
+    other = street_folder(tmp_path / "other", names[:4])  # another street folder: cropped anew
+    (other / "mapping.json").write_text((street / "mapping.json").read_text())
+    fewer = train_index(index_dir, config, progress=False, street_dir=other, photo_views=1)
+    assert fewer.photos == len([n for n in names[:4] if not is_validation_photo(n)])
+    with pytest.raises(FashionrecError, match="street_dir: cannot read mapping"):
+        train_index(index_dir, config, progress=False, street_dir=tmp_path / "nowhere")
 
 
 def test_train_without_photos_records_none(demo_index: Path, tmp_path: Path) -> None:

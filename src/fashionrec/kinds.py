@@ -2,18 +2,23 @@
 
 A small classifier network (``weights/kinds-lite0.onnx``, trained by :mod:`fashionrec.kind_train`, run by ONNX
 Runtime) predicts one of the garment classes of ``garments.json`` or ``other`` (anything else: watches, perfume, a
-whole outfit) from the same preprocessed input the fashion model embeds (padded to a white square, 128 px). The
-query is searched among the catalogue values of the most likely classes that together reach ``threshold`` of the
-probability (one class when it is sure, two or three when it hesitates; none when ``other`` is among them or more
-would be needed): slippers are answered with footwear, never with deodorant. It applies to indexes whose model reads the same
-input (name and input size recorded in the file); for any other, :func:`kind_classifier_for` returns None and
-nothing is steered.
+whole outfit) from the same preprocessed input the fashion model embeds (padded to a white square, 128 px). Its
+answer is a mix of kinds (:meth:`KindClassifier.kinds`): the classes given at least ``min_share`` of the
+probability, most likely first, at most ``MAX_KINDS``. The results are shared out among them in proportion
+(:func:`allot`): a sure dress gets five dresses, a photo that is a coat or perhaps a dress gets coats first and a
+dress or two, each kind searched among its own catalogue values, ``other`` among everything. Slippers are answered
+with footwear, never with deodorant; a hesitant classifier hedges rather than bets every place on one guess (the
+intent-aware diversification of search engines, with the garment kind as the intent). It applies to indexes whose
+model reads the same input (name and input size recorded in the file); for any other, :func:`kind_classifier_for`
+returns None and nothing is steered.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -26,29 +31,33 @@ logger = logging.getLogger(__name__)
 KIND_FILE = "kinds-lite0.onnx"
 KIND_CARD = "kinds-lite0.json"
 OTHER = "other"
-DEFAULT_THRESHOLD = 0.5
+MIN_SHARE = 0.1  # a class given less of the probability takes no place among the results
 MAX_KINDS = 3
 _METADATA_KEY = "fashionrec_kinds"
 
+Kinds = tuple[tuple[str, float], ...]  # (garment class or OTHER, probability), most likely first
+T = TypeVar("T")
+
 
 class KindClassifier:
-    """An open kind classifier: ``kinds(batch)`` -> per row the garment class it confidently shows, or None."""
+    """An open kind classifier: ``kinds(batch)`` -> per row the mix of garment kinds it shows."""
 
-    def __init__(self, model: bytes | str, threshold: float | None = None) -> None:
+    def __init__(self, model: bytes | str, min_share: float | None = None) -> None:
         self._session, meta = open_network(model, _METADATA_KEY, "kind classifier")
         self.meta = meta
         self.classes: tuple[str, ...] = tuple(meta["classes"])
         self.image_size = int(meta["image_size"])
         self.reads: tuple[str, ...] = tuple(meta["reads"])  # models whose preprocessed input this one takes
-        self.threshold = float(meta.get("threshold", DEFAULT_THRESHOLD) if threshold is None else threshold)
+        self.min_share = float(meta.get("min_share", MIN_SHARE) if min_share is None else min_share)
         self._input = self._session.get_inputs()[0].name
 
     @classmethod
-    def open(cls, path: str | Path | None = None) -> KindClassifier:
-        """The classifier in ``path``, or the shipped one (checked against the SHA-256 on its card)."""
+    def open(cls, path: str | Path | None = None, *, min_share: float | None = None) -> KindClassifier:
+        """The classifier in ``path``, or the shipped one (checked against the SHA-256 on its card); ``min_share``
+        replaces the probability a class needs to take places (default: the file's, else ``MIN_SHARE``)."""
         if path is not None:
-            return cls(str(path))
-        return cls(shipped_network(KIND_FILE, KIND_CARD, "kind classifier"))
+            return cls(str(path), min_share)
+        return cls(shipped_network(KIND_FILE, KIND_CARD, "kind classifier"), min_share)
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         """A preprocessed batch (N, 3, S, S), as the fashion model takes it -> class probabilities (N, C), averaged
@@ -59,17 +68,54 @@ class KindClassifier:
         probabilities = np.asarray(self._session.run(None, {self._input: np.ascontiguousarray(both, np.float32)})[0])
         return (probabilities[: len(batch)] + probabilities[len(batch) :]) / 2
 
-    def kinds(self, batch: np.ndarray) -> list[tuple[str, ...]]:
-        """Per row: the garment classes it shows, most likely first, as many as reach ``threshold`` of the
-        probability together (at most ``MAX_KINDS``); empty when that takes more, or when ``other`` is among them
-        (not a garment, or unsure whether it is one)."""
-        out: list[tuple[str, ...]] = []
+    def kinds(self, batch: np.ndarray) -> list[Kinds]:
+        """Per row: the classes (garment classes or ``other``) given at least ``min_share`` of the probability,
+        with it, most likely first, at most ``MAX_KINDS``; empty when none is (no steering)."""
+        out: list[Kinds] = []
         for row in self.probabilities(batch):
-            order = np.argsort(-row)
-            reach = int(np.searchsorted(np.cumsum(row[order]), self.threshold)) + 1
-            names = tuple(self.classes[i] for i in order[:reach])
-            out.append(names if reach <= MAX_KINDS and OTHER not in names else ())
+            order = [int(i) for i in np.argsort(-row, kind="stable")[:MAX_KINDS] if row[i] >= self.min_share]
+            out.append(tuple((self.classes[i], round(float(row[i]), 4)) for i in order))
         return out
+
+
+def allot(shares: Sequence[float], k: int) -> list[int]:
+    """``k`` places shared out in proportion to ``shares`` (largest remainders; ties to the earlier share)."""
+    total = float(sum(shares))
+    if k <= 0 or not shares or total <= 0:
+        return [0] * len(shares)
+    quotas = [k * s / total for s in shares]
+    places = [int(q) for q in quotas]
+    by_remainder = sorted(range(len(shares)), key=lambda i: (-(quotas[i] - places[i]), i))
+    for i in by_remainder[: k - sum(places)]:
+        places[i] += 1
+    return places
+
+
+def interleave(lists: Sequence[tuple[int, Sequence[T]]], k: int, key: Callable[[T], object]) -> list[T]:
+    """At most ``k`` items: the first ``places`` of each ``(places, items)`` list in turn, then, while places are
+    left, the rest of each list in turn (a kind with fewer products leaves its places to the others); an item
+    already taken (same ``key``) is skipped."""
+    out: list[T] = []
+    seen: set[object] = set()
+    rest: list[Sequence[T]] = []
+    for places, items in lists:
+        taken = 0
+        for position, item in enumerate(items):
+            if taken == places:
+                rest.append(items[position:])
+                break
+            if key(item) not in seen:
+                seen.add(key(item))
+                out.append(item)
+                taken += 1
+    for items in rest:
+        for item in items:
+            if len(out) >= k:
+                return out[:k]
+            if key(item) not in seen:
+                seen.add(key(item))
+                out.append(item)
+    return out[:k]
 
 
 def kind_classifier_for(model: Manifest) -> KindClassifier | None:

@@ -40,7 +40,7 @@ from fashionrec.hybrid import (
 )
 from fashionrec.imageio import load_image
 from fashionrec.index import Index, OpenIndex
-from fashionrec.kinds import KindClassifier, kind_classifier_for
+from fashionrec.kinds import OTHER, KindClassifier, Kinds, allot, interleave, kind_classifier_for
 from fashionrec.look import CROP_MARGIN, MAX_GARMENTS, LookGarment, steered
 from fashionrec.modelspec import ModelSpec
 from fashionrec.query import ImageSource, QueryEncoder
@@ -163,24 +163,27 @@ class Recommender(OpenIndex):
         return self.steer_kinds(vectors[0], kinds[0], k, self._filters(filters), examples, differ=differ,
                                 reference=examples.like, prefer=prefer, consensus=consensus)
 
-    def steer_kinds(self, query: np.ndarray, kinds: Sequence[str], k: int, filters: Filters, examples: Examples,
+    def steer_kinds(self, query: np.ndarray, kinds: Kinds, k: int, filters: Filters, examples: Examples,
                     **options: Any) -> list[Result]:
-        """:meth:`steer` among the catalogue values of the garment classes ``kinds`` (:meth:`kind_filters`), or
-        without them when the catalogue has nothing of those kinds under ``filters``, or when the shopper liked
-        products (what they like says what they want better than the photo's kind)."""
-        chosen = filters if examples.like else self.kind_filters(filters, kinds)
-        results = self.steer(query, k, chosen, examples, **options)
-        if results or chosen is filters:
-            return results
-        return self.steer(query, k, filters, examples, **options)
+        """:meth:`steer`, its k places shared among the garment ``kinds`` in proportion to their probability
+        (fashionrec.kinds.allot), each kind searched among its catalogue values (:meth:`kind_filters`; ``other``
+        among everything); unsteered when the shopper liked products (what they like says what they want better
+        than the photo's kind), or when the catalogue has nothing of those kinds under ``filters``."""
+        if examples.like or not kinds or not self.ranking.steer_kind:
+            return self.steer(query, k, filters, examples, **options)
+        lists = []
+        for (kind, _), places in zip(kinds, allot([share for _, share in kinds], k), strict=True):
+            if places:
+                chosen = filters if kind == OTHER else self.kind_filters(filters, (kind,))
+                lists.append((places, self.steer(query, k, chosen, examples, **options)))
+        return interleave(lists, k, key=lambda r: r.id) or self.steer(query, k, filters, examples, **options)
 
-    def encode_queries(self, batch: np.ndarray) -> tuple[np.ndarray, list[tuple[str, ...]]]:
-        """A preprocessed query batch -> its vectors in the searched space, and the garment classes each one shows
-        (empty: unsure, not a garment, steering off, or no kind classifier reads this model's input;
-        fashionrec.kinds)."""
+    def encode_queries(self, batch: np.ndarray) -> tuple[np.ndarray, list[Kinds]]:
+        """A preprocessed query batch -> its vectors in the searched space, and the mix of garment kinds each one
+        shows (fashionrec.kinds; empty: steering off, or no kind classifier reads this model's input)."""
         features = self.encoder.features(batch)
         classifier = self.kind_classifier
-        kinds: list[tuple[str, ...]] = [()] * len(features)
+        kinds: list[Kinds] = [()] * len(features)
         if classifier is not None and self.ranking.steer_kind:
             kinds = classifier.kinds(batch)
         return self.project(features), kinds

@@ -19,12 +19,9 @@ unless ``every_photo`` says otherwise):
 
 from __future__ import annotations
 
-import json
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -32,67 +29,13 @@ from PIL import Image
 from tqdm import tqdm
 
 from fashionrec.errors import FashionrecError
-from fashionrec.garments import XYWH, GarmentClasses, crop_box, iou, mask_box
-from fashionrec.split import is_validation_photo
+from fashionrec.garments import GarmentClasses, crop_box, iou
+from fashionrec.street import CROP_MARGIN, StreetPhoto
 
-if TYPE_CHECKING:  # evaluation runs a recommender; preparing training crops (kind_train) needs none
+if TYPE_CHECKING:
     from fashionrec.recommend import Recommender
 
-MIN_SHARE = 0.01
-CROP_MARGIN = 0.1
 IOU_FOUND = 0.3
-
-
-@dataclass(frozen=True)
-class StreetGarment:
-    label: str
-    box: XYWH
-    share: float
-
-
-@dataclass(frozen=True)
-class StreetPhoto:
-    name: str
-    path: Path
-    garments: tuple[StreetGarment, ...]  # the mapped labels covering min_share of the photo
-    labels: tuple[str, ...] = ()  # every mapped label in the photo's label map, however small
-
-
-def labelled_garments(labels: np.ndarray, names: Sequence[str], mapping: Mapping[str, Sequence[str]],
-                      min_share: float = MIN_SHARE) -> list[StreetGarment]:
-    """The garments of one label map: each label with relevant values in ``mapping`` covering ``min_share``."""
-    out = []
-    counts = np.bincount(labels.ravel(), minlength=len(names))
-    for number in np.flatnonzero(counts >= min_share * labels.size):
-        name = names[int(number)]
-        if not mapping.get(name):
-            continue
-        out.append(StreetGarment(name, mask_box(labels == number), float(counts[number] / labels.size)))
-    return out
-
-
-def street_photos(street_dir: Path, mapping: Mapping[str, Sequence[str]], *, validation: bool | None = True,
-                  limit: int = 0) -> list[StreetPhoto]:
-    """The labelled photos of ``street_dir`` (validation part only by default; False: the training part; None:
-    all) with their garments, in name order."""
-    try:
-        names = json.loads((street_dir / "labels.json").read_text())["labels"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise FashionrecError(f"{street_dir} is not a street-photo folder (photos/, masks/, labels.json): {exc}") from None
-    photos = []
-    for mask in sorted((street_dir / "masks").glob("*.png")):
-        if validation is not None and is_validation_photo(mask.stem) != validation:
-            continue
-        labels = np.asarray(Image.open(mask))
-        garments = labelled_garments(labels, names, mapping)
-        present = tuple(names[int(n)] for n in np.unique(labels) if mapping.get(names[int(n)]))
-        if garments:
-            photos.append(StreetPhoto(mask.stem, street_dir / "photos" / f"{mask.stem}.jpg", tuple(garments), present))
-        if limit and len(photos) >= limit:
-            break
-    if not photos:
-        raise FashionrecError(f"no labelled validation photos in {street_dir}")
-    return photos
 
 
 def _relevant(results: Sequence[Any], values: set[str], column: str) -> list[bool]:

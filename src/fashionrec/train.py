@@ -19,6 +19,11 @@ embedded with the index's model (a few random crops of each as well), cached in 
 same way, with a set-valued target: minus the log of the softmax mass on the class's label values. They are
 repeated so they weigh in beside a large catalogue (``photo_share``).
 
+Garments as they are worn (``street_dir``, the layout of the shared ``street-photos``): the garments of its training
+part, cropped (:func:`fashionrec.street.write_street_crops`, kept in ``INDEX_DIR/street-crops/``), join the
+labelled photos with their labels' relevant values (``street_dir/mapping.json``); its validation part is never
+read, so that street figures measured on it stay honest.
+
 Split by product: ``holdout`` of the products never take part in training (nor are they augmented); their ids
 are stored in the head so ``fashionrec evaluate`` can query with them against the rest. Deterministic for a
 given ``seed``.
@@ -53,7 +58,9 @@ from fashionrec.modelspec import ModelSpec
 from fashionrec.publish import publish_faiss
 from fashionrec.split import holdout_mask
 from fashionrec.stores.faiss_store import IndexKind
+from fashionrec.street import CROPS_MAPPING, write_street_crops
 
+STREET_CROPS_DIR = "street-crops"
 AUGMENT_DIR = "augment"
 AUGMENT_CHUNK = 2048  # products per cached file: what a kill can lose
 AUGMENT_VERSION = 1  # bump when fashionrec.augment changes, so cached views are remade
@@ -190,6 +197,28 @@ def read_photos(photos_dir: str | os.PathLike[str], mapping_path: str | os.PathL
         items += [(f"{class_dir.name}/{p.name}", str(p)) for p in photos]
         classes += [class_dir.name] * len(photos)
     return LabelledPhotos(items, classes, mapping)
+
+
+def street_crops(street_dir: Path, crops_dir: Path, progress: bool = True) -> LabelledPhotos:
+    """The garments of the training part of the street photos in ``street_dir`` as labelled photos (cropped into
+    ``crops_dir`` once; :func:`fashionrec.street.write_street_crops`)."""
+    try:
+        mapping = load_mapping(street_dir / "mapping.json")
+    except FashionrecError as exc:
+        raise FashionrecError(f"street_dir: {exc}") from None
+    if not Path(crops_dir).parent.is_dir():
+        raise FashionrecError(f"no index in {Path(crops_dir).parent}")
+    write_street_crops(street_dir, crops_dir, mapping, progress=progress)
+    return read_photos(crops_dir, crops_dir / CROPS_MAPPING)
+
+
+def joined(first: LabelledPhotos, second: LabelledPhotos) -> LabelledPhotos:
+    """Two sets of labelled photos as one; a class both name must map to the same values."""
+    for name in set(first.mapping) & set(second.mapping):
+        if sorted(first.mapping[name]) != sorted(second.mapping[name]):
+            raise FashionrecError(f"photo class {name!r} maps to different values in the two photo sets")
+    return LabelledPhotos(first.items + second.items, first.classes + second.classes,
+                          {**first.mapping, **second.mapping})
 
 
 def photo_features(
@@ -415,7 +444,7 @@ def train_index(
     index_dir: str | os.PathLike[str], config: TrainConfig = TrainConfig(), *, index_kind: IndexKind = "auto",
     progress: bool = True, photos_dir: str | os.PathLike[str] | None = None,
     mapping_path: str | os.PathLike[str] | None = None, photo_views: int = PHOTO_VIEWS,
-    photo_share: float = PHOTO_SHARE,
+    photo_share: float = PHOTO_SHARE, street_dir: str | os.PathLike[str] | None = None,
 ) -> TrainResult:
     """Train a head on the index's stored features, save it atomically, re-publish the FAISS file with it.
 
@@ -428,7 +457,8 @@ def train_index(
     the index's own model and cached in ``INDEX_DIR/photo-views/``, with the set of their class's label values as
     target (no auxiliary labels). Their rows are repeated until they make about ``photo_share`` of the training
     rows (never dropped when they already make more). Photos whose class maps to no label value of the index are
-    counted in the result and left out.
+    counted in the result and left out. With ``street_dir`` (the shared ``street-photos`` layout), the crops of the
+    garments of its training part join them (labelled by ``street_dir/mapping.json``; see the module's docstring).
 
     A kill before the head is written leaves the old head and index untouched; the head and the FAISS file are
     each replaced atomically, and a kill between the two renames is detected by ``Recommender.open`` (fingerprint
@@ -436,16 +466,20 @@ def train_index(
     """
     config.check()
     photos = None
-    if photos_dir is not None or mapping_path is not None:
-        if photos_dir is None or mapping_path is None:
+    path = Path(index_dir)
+    if photos_dir is not None or mapping_path is not None or street_dir is not None:
+        if (photos_dir is None) != (mapping_path is None):
             raise FashionrecError("photos_dir and mapping_path go together: a folder per photo class and the JSON "
                                   "naming each class's label values")
         if not 1 <= photo_views <= 16:
             raise FashionrecError(f"photo_views must be between 1 and 16, got {photo_views}")
         if not 0 < photo_share < 0.9:
             raise FashionrecError(f"photo_share must be in (0, 0.9), got {photo_share}")
-        photos = read_photos(photos_dir, mapping_path)
-    path = Path(index_dir)
+        if photos_dir is not None and mapping_path is not None:
+            photos = read_photos(photos_dir, mapping_path)
+        if street_dir is not None:
+            street = street_crops(Path(street_dir), path / STREET_CROPS_DIR, progress)
+            photos = street if photos is None else joined(photos, street)
     db, model = Index.open_database(path)
     try:
         roles = read_roles(db)

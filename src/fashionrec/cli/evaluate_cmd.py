@@ -63,7 +63,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_street(args: argparse.Namespace) -> int:
     """``--street DIR``: fashionrec.street_eval's protocol over DIR's labelled photos."""
-    from fashionrec.street_eval import evaluate_street, street_photos
+    from fashionrec.street import street_photos
+    from fashionrec.street_eval import evaluate_street
 
     mapping = load_mapping(args.mapping or args.street / "mapping.json")
     with Recommender.open(args.index_dir, ranking=RankingConfig.from_env()) as rec:

@@ -50,6 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mapping", metavar="JSON",
                    help="JSON object naming each photo class's acceptable values of the label column, e.g. "
                    "{\"hat\": [\"Caps\", \"Hat\"]}")
+    p.add_argument("--street", metavar="DIR",
+                   help="street photos of whole outfits with label maps (the layout of street-photos): the garments "
+                   "of their training part, cropped, join the labelled photos (never the validation part)")
     p.add_argument("--photo-views", type=int, default=PHOTO_VIEWS,
                    help="views of each photo to learn from: the photo itself, then random crops (mirrored, relit); "
                    "cached in INDEX_DIR/photo-views (default: %(default)s)")
@@ -67,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
                          aux_labels=parse_columns(args.aux_labels),
                          backbone_weight=args.backbone_weight, augment_views=args.augment_views)
     result = train_index(args.index_dir, config, index_kind=args.index_kind, progress=not args.json,
-                         photos_dir=args.photos, mapping_path=args.mapping, photo_views=args.photo_views,
+                         photos_dir=args.photos, mapping_path=args.mapping, street_dir=args.street,
+                         photo_views=args.photo_views,
                          photo_share=args.photo_share)
     print(json.dumps(asdict(result)) if args.json else result.summary())
     return 0
