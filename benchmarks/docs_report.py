@@ -350,6 +350,31 @@ def int8_cpus() -> tuple[list[str], list[str]]:
                               *_table(["run", "numerics", "model build", "indexing", "top-5 overlap with fp32"], rows)]
 
 
+def int8_emulated() -> tuple[list[str], list[str]]:
+    res = load_results("int8_emulated")
+    rows = [[f"`{name}`", _f(run["mean_cosine_to_float"], 4), _f(run["min_cosine_to_float"], 3),
+             _f(run["mean_cosine_to_prepared_machine"], 4), "yes" if run["holds_limit"] else "**no**"]
+            for name, run in res["schemes"].items()]
+    choice = res["ladder_choice"]
+    return ["int8_emulated"], [
+        (f"{res['cpu']}; model `{res['model']}`, {res['images']} calibration images; drift limit {res['limit']}:"), "",
+        *_table(["scheme", "mean cosine to fp32", "lowest", "cosine to the same model on the VNNI machine",
+                 "holds the limit"], rows), "",
+        (f"The ladder chooses `{choice['flags from /proc/cpuinfo']['chosen']}` there both from the measured drift "
+         f"(QEMU passes the host's VNNI flags through, so `u8s8` is tried first and refused) and from AVX2-only "
+         f"flags (`{choice['AVX2-only flags']['chosen']}` at once).")]
+
+
+def street_head_table() -> tuple[list[str], list[str]]:
+    res = load_results("street_head")
+    rows = [[name, str(r["no head"]["queries"]),
+             *(f"{_f(r['no head'][k], 3)} -> {_f(r['street head'][k], 3)}" if k in r["no head"] else "-"
+               for k in ("hit@5", "P@5", "P@5_type_colour"))] for name, r in res["runs"].items()]
+    return ["street_head"], [("`fashionrec evaluate` (no kind steering), raw fashion features -> the head trained "
+                             "with `--street`, same split:"), "",
+                             *_table(["queries", "n", "hit@5", "P@5", "P@5 type+colour"], rows)]
+
+
 LOOK_GOALS = {"crop hit@5": 0.85, "crop P@5": 0.70, "look recall": 0.75, "look precision": 0.80, "look p50 ms": 150}
 
 
@@ -492,6 +517,8 @@ BLOCKS: dict[str, tuple[str, Callable[[], tuple[list[str], list[str]]]]] = {
     "look-table": ("look.md", look_table),
     "look-summary": ("README.md", look_summary),
     "look-goals": ("look.md", look_goals),
+    "street-head-table": ("look.md", street_head_table),
+    "int8-emulated-table": ("models.md", int8_emulated),
     "kind-steering-table": ("look.md", kind_steering_table),
     "shop-labels-table": ("your-catalogue.md", shop_labels),
 }
