@@ -167,8 +167,9 @@ class Recommender(OpenIndex):
                     **options: Any) -> list[Result]:
         """:meth:`steer`, its k places shared among the garment ``kinds`` in proportion to their probability
         (fashionrec.kinds.allot), each kind searched among its catalogue values (:meth:`kind_filters`; ``other``
-        among everything), the products chosen then ordered by score; unsteered when the shopper liked products (what they like says what they want better
-        than the photo's kind), or when the catalogue has nothing of those kinds under ``filters``."""
+        among everything), the products chosen then ordered by score; unsteered when the shopper liked products
+        (what they like says what they want better than the photo's kind), or when the catalogue has nothing of
+        those kinds under ``filters``."""
         if examples.like or not kinds or not self.ranking.steer_kind:
             return self.steer(query, k, filters, examples, **options)
         lists = []
@@ -176,10 +177,10 @@ class Recommender(OpenIndex):
             if places:
                 chosen = filters if kind == OTHER else self.kind_filters(filters, (kind,))
                 lists.append((places, self.steer(query, k, chosen, examples, **options)))
-        chosen = interleave(lists, k, key=lambda r: r.id)  # which products: each kind's share of the places
-        if not chosen:
+        picked = interleave(lists, k, key=lambda r: r.id)  # which products: each kind's share of the places
+        if not picked:
             return self.steer(query, k, filters, examples, **options)
-        return sorted(chosen, key=lambda r: -r.score)  # in what order: by score (a product's own photo comes first)
+        return sorted(picked, key=lambda r: -r.score)  # in what order: by score (a product's own photo comes first)
 
     def encode_queries(self, batch: np.ndarray) -> tuple[np.ndarray, list[Kinds]]:
         """A preprocessed query batch -> its vectors in the searched space, and the mix of garment kinds each one
