@@ -439,6 +439,34 @@ def look_goals() -> tuple[list[str], list[str]]:
         *_table(["queries", "n", "hit@5", "P@5"], sets)]
 
 
+def look_tuning() -> tuple[list[str], list[str]]:
+    """The look rule chosen on the tuning half, and the kind-steering trade-off the street photos cannot settle."""
+    res, street, hedged = load_results("look_tuning"), load_results("street_look_street"), load_results(
+        "street_look_street_hedged")
+    alone, alone_hedged = load_results("kind_steering_street"), load_results("kind_steering_street_hedged")
+    chosen = res["chosen"]["looks"]
+    earlier = next(r for r in res["looks"] if r["localiser_weight"] == "inf")
+    rows = [[label, *(f"{_f(r[h]['recall'], 3)} / {_f(r[h]['precision'], 3)}" for h in ("tuning", "held"))]
+            for label, r in (("the localiser's class alone (the earlier rule)", earlier),
+                             (f"weight {chosen['localiser_weight']:g}, min agreement {chosen['min_agreement']:g} (chosen)",
+                              chosen))]
+    rule, other = street["kind_rule"], hedged["kind_rule"]
+    trade = [[f"min_share {r['kind_rule']['min_share']:g}, max_kinds {r['kind_rule']['max_kinds']}" + note,
+              f"{_f(r['crops']['overall']['hit@5'], 3)} / {_f(r['crops']['overall']['P@5'], 3)}",
+              *(f"{_f(a['sets'][n]['on']['hit@5'], 3)} / {_f(a['sets'][n]['on']['P@5'], 3)}"
+                for n in ("test", "held-out products"))]
+             for r, a, note in ((street, alone, " (shipped)"), (hedged, alone_hedged, ""))]
+    return ["look_tuning", "street_look_street", "street_look_street_hedged", "kind_steering_street",
+            "kind_steering_street_hedged"], [
+        (f"Looks (`benchmarks/look_tuning.py`, index trained with `--street`; {res['rules']['looks']}), look "
+         "recall / precision:"), "",
+        *_table(["rule", "tuning half", "held half"], rows), "",
+        (f"Plain queries: hedging more (a tenth -> a twentieth of the probability, up to {other['max_kinds']} kinds) "
+         f"buys crop hit@5 with P@5 everywhere, catalogue photos included; kept at min_share {rule['min_share']:g} "
+         "(same index; all validation street photos; hit@5 / P@5):"), "",
+        *_table(["plain-query rule", "street crops", "garments alone (test)", "held-out catalogue products"], trade)]
+
+
 def look_summary() -> tuple[list[str], list[str]]:
     steered, street, http = load_results("street_look"), load_results("street_look_street"), load_results("look_http")
     o, d = street["crops"]["overall"], steered["crops"]["overall"]
@@ -520,6 +548,7 @@ BLOCKS: dict[str, tuple[str, Callable[[], tuple[list[str], list[str]]]]] = {
     "street-head-table": ("look.md", street_head_table),
     "int8-emulated-table": ("models.md", int8_emulated),
     "kind-steering-table": ("look.md", kind_steering_table),
+    "look-tuning-table": ("look.md", look_tuning),
     "shop-labels-table": ("your-catalogue.md", shop_labels),
 }
 

@@ -65,6 +65,26 @@ def test_the_kinds_are_the_likely_classes_with_their_probability(classifier: Kin
     assert OTHER in firsts  # among 60 catalogue products some are no garment (watches, perfume)
 
 
+def test_another_opinion_weighs_on_one_class(classifier: KindClassifier) -> None:
+    n = len(classifier.classes)
+    row = np.full(n, 1 / n)  # no opinion: every class as likely
+    weighed = classifier.weighted(row, "skirt", 2.0)
+    assert np.isclose(weighed.sum(), 1) and np.isclose(weighed[classifier.classes.index("skirt")], (1 / n + 2) / 3)
+    assert classifier.mix(weighed) == (("skirt", round((1 / n + 2) / 3, 4)),)  # the rest fall under min_share
+    assert np.allclose(classifier.weighted(row, "skirt", 0.0), row)
+    with pytest.raises(FashionrecError, match="knows no class 'cape'"):
+        classifier.weighted(row, "cape", 1.0)
+
+
+def test_at_most_max_kinds_share_the_places(classifier: KindClassifier, demo_recommender: Recommender) -> None:
+    batch = _batch(demo_recommender, "dress.jpg", "shoes.jpg")
+    for most in (1, 2):
+        assert all(len(mix) == most for mix in KindClassifier.open(min_share=0.0, max_kinds=most).kinds(batch))
+    for bad in ({"min_share": 1.5}, {"max_kinds": 0}):
+        with pytest.raises(FashionrecError, match="min_share must be within 0..1 and max_kinds at least 1"):
+            KindClassifier.open(**bad)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(("shares", "k", "places"), [
     ([0.76], 5, [5]), ([0.6, 0.3], 5, [3, 2]), ([0.5, 0.5], 5, [3, 2]), ([0.45, 0.35, 0.2], 5, [2, 2, 1]),
     ([0.9, 0.1], 1, [1, 0]), ([0.7, 0.2, 0.1], 10, [7, 2, 1]), ([0.3, 0.2], 0, [0, 0]), ([], 5, []),

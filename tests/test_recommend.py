@@ -138,3 +138,15 @@ def test_ranking_options_are_one_frozen_config_that_queries_read(live_rec: Recom
         live_rec.ranking.hybrid_weight = 1.0  # type: ignore[misc]
     live_rec.ranking = replace(live_rec.ranking, localise=True)
     assert live_rec.localise is True and live_rec.encoder.localise is True  # the query encoder follows it
+
+
+def test_pinned_copies_share_the_networks_they_open(demo_index: Path) -> None:
+    # a server pins one copy per request: a network opened by one copy (or the recommender) serves them all
+    with Recommender.open(demo_index) as rec:
+        first, second = rec.pinned(), rec.pinned()
+        classifier = first.kind_classifier
+        assert classifier is not None and second.kind_classifier is classifier and rec.kind_classifier is classifier
+        assert second.localiser is first.localiser is rec.localiser
+        assert rec.garment_classes is first.localiser.classes
+        rec.kind_classifier = None  # switched off on the recommender: off for the copies too
+        assert first.kind_classifier is None

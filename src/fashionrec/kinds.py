@@ -42,22 +42,28 @@ T = TypeVar("T")
 class KindClassifier:
     """An open kind classifier: ``kinds(batch)`` -> per row the mix of garment kinds it shows."""
 
-    def __init__(self, model: bytes | str, min_share: float | None = None) -> None:
+    def __init__(self, model: bytes | str, min_share: float | None = None, max_kinds: int = MAX_KINDS) -> None:
         self._session, meta = open_network(model, _METADATA_KEY, "kind classifier")
         self.meta = meta
         self.classes: tuple[str, ...] = tuple(meta["classes"])
         self.image_size = int(meta["image_size"])
         self.reads: tuple[str, ...] = tuple(meta["reads"])  # models whose preprocessed input this one takes
         self.min_share = float(meta.get("min_share", MIN_SHARE) if min_share is None else min_share)
+        if not 0.0 <= self.min_share <= 1.0 or max_kinds < 1:
+            raise FashionrecError(f"min_share must be within 0..1 and max_kinds at least 1, not {self.min_share} "
+                                  f"and {max_kinds}")
+        self.max_kinds = max_kinds
         self._input = self._session.get_inputs()[0].name
 
     @classmethod
-    def open(cls, path: str | Path | None = None, *, min_share: float | None = None) -> KindClassifier:
+    def open(cls, path: str | Path | None = None, *, min_share: float | None = None,
+             max_kinds: int = MAX_KINDS) -> KindClassifier:
         """The classifier in ``path``, or the shipped one (checked against the SHA-256 on its card); ``min_share``
-        replaces the probability a class needs to take places (default: the file's, else ``MIN_SHARE``)."""
+        replaces the probability a class needs to take places (default: the file's, else ``MIN_SHARE``),
+        ``max_kinds`` the most kinds that share them."""
         if path is not None:
-            return cls(str(path), min_share)
-        return cls(shipped_network(KIND_FILE, KIND_CARD, "kind classifier"), min_share)
+            return cls(str(path), min_share, max_kinds)
+        return cls(shipped_network(KIND_FILE, KIND_CARD, "kind classifier"), min_share, max_kinds)
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         """A preprocessed batch (N, 3, S, S), as the fashion model takes it -> class probabilities (N, C), averaged
@@ -70,12 +76,22 @@ class KindClassifier:
 
     def kinds(self, batch: np.ndarray) -> list[Kinds]:
         """Per row: the classes (garment classes or ``other``) given at least ``min_share`` of the probability,
-        with it, most likely first, at most ``MAX_KINDS``; empty when none is (no steering)."""
-        out: list[Kinds] = []
-        for row in self.probabilities(batch):
-            order = [int(i) for i in np.argsort(-row, kind="stable")[:MAX_KINDS] if row[i] >= self.min_share]
-            out.append(tuple((self.classes[i], round(float(row[i]), 4)) for i in order))
-        return out
+        with it, most likely first, at most ``max_kinds``; empty when none is (no steering)."""
+        return [self.mix(row) for row in self.probabilities(batch)]
+
+    def mix(self, row: np.ndarray) -> Kinds:
+        """One row of class probabilities -> its mix of kinds (see :meth:`kinds`)."""
+        order = [int(i) for i in np.argsort(-row, kind="stable")[: self.max_kinds] if row[i] >= self.min_share]
+        return tuple((self.classes[i], round(float(row[i]), 4)) for i in order)
+
+    def weighted(self, row: np.ndarray, name: str, weight: float) -> np.ndarray:
+        """``row`` (class probabilities) with ``weight`` more on class ``name``, renormalised: another opinion
+        (a look's localiser naming the garment) added to the classifier's."""
+        if name not in self.classes:
+            raise FashionrecError(f"the kind classifier knows no class {name!r}; it knows {', '.join(self.classes)}")
+        out = np.asarray(row, np.float64).copy()
+        out[self.classes.index(name)] += weight
+        return out / out.sum()
 
 
 def allot(shares: Sequence[float], k: int) -> list[int]:

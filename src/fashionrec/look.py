@@ -2,7 +2,11 @@
 
 Each garment the localiser finds (:mod:`fashionrec.garments`) is cropped with a margin, embedded, and searched on its
 own, steered to its class's catalogue values (``garments.json``: a skirt is searched among skirts) unless the caller
-already filters that column. Pure pieces here; the recommender runs them.
+already filters that column. Where the kind classifier reads the index's model (:mod:`fashionrec.kinds`), it gives a
+second opinion on each crop: a garment whose class it finds unlikely (under ``MIN_AGREEMENT`` of its probability) is
+left out, and the places of the others are shared as a plain query's are, among the localiser's class, counted
+``LOCALISER_WEIGHT`` times the classifier's whole opinion, and the classes the classifier adds (a "top" that may be a
+sweater gets a sweater or two). Pure pieces here; the recommender runs them.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from fashionrec.result import Result
 
 CROP_MARGIN = 0.1  # share of a garment box's width and height added on each side before it is embedded
 MAX_GARMENTS = 6
+LOCALISER_WEIGHT = 1.0  # the localiser's class against the kind classifier's view of the crop (which sums to 1)
+MIN_AGREEMENT = 0.05  # a garment whose class the kind classifier gives less probability than this is left out
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,12 @@ one Recommender for all requests); nothing about the catalogue is re-read per qu
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -41,7 +43,7 @@ from fashionrec.hybrid import (
 from fashionrec.imageio import load_image
 from fashionrec.index import Index, OpenIndex
 from fashionrec.kinds import OTHER, KindClassifier, Kinds, allot, interleave, kind_classifier_for
-from fashionrec.look import CROP_MARGIN, MAX_GARMENTS, LookGarment, steered
+from fashionrec.look import CROP_MARGIN, LOCALISER_WEIGHT, MAX_GARMENTS, MIN_AGREEMENT, LookGarment, steered
 from fashionrec.modelspec import ModelSpec
 from fashionrec.query import ImageSource, QueryEncoder
 from fashionrec.ranking import RankingConfig
@@ -50,6 +52,9 @@ from fashionrec.stores.base import Hit, VectorStore
 from fashionrec.vectors import l2_normalise
 
 __all__ = ["MAX_K", "ImageSource", "LookGarment", "Recommender", "Result", "check_k"]
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
 MAX_K = 1000
 
 
@@ -87,9 +92,17 @@ class Recommender(OpenIndex):
         self.encoder = QueryEncoder(embedder, index.head)
         self.ranking = ranking or RankingConfig()  # the built-in defaults: the environment is read at the edge
         self._column_values: dict[str, set[str]] = {}
-        self._localiser: GarmentLocaliser | None = None
-        self._garment_classes: GarmentClasses | None = None
-        self._kind_classifier: KindClassifier | None | bool = False  # False: not looked up yet
+        # networks and files opened on first use, in one dict shared with every pinned() copy: a server's
+        # per-request copy opens them once for all, never once per request
+        self._opened: dict[str, Any] = {}
+        self._opening = threading.RLock()
+
+    def _open_once(self, key: str, opener: Callable[[], T]) -> T:
+        if key not in self._opened:
+            with self._opening:
+                if key not in self._opened:
+                    self._opened[key] = opener()
+        return self._opened[key]  # type: ignore[no-any-return]
 
     @property
     def ranking(self) -> RankingConfig:
@@ -203,9 +216,11 @@ class Recommender(OpenIndex):
     def kind_classifier(self) -> KindClassifier | None:
         """The classifier of garment kinds for this index's model (None: none reads its input), opened on first
         use."""
-        if self._kind_classifier is False:
-            self._kind_classifier = kind_classifier_for(self.manifest)
-        return self._kind_classifier  # type: ignore[return-value]
+        return self._open_once("kind classifier", lambda: kind_classifier_for(self.manifest))
+
+    @kind_classifier.setter
+    def kind_classifier(self, value: KindClassifier | None) -> None:
+        self._opened["kind classifier"] = value
 
     def look(
         self, image: ImageSource, k: int = 5, filters: Mapping[str, Iterable[str]] | None = None, *,
@@ -213,44 +228,52 @@ class Recommender(OpenIndex):
     ) -> list[LookGarment]:
         """Shop the look: the garments found in a photo of a whole outfit (most confident first, at most
         ``max_garments``), each with a label, a box ``(x, y, w, h)`` in the photo's pixels, a confidence and its own
-        top-k products under ``filters`` (a garment with none is left out). ``steer`` searches each garment among its class's catalogue values
-        (``garments.json``) unless ``filters`` already names that column (fashionrec.look)."""
+        top-k products under ``filters`` (a garment with none is left out). ``steer`` searches each garment among
+        its class's catalogue values (``garments.json``) unless ``filters`` already names that column, with the kind
+        classifier's second opinion when kind steering is on (fashionrec.look)."""
         check_k(k)
         chosen = self._filters(filters)
         photo = load_image(image)
         garments = self.localiser.find(photo, max_garments=max_garments)
         if not garments:
             return []
-        crops = [crop_box(photo, g.box, CROP_MARGIN) for g in garments]
-        vectors = self.encoder.embed(self.encoder.preprocess(crops))
+        batch = self.encoder.preprocess([crop_box(photo, g.box, CROP_MARGIN) for g in garments])
+        vectors = self.project(self.encoder.features(batch))
+        classifier = self.kind_classifier if steer and self.ranking.steer_kind else None
+        opinions = classifier.probabilities(batch) if classifier is not None else None
         out = []
-        for garment, vector in zip(garments, vectors, strict=True):
+        for number, (garment, vector) in enumerate(zip(garments, vectors, strict=True)):
             wanted = steered(chosen, self.garment_classes, garment.label, self.columns) if steer else chosen
             results = self.recommend_vectors(vector[None, :], k, wanted)[0]
-            if results:  # a garment the catalogue has nothing of (under the filters) is left out
-                out.append(LookGarment(garment.label, garment.box, garment.score, results))
+            if not results:  # a garment the catalogue has nothing of (under the filters) is left out
+                continue
+            if classifier is not None and opinions is not None and garment.label in classifier.classes:
+                row = opinions[number]
+                if row[classifier.classes.index(garment.label)] < MIN_AGREEMENT:
+                    logger.debug("look: %s left out, the kind classifier disagrees", garment.label)
+                    continue
+                mix = classifier.mix(classifier.weighted(row, garment.label, LOCALISER_WEIGHT))
+                results = self.steer_kinds(vector, mix, k, chosen, Examples())
+            out.append(LookGarment(garment.label, garment.box, garment.score, results))
         return out
 
     @property
     def localiser(self) -> GarmentLocaliser:
         """The garment localiser (the shipped one unless one was given), opened on first use."""
-        if self._localiser is None:
-            self._localiser = GarmentLocaliser.open(classes=self.garment_classes)
-        return self._localiser
+        return self._open_once("localiser", lambda: GarmentLocaliser.open(classes=self.garment_classes))
 
     @localiser.setter
     def localiser(self, value: GarmentLocaliser) -> None:
-        self._localiser = value
+        self._opened["localiser"] = value
 
     @property
     def garment_classes(self) -> GarmentClasses:
         """The garment classes looks and kind steering search among (garments.json): the localiser's when one is
         open, else the shipped file's, read on first use (kind steering needs no localiser network)."""
-        if self._localiser is not None:
-            return self._localiser.classes
-        if self._garment_classes is None:
-            self._garment_classes = load_classes()
-        return self._garment_classes
+        localiser = self._opened.get("localiser")
+        if localiser is not None:
+            return localiser.classes  # type: ignore[no-any-return]
+        return self._open_once("classes", load_classes)
 
     def recommend_examples(
         self, like: Iterable[str], unlike: Iterable[str] = (), k: int = 5,
