@@ -13,11 +13,15 @@ import resource
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fashionrec import runtime
 from fashionrec.config import read_runtime
 from fashionrec.errors import FashionrecError
+from fashionrec.kinds import MAX_KINDS, MIN_SHARE, KindClassifier
+
+if TYPE_CHECKING:
+    from fashionrec.recommend import Recommender
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -71,6 +75,20 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=0, help="only this many products (0 = all)")
     parser.add_argument("--note", default="", help="free text stored in the JSON (e.g. machine load)")
     parser.add_argument("--json", action="store_true", help="also print the JSON result to stdout")
+
+
+def add_kind_rule_options(parser: argparse.ArgumentParser) -> None:
+    """``--min-share`` / ``--max-kinds``: measure another kind-steering rule than the shipped one (fashionrec.kinds)."""
+    parser.add_argument("--min-share", type=float, help="kind steering's min_share (default: the shipped rule's)")
+    parser.add_argument("--max-kinds", type=int, default=MAX_KINDS, help="kind steering's max_kinds")
+
+
+def apply_kind_rule(rec: Recommender, args: argparse.Namespace) -> dict[str, Any]:
+    """Give ``rec`` the kind-steering rule of :func:`add_kind_rule_options`' options (when not the shipped one);
+    the rule, for the results JSON."""
+    if args.min_share is not None or args.max_kinds != MAX_KINDS:
+        rec.kind_classifier = KindClassifier.open(min_share=args.min_share, max_kinds=args.max_kinds)
+    return {"min_share": MIN_SHARE if args.min_share is None else args.min_share, "max_kinds": args.max_kinds}
 
 
 def check_limit(limit: int) -> None:

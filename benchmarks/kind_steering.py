@@ -21,13 +21,13 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from _common import SHARED, machine, print_table, run_main, write_results
+from _common import SHARED, add_kind_rule_options, apply_kind_rule, machine, print_table, run_main, write_results
 from fashionrec.columns import load_mapping
 from fashionrec.evaluate import IMAGE_SUFFIXES
 from fashionrec.feedback import check_examples
 from fashionrec.garments import load_classes
 from fashionrec.imageio import load_image
-from fashionrec.kinds import MAX_KINDS, MIN_SHARE, OTHER, KindClassifier
+from fashionrec.kinds import OTHER
 from fashionrec.recommend import Recommender
 from fashionrec.split import is_held_out
 
@@ -58,8 +58,7 @@ def main(argv: list[str] | None) -> int:
     parser.add_argument("--catalogue", type=Path, default=SHARED / "catalogue")
     parser.add_argument("--limit", type=int, default=0, help="at most this many catalogue queries (0 = all)")
     parser.add_argument("--name", default="kind_steering")
-    parser.add_argument("--min-share", type=float, help="kind steering's min_share (default: the shipped rule's)")
-    parser.add_argument("--max-kinds", type=int, default=MAX_KINDS, help="kind steering's max_kinds")
+    add_kind_rule_options(parser)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     mapping = load_mapping(args.mapping)
@@ -69,11 +68,8 @@ def main(argv: list[str] | None) -> int:
         sets[folder.name] = [(p, set(mapping[c.name]), None) for c in sorted(folder.iterdir()) if c.name in mapping
                              for p in sorted(c.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
     out: dict[str, Any] = {"machine": machine(), "index": str(args.index), "classes_column": classes.column}
-    out["kind_rule"] = {"min_share": args.min_share if args.min_share is not None else MIN_SHARE,
-                        "max_kinds": args.max_kinds}
     with Recommender.open(args.index) as rec:
-        if args.min_share is not None or args.max_kinds != MAX_KINDS:
-            rec.kind_classifier = KindClassifier.open(min_share=args.min_share, max_kinds=args.max_kinds)
+        out["kind_rule"] = apply_kind_rule(rec, args)
         held = [i for i in rec.db.iter_items() if is_held_out(i.id, 0.1, 0)]
         held = held[: args.limit] if args.limit else held
         sets["held-out products"] = [(args.catalogue / "images" / f"{i.id}.jpg", {i.metadata["articleType"]}, i.id)

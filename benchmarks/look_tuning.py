@@ -35,7 +35,7 @@ from tqdm import tqdm
 from _common import SHARED, machine, print_table, run_main, write_results
 from fashionrec.columns import load_mapping
 from fashionrec.garments import crop_box, iou
-from fashionrec.kinds import MAX_KINDS, MIN_SHARE, OTHER, allot, interleave
+from fashionrec.kinds import MAX_KINDS, MIN_SHARE, OTHER, allot, interleave, mix_of, weigh
 from fashionrec.recommend import Recommender
 from fashionrec.street import CROP_MARGIN, street_photos
 from fashionrec.street_eval import IOU_FOUND
@@ -94,11 +94,11 @@ def collect(rec: Recommender, street: Path) -> tuple[list[dict[str, Any]], list[
 
 def steer(row: np.ndarray, names: list[str], top: dict[str, Top], min_share: float, max_kinds: int) -> Top:
     """fashionrec.Recommender.steer_kinds replayed on the collected top K of each class."""
-    order = [int(i) for i in np.argsort(-row, kind="stable")[:max_kinds] if row[i] >= min_share]
-    if not order:
+    kinds = mix_of(row, names, min_share, max_kinds)
+    if not kinds:
         return top[OTHER]
-    lists = [(places, top[names[i]]) for i, places in zip(order, allot([float(row[i]) for i in order], K),
-                                                            strict=True) if places]
+    lists = [(places, top[name]) for (name, _), places in zip(kinds, allot([share for _, share in kinds], K),
+                                                              strict=True) if places]
     picked = interleave(lists, K, key=lambda r: r[0])
     return sorted(picked, key=lambda r: -r[1]) if picked else top[OTHER]
 
@@ -132,9 +132,7 @@ def look_scores(looks: list[dict[str, Any]], names: list[str], half: str, crop: 
             if math.isinf(weight):
                 answer.append((garment["box"], own))
             elif row[number] >= min_agreement:
-                weighed = row.astype(np.float64).copy()
-                weighed[number] += weight
-                answer.append((garment["box"], steer(weighed / weighed.sum(), names, garment["top"], *crop)))
+                answer.append((garment["box"], steer(weigh(row, number, weight), names, garment["top"], *crop)))
         precise += [sum(value in look["every"] for _, _, value in top) >= 3 for _, top in answer]
         found += [any(iou(box, labelled) >= IOU_FOUND and any(v in relevant for _, _, v in top)
                       for box, top in answer) for labelled, relevant in look["labelled"]]

@@ -8,8 +8,9 @@ The index is built beforehand from the shared catalogue (the issue's protocol: 8
 --metadata CSV --index-dir INDEX_DIR``). Every figure is measured on the street photos of the validation part
 (fashionrec.split.is_validation_photo), which neither the localiser nor the kind head was trained on; the protocol
 is fashionrec.street_eval's. ``--no-kind`` turns the kind steering of plain queries off, to measure what it adds.
-``--min-share`` / ``--max-kinds`` measure another kind-steering rule than the shipped one. ``--half`` keeps one half of those photos (by a hash of the name): the kind steering's one setting chosen on street
-photos (``fashionrec.kinds.MIN_SHARE``) was picked on the ``tuning`` half; the ``held`` half was not looked at for it.
+``--min-share`` / ``--max-kinds`` measure another kind-steering rule than the shipped one. ``--half`` keeps one half
+of those photos (by a hash of the name): the kind steering's one setting chosen on street photos
+(``fashionrec.kinds.MIN_SHARE``) was picked on the ``tuning`` half; the ``held`` half was not looked at for it.
 Prints a summary, writes benchmarks/results/<name>.json.
 """
 
@@ -26,10 +27,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from _common import SHARED, machine, print_table, run_main, write_results
+from _common import SHARED, add_kind_rule_options, apply_kind_rule, machine, print_table, run_main, write_results
 from fashionrec.columns import load_mapping
 from fashionrec.garments import crop_box, load_classes
-from fashionrec.kinds import MAX_KINDS, MIN_SHARE, KindClassifier
 from fashionrec.recommend import Recommender
 from fashionrec.street import CROP_MARGIN, StreetPhoto, street_photos
 from fashionrec.street_eval import evaluate_street
@@ -90,8 +90,7 @@ def main(argv: list[str] | None) -> int:
                         help="crops only, each steered to its labelled garment's class: what a perfect kind "
                         "classifier would give (an upper bound, not a result)")
     parser.add_argument("--half", choices=("tuning", "held"), help="only this half of the validation photos")
-    parser.add_argument("--min-share", type=float, help="kind steering's min_share (default: the shipped rule's)")
-    parser.add_argument("--max-kinds", type=int, default=MAX_KINDS, help="kind steering's max_kinds")
+    add_kind_rule_options(parser)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if args.make_catalogue:
@@ -104,8 +103,7 @@ def main(argv: list[str] | None) -> int:
     with Recommender.open(args.index) as rec:
         if args.no_kind:
             rec.ranking = replace(rec.ranking, steer_kind=False)
-        if args.min_share is not None or args.max_kinds != MAX_KINDS:
-            rec.kind_classifier = KindClassifier.open(min_share=args.min_share, max_kinds=args.max_kinds)
+        kind_rule = apply_kind_rule(rec, args)
         if args.oracle_kind:
             result = oracle_crops(rec, photos, mapping)
         else:
@@ -113,8 +111,7 @@ def main(argv: list[str] | None) -> int:
         products = len(rec)
     data = {"machine": machine(), "index_products": products, "street": str(args.street), "kind_steering":
             "oracle" if args.oracle_kind else not args.no_kind, "half": args.half or "all",
-            "kind_rule": {"min_share": args.min_share if args.min_share is not None else MIN_SHARE,
-                          "max_kinds": args.max_kinds},
+            "kind_rule": kind_rule,
             "protocol": "fashionrec.street_eval, validation part of the street photos", **result}
     rows = [["crops", result["crops"]["overall"]["n"], result["crops"]["overall"]["hit@5"],
              result["crops"]["overall"]["P@5"]]]

@@ -81,17 +81,28 @@ class KindClassifier:
 
     def mix(self, row: np.ndarray) -> Kinds:
         """One row of class probabilities -> its mix of kinds (see :meth:`kinds`)."""
-        order = [int(i) for i in np.argsort(-row, kind="stable")[: self.max_kinds] if row[i] >= self.min_share]
-        return tuple((self.classes[i], round(float(row[i]), 4)) for i in order)
+        return mix_of(row, self.classes, self.min_share, self.max_kinds)
 
     def weighted(self, row: np.ndarray, name: str, weight: float) -> np.ndarray:
         """``row`` (class probabilities) with ``weight`` more on class ``name``, renormalised: another opinion
         (a look's localiser naming the garment) added to the classifier's."""
         if name not in self.classes:
             raise FashionrecError(f"the kind classifier knows no class {name!r}; it knows {', '.join(self.classes)}")
-        out = np.asarray(row, np.float64).copy()
-        out[self.classes.index(name)] += weight
-        return out / out.sum()
+        return weigh(row, self.classes.index(name), weight)
+
+
+def mix_of(row: np.ndarray, classes: Sequence[str], min_share: float, max_kinds: int) -> Kinds:
+    """Class probabilities ``row`` (one per name of ``classes``) -> the classes given at least ``min_share``, with
+    it, most likely first, at most ``max_kinds``."""
+    order = [int(i) for i in np.argsort(-row, kind="stable")[:max_kinds] if row[i] >= min_share]
+    return tuple((classes[i], round(float(row[i]), 4)) for i in order)
+
+
+def weigh(row: np.ndarray, index: int, weight: float) -> np.ndarray:
+    """Probabilities ``row`` with ``weight`` more on class number ``index``, renormalised."""
+    out = np.asarray(row, np.float64).copy()
+    out[index] += weight
+    return out / out.sum()
 
 
 def allot(shares: Sequence[float], k: int) -> list[int]:

@@ -253,7 +253,8 @@ class Recommender(OpenIndex):
                     logger.debug("look: %s left out, the kind classifier disagrees", garment.label)
                     continue
                 mix = classifier.mix(classifier.weighted(row, garment.label, LOCALISER_WEIGHT))
-                results = self.steer_kinds(vector, mix, k, chosen, Examples())
+                if [name for name, _ in mix] != [garment.label]:  # its own class alone: answered above already
+                    results = self.steer_kinds(vector, mix, k, chosen, Examples())
             out.append(LookGarment(garment.label, garment.box, garment.score, results))
         return out
 
