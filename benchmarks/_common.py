@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from fashionrec import runtime
 from fashionrec.config import read_runtime
 from fashionrec.errors import FashionrecError
-from fashionrec.kinds import MAX_KINDS, MIN_SHARE, KindClassifier
+from fashionrec.kinds import MAX_KINDS, MIN_SHARE, NEIGHBOUR_WEIGHT, NEIGHBOURS, KindClassifier
 
 if TYPE_CHECKING:
     from fashionrec.recommend import Recommender
@@ -78,17 +78,31 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_kind_rule_options(parser: argparse.ArgumentParser) -> None:
-    """``--min-share`` / ``--max-kinds``: measure another kind-steering rule than the shipped one (fashionrec.kinds)."""
+    """``--min-share`` / ``--max-kinds`` / ``--neighbour-weight`` / ``--neighbours``: measure another kind-steering
+    rule than the one the index gets (fashionrec.kinds)."""
     parser.add_argument("--min-share", type=float, help="kind steering's min_share (default: the shipped rule's)")
     parser.add_argument("--max-kinds", type=int, default=MAX_KINDS, help="kind steering's max_kinds")
+    parser.add_argument("--neighbour-weight", type=float,
+                        help="the nearest products' vote's share (0: the classifier alone; default: the index's, "
+                             f"{NEIGHBOUR_WEIGHT:g} where its head learnt worn garments, else 0)")
+    parser.add_argument("--neighbours", type=int, default=NEIGHBOURS, help="how many nearest products vote")
 
 
 def apply_kind_rule(rec: Recommender, args: argparse.Namespace) -> dict[str, Any]:
-    """Give ``rec`` the kind-steering rule of :func:`add_kind_rule_options`' options (when not the shipped one);
-    the rule, for the results JSON."""
-    if args.min_share is not None or args.max_kinds != MAX_KINDS:
-        rec.kind_classifier = KindClassifier.open(min_share=args.min_share, max_kinds=args.max_kinds)
-    return {"min_share": MIN_SHARE if args.min_share is None else args.min_share, "max_kinds": args.max_kinds}
+    """Give ``rec`` the kind-steering rule of :func:`add_kind_rule_options`' options (when they change it); the
+    rule the queries get, for the results JSON."""
+    if args.min_share is not None or args.max_kinds != MAX_KINDS or args.neighbour_weight is not None or \
+            args.neighbours != NEIGHBOURS:
+        own = rec.kind_classifier
+        weight = args.neighbour_weight if args.neighbour_weight is not None else (
+            own.neighbour_weight if own is not None else NEIGHBOUR_WEIGHT)
+        rec.kind_classifier = KindClassifier.open(min_share=args.min_share, max_kinds=args.max_kinds,
+                                                  neighbour_weight=weight, neighbours=args.neighbours)
+    classifier = rec.kind_classifier
+    if classifier is None:
+        return {"min_share": MIN_SHARE if args.min_share is None else args.min_share, "max_kinds": args.max_kinds}
+    return {"min_share": classifier.min_share, "max_kinds": classifier.max_kinds,
+            "neighbour_weight": classifier.neighbour_weight, "neighbours": classifier.neighbours}
 
 
 def check_limit(limit: int) -> None:

@@ -440,31 +440,61 @@ def look_goals() -> tuple[list[str], list[str]]:
 
 
 def look_tuning() -> tuple[list[str], list[str]]:
-    """The look rule chosen on the tuning half, and the kind-steering trade-off the street photos cannot settle."""
-    res, street, hedged = load_results("look_tuning"), load_results("street_look_street"), load_results(
-        "street_look_street_hedged")
-    alone, alone_hedged = load_results("kind_steering_street"), load_results("kind_steering_street_hedged")
-    chosen = res["chosen"]["looks"]
+    """The rules chosen on the tuning half (the nearest products' vote, the look's second opinion), and the
+    kind-steering trade-off the street photos cannot settle."""
+    res, default = load_results("look_tuning"), load_results("look_tuning_default")
+    runs = {n: (load_results(f"street_look_street{n}"), load_results(f"kind_steering_street{n}"))
+            for n in ("_novote", "_hedged", "")}
+    chosen, vote = res["chosen"]["looks"], res["chosen"]["vote"]
     earlier = next(r for r in res["looks"] if r["localiser_weight"] == "inf")
     rows = [[label, *(f"{_f(r[h]['recall'], 3)} / {_f(r[h]['precision'], 3)}" for h in ("tuning", "held"))]
             for label, r in (("the localiser's class alone (the earlier rule)", earlier),
                              (f"weight {chosen['localiser_weight']:g}, min agreement {chosen['min_agreement']:g} (chosen)",
                               chosen))]
-    rule, other = street["kind_rule"], hedged["kind_rule"]
-    trade = [[f"min_share {r['kind_rule']['min_share']:g}, max_kinds {r['kind_rule']['max_kinds']}" + note,
-              f"{_f(r['crops']['overall']['hit@5'], 3)} / {_f(r['crops']['overall']['P@5'], 3)}",
-              *(f"{_f(a['sets'][n]['on']['hit@5'], 3)} / {_f(a['sets'][n]['on']['P@5'], 3)}"
-                for n in ("test", "held-out products"))]
-             for r, a, note in ((street, alone, " (shipped)"), (hedged, alone_hedged, ""))]
-    return ["look_tuning", "street_look_street", "street_look_street_hedged", "kind_steering_street",
-            "kind_steering_street_hedged"], [
-        (f"Looks (`benchmarks/look_tuning.py`, index trained with `--street`; {res['rules']['looks']}), look "
-         "recall / precision:"), "",
+    counts = sorted({r["neighbours"] for r in res["vote"]})
+    grid = []
+    for weight in sorted({r["neighbour_weight"] for r in res["vote"]}):
+        cells = {r["neighbours"]: r for r in res["vote"] if r["neighbour_weight"] == weight}
+        grid.append([f"{weight:g}" + (" (the classifier alone)" if not weight else ""), *(
+            ("**" if (weight, n) == (vote["neighbour_weight"], vote["neighbours"]) else "")
+            + f"{_f(cells[n]['tuning']['hit@5'], 3)} / {_f(cells[n]['tuning']['P@5'], 3)}"
+            + ("**" if (weight, n) == (vote["neighbour_weight"], vote["neighbours"]) else "") for n in counts)])
+
+    def cell(grid: list[dict[str, Any]], weight: float, count: int, half: str) -> str:
+        row = next(r for r in grid if (r["neighbour_weight"], r["neighbours"]) == (weight, count))
+        return f"{_f(row[half]['hit@5'], 3)} / {_f(row[half]['P@5'], 3)}"
+
+    w, n = vote["neighbour_weight"], vote["neighbours"]
+    untaught = (f"On the default index (never taught worn garments, `look_tuning_default.json`) the same vote takes the "
+                f"tuning half from {cell(default['vote'], 0.0, n, 'tuning')} to {cell(default['vote'], w, n, 'tuning')} "
+                f"and the held half from {cell(default['vote'], 0.0, n, 'held')} to {cell(default['vote'], w, n, 'held')}"
+                " (hit@5 / P@5): no vote there.")
+
+    def rule(kind_rule: dict[str, Any]) -> str:
+        weight = kind_rule.get("neighbour_weight", 0.0)  # runs made before the vote existed have none
+        voted = f", vote {weight:g} of {kind_rule['neighbours']} products" if weight else ", no vote"
+        return f"min_share {kind_rule['min_share']:g}, max_kinds {kind_rule['max_kinds']}{voted}"
+
+    trade = [[rule(street["kind_rule"]) + note,
+              f"{_f(street['crops']['overall']['hit@5'], 3)} / {_f(street['crops']['overall']['P@5'], 3)}",
+              *(f"{_f(alone['sets'][n]['on']['hit@5'], 3)} / {_f(alone['sets'][n]['on']['P@5'], 3)}"
+                for n in ("test", "validation", "held-out products"))]
+             for (street, alone), note in zip(runs.values(), (" (the earlier rule)", "", " (shipped)"), strict=True)]
+    sources = [f"{kind}{n}" for n in runs for kind in ("street_look_street", "kind_steering_street")]
+    return ["look_tuning", "look_tuning_default", *sources], [
+        (f"Plain queries, the nearest products' vote (`benchmarks/look_tuning.py`, index trained with `--street`; "
+         f"{res['rules']['vote']}): crop hit@5 / P@5 on the tuning half, by the vote's share (rows) and the number of "
+         f"products voting (columns); chosen in bold, its held half {_f(vote['held']['hit@5'], 3)} / "
+         f"{_f(vote['held']['P@5'], 3)}:"), "",
+        *_table(["vote share", *(f"{n} products" for n in counts)], grid), "", untaught, "",
+        (f"Looks ({res['rules']['looks']}), look recall / precision:"), "",
         *_table(["rule", "tuning half", "held half"], rows), "",
-        (f"Plain queries: hedging more (a tenth -> a twentieth of the probability, up to {other['max_kinds']} kinds) "
-         f"buys crop hit@5 with P@5 everywhere, catalogue photos included; kept at min_share {rule['min_share']:g} "
-         "(same index; all validation street photos; hit@5 / P@5):"), "",
-        *_table(["plain-query rule", "street crops", "garments alone (test)", "held-out catalogue products"], trade)]
+        ("Plain-query rules on every kind of query (same index; all validation street photos; hit@5 / P@5): hedging "
+         "everywhere (a twentieth of the probability, up to 4 kinds) buys crop hit@5 with P@5 everywhere, catalogue "
+         "photos included; the vote hedges where the catalogue disagrees with the photo's classifier, and sharpens "
+         "where it agrees:"), "",
+        *_table(["plain-query rule", "street crops", "garments alone (test)", "garments alone (validation)",
+                 "held-out catalogue products"], trade)]
 
 
 def look_summary() -> tuple[list[str], list[str]]:

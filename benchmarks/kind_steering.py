@@ -1,12 +1,13 @@
 """What kind steering does to queries that are not street crops: garments photographed alone and catalogue products.
 
     nice .venv/bin/python benchmarks/kind_steering.py --index INDEX_DIR [--photos DIR ...] [--limit N]
-        [--min-share S] [--max-kinds N]
+        [--min-share S] [--max-kinds N] [--neighbour-weight W] [--neighbours N]
 
 Runs every query twice through the same index, kind steering off and on (fashionrec.kinds): the photos of
 ``clothing-photos/test`` and ``validation`` (a folder per class, relevance by ``mapping.json``; never trained on),
 and the catalogue products of the index that fashionrec.split holds out (10 %, seed 0; the fashion model and the
-kind classifier never trained on them), each excluded from its own results, relevant when of the same articleType.
+kind classifier never trained on them), each excluded from its own results and from the nearest products' vote on
+its kind, relevant when of the same articleType.
 hit@5 and P@5 per query set; how often the classifier steered, and how often to a wrong class. Writes
 benchmarks/results/<name>.json.
 """
@@ -39,7 +40,7 @@ def _run(rec: Recommender, queries: list[tuple[Any, set[str], str | None]], stee
     hits, precisions, steered = [], [], 0
     for image, relevant, exclude in tqdm(queries, desc=f"steer {'on' if steer else 'off'}", unit="q"):
         batch = rec.encoder.preprocess([rec.encoder.prepare(load_image(image))])
-        vectors, kinds = rec.encode_queries(batch)
+        vectors, kinds = rec.encode_queries(batch, exclude={exclude} if exclude else None)  # nor votes for itself
         steered += bool(kinds[0]) and kinds[0][0][0] != OTHER
         results = rec.steer_kinds(vectors[0], kinds[0], 5, {}, NO_EXAMPLES, exclude={exclude} if exclude else None)
         flags = [r.metadata.get("articleType") in relevant for r in results[:5]]

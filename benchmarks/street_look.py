@@ -1,16 +1,19 @@
 """Shop the look on the shared street photos' validation part: garment crops, whole-photo looks, the localiser.
 
     nice .venv/bin/python benchmarks/street_look.py --index INDEX_DIR [--street DIR] [--name street_look]
-        [--limit N] [--no-kind] [--half tuning|held] [--min-share S] [--max-kinds N]
+        [--limit N] [--no-kind] [--half tuning|held] [--min-share S] [--max-kinds N] [--neighbour-weight W]
+        [--neighbours N]
 
 The index is built beforehand from the shared catalogue (the issue's protocol: 8,000 products, a seeded sample:
 ``benchmarks/street_look.py --make-catalogue CSV`` writes its CSV, then ``fashionrec index ../shared/data/catalogue
 --metadata CSV --index-dir INDEX_DIR``). Every figure is measured on the street photos of the validation part
 (fashionrec.split.is_validation_photo), which neither the localiser nor the kind head was trained on; the protocol
 is fashionrec.street_eval's. ``--no-kind`` turns the kind steering of plain queries off, to measure what it adds.
-``--min-share`` / ``--max-kinds`` measure another kind-steering rule than the shipped one. ``--half`` keeps one half
-of those photos (by a hash of the name): the kind steering's one setting chosen on street photos
-(``fashionrec.kinds.MIN_SHARE``) was picked on the ``tuning`` half; the ``held`` half was not looked at for it.
+``--min-share`` / ``--max-kinds`` / ``--neighbour-weight`` / ``--neighbours`` measure another kind-steering rule than
+the shipped one (``--neighbour-weight 0``: the classifier alone, without the nearest products' vote). ``--half``
+keeps one half of those photos (by a hash of the name): the kind steering's settings chosen on street photos
+(``fashionrec.kinds.MIN_SHARE``, ``NEIGHBOUR_WEIGHT``, ``NEIGHBOURS``; benchmarks/look_tuning.py) were picked on the
+``tuning`` half; the ``held`` half was not looked at for them.
 Prints a summary, writes benchmarks/results/<name>.json.
 """
 

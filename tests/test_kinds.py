@@ -17,11 +17,21 @@ from fashionrec.errors import FashionrecError
 from fashionrec.feedback import check_examples
 from fashionrec.garments import load_classes
 from fashionrec.imageio import load_image
-from fashionrec.kind_train import class_of_values
-from fashionrec.kinds import MAX_KINDS, OTHER, KindClassifier, allot, interleave, kind_classifier_for
+from fashionrec.kinds import (
+    MAX_KINDS,
+    NEIGHBOUR_WEIGHT,
+    OTHER,
+    KindClassifier,
+    allot,
+    blend,
+    class_of_values,
+    interleave,
+    kind_classifier_for,
+    vote,
+)
 from fashionrec.manifest import Manifest
 from fashionrec.recommend import Recommender
-from tests.conftest import DEMO_QUERIES
+from tests.conftest import DEMO_CATALOG, DEMO_QUERIES
 
 CLASSES = load_classes()
 FASHION = Manifest(name="fashion", dim=256, image_size=128)
@@ -133,6 +143,8 @@ def test_a_tampered_classifier_turns_steering_off(tmp_path: Path, monkeypatch: p
 
 def test_only_the_model_whose_input_it_reads_is_steered() -> None:
     assert kind_classifier_for(FASHION) is not None
+    assert kind_classifier_for(FASHION).neighbour_weight == 0.0  # type: ignore[union-attr]  # no worn garments learnt
+    assert kind_classifier_for(FASHION, worn=True).neighbour_weight == NEIGHBOUR_WEIGHT  # type: ignore[union-attr]
     assert kind_classifier_for(replace(FASHION, name="efficientnet-lite0", dim=1280)) is None
     assert kind_classifier_for(replace(FASHION, weights="/my/fashion.pt")) is None
     assert kind_classifier_for(replace(FASHION, image_size=96)) is None
@@ -143,6 +155,58 @@ def test_catalogue_values_name_the_most_specific_class() -> None:
     assert class_of_values({"Leggings"}, CLASSES) == "legwear"  # also a kind of trousers, but legwear is narrower
     assert class_of_values({"Tshirts", "Shirts", "Sweatshirts", "Tops", "Sweaters"}, CLASSES) == "top"
     assert class_of_values({"Deodorant"}, CLASSES) == OTHER
+
+
+def test_the_nearest_products_vote_for_their_classes() -> None:
+    names = ["top", "dress", OTHER]
+    assert vote(["dress", "dress", "top", "Deodorant-ish"], names).tolist() == [0.25, 0.5, 0.25]  # unknown: other
+    assert vote(["dress", "hat"], ["top", "dress"]).tolist() == [0.0, 1.0]  # no other to count it for: not counted
+    assert vote([], names).tolist() == [0.0, 0.0, 0.0]
+    row = np.array([0.9, 0.1, 0.0])
+    assert np.allclose(blend(row, np.array([0.0, 1.0, 0.0]), 0.1), [0.81, 0.19, 0.0])
+    assert np.allclose(blend(row, np.zeros(3), 0.5), row)  # nobody voted: the classifier alone
+
+
+def test_the_vote_blends_into_the_mix_of_kinds(classifier: KindClassifier) -> None:
+    row = np.zeros(len(classifier.classes))
+    row[classifier.classes.index("top")] = 0.95
+    row[classifier.classes.index("knitwear")] = 0.05  # the photo alone: a top, knitwear under min_share
+    alone = KindClassifier.open(neighbour_weight=0.0)
+    assert [name for name, _ in alone.mixes(row[None, :], [["knitwear"] * 10])[0]] == ["top"]
+    voting = KindClassifier.open(neighbour_weight=0.2, neighbours=10)
+    mix = voting.mixes(row[None, :], [["knitwear"] * 6 + ["top"] * 4])[0]
+    assert [name for name, _ in mix] == ["top", "knitwear"]  # the catalogue's sweaters win knitwear a place
+    assert mix[1][1] == pytest.approx(0.8 * 0.05 + 0.2 * 0.6, abs=1e-4)
+    assert voting.mixes(row[None, :])[0] == alone.mixes(row[None, :])[0]  # no votes given: the classifier alone
+    for bad in ({"neighbour_weight": 1.5}, {"neighbours": -1}):
+        with pytest.raises(FashionrecError, match="neighbour_weight must be within 0..1 and neighbours at least 0"):
+            KindClassifier.open(**bad)  # type: ignore[arg-type]
+    assert KindClassifier.open(neighbours=0).neighbour_weight == 0.0  # nobody votes: nothing blended
+
+
+def test_a_query_is_voted_on_by_its_nearest_products_but_never_by_an_excluded_one(
+        demo_recommender: Recommender) -> None:
+    rec = demo_recommender
+    before = rec.kind_classifier
+    try:
+        rec.kind_classifier = KindClassifier.open(neighbour_weight=1.0, neighbours=1)  # the nearest product decides
+        cases = []
+        for item in rec.db.iter_items():  # products whose nearest other product is of another class
+            batch = rec.encoder.preprocess([load_image(DEMO_CATALOG / "images" / f"{item.id}.jpg")])
+            vectors, kinds = rec.encode_queries(batch)
+            own = class_of_values({item.metadata["articleType"]}, CLASSES)
+            assert rec.recommend_vectors(vectors, 1, {}, consensus=0.0)[0][0].id == item.id  # its own photo first
+            assert [name for name, _ in kinds[0]] == [own]
+            second = rec.recommend_vectors(vectors, 1, {}, exclude={item.id}, consensus=0.0)[0][0]
+            if class_of_values({second.metadata["articleType"]}, CLASSES) != own:
+                cases.append((batch, item.id, class_of_values({second.metadata["articleType"]}, CLASSES)))
+        assert cases
+        for batch, excluded, other in cases:
+            assert [name for name, _ in rec.encode_queries(batch, exclude={excluded})[1][0]] == [other]
+        rec.kind_classifier = KindClassifier.open(neighbour_weight=0.0)
+        assert rec.encode_queries(batch)[1] == rec.kind_classifier.kinds(batch)  # no vote: the classifier alone
+    finally:
+        rec.kind_classifier = before
 
 
 def test_plain_queries_are_steered_to_their_kind_and_can_be_left_alone(demo_recommender: Recommender) -> None:

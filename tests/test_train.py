@@ -20,6 +20,7 @@ from fashionrec.cli import main
 from fashionrec.errors import FashionrecError
 from fashionrec.head import HEAD_FILE, Head
 from fashionrec.indexing import index_catalog
+from fashionrec.kinds import NEIGHBOUR_WEIGHT
 from fashionrec.manifest import Manifest
 from fashionrec.recommend import Recommender
 from fashionrec.split import is_held_out, is_validation_photo
@@ -191,6 +192,9 @@ def test_train_learns_the_worn_garments_of_the_street_photos_training_part(
     assert (result.photos, result.photo_classes) == (8 + len(training), 4 + 1)  # the shoes crops: one class more
     crops = sorted(p.stem for p in (index_dir / STREET_CROPS_DIR / "street-shoes").glob("*.jpg"))
     assert crops == [f"{n}-0" for n in training]  # never a photo of the validation part
+    assert Head.load(index_dir).worn_garments == len(training)  # recorded: kind steering's vote relies on it
+    with Recommender.open(index_dir) as rec:
+        assert rec.kind_classifier is not None and rec.kind_classifier.neighbour_weight == NEIGHBOUR_WEIGHT
     alone = train_index(index_dir, config, progress=False, street_dir=street, photo_views=1)
     assert (alone.photos, alone.photo_classes) == (len(training), 1)
     other = street_folder(tmp_path / "other", names[:4])  # another street folder: cropped anew
@@ -199,6 +203,10 @@ def test_train_learns_the_worn_garments_of_the_street_photos_training_part(
     assert fewer.photos == len([n for n in names[:4] if not is_validation_photo(n)])
     with pytest.raises(FashionrecError, match="street_dir: cannot read mapping"):
         train_index(index_dir, config, progress=False, street_dir=tmp_path / "nowhere")
+    train_index(index_dir, config, progress=False, photos_dir=photos, mapping_path=mapping, photo_views=1)
+    assert Head.load(index_dir).worn_garments == 0  # retrained without them: no vote
+    with Recommender.open(index_dir) as rec:
+        assert rec.kind_classifier is not None and rec.kind_classifier.neighbour_weight == 0.0
 
 
 def test_train_without_photos_records_none(demo_index: Path, tmp_path: Path) -> None:

@@ -77,6 +77,11 @@ class Head:
         return recorded_in(self.meta.get("model"), "the head")
 
     @property
+    def worn_garments(self) -> int:
+        """How many crops of worn garments (street photos) the head learnt from (0: none; fashionrec.train)."""
+        return int(self.meta.get("worn_garments", 0))
+
+    @property
     def holdout_ids(self) -> list[str]:
         """Products kept out of training, so an evaluation can query with them honestly."""
         return [str(i) for i in self.meta.get("holdout_ids", [])]

@@ -48,26 +48,13 @@ from PIL import Image
 from fashionrec.atomic import write_atomically
 from fashionrec.garments import GarmentClasses, crop_box, load_classes
 from fashionrec.imageio import load_image
-from fashionrec.kinds import _METADATA_KEY, MIN_SHARE, OTHER
+from fashionrec.kinds import _METADATA_KEY, MIN_SHARE, OTHER, class_of_values
 from fashionrec.split import is_held_out
 from fashionrec.street import CROP_MARGIN, street_photos
 
 logger = logging.getLogger(__name__)
 
 STORED_SIDE = 128  # longer side of the stored example images
-
-
-def class_of_values(values: set[str], classes: GarmentClasses) -> str:
-    """The garment class sharing most of ``values`` (ties: the class with fewer values, then file order)."""
-    best, score = OTHER, 0.0
-    for garment_class in classes.classes:
-        shared = len(values & set(garment_class.values))
-        if not shared:
-            continue
-        value = shared + 1.0 / (1 + len(garment_class.values))
-        if value > score:
-            best, score = garment_class.name, value
-    return best
 
 
 def _store(image: Image.Image, path: Path) -> None:

@@ -11,6 +11,15 @@ with footwear, never with deodorant; a hesitant classifier hedges rather than be
 intent-aware diversification of search engines, with the garment kind as the intent). It applies to indexes whose
 model reads the same input (name and input size recorded in the file); for any other, :func:`kind_classifier_for`
 returns None and nothing is steered.
+
+The classifier sees the photo alone; the catalogue adds its own opinion. The ``neighbours`` products nearest the
+query (unfiltered) vote for their classes (:func:`class_of_values` of their catalogue value), and the mix is taken
+from the classifier's probabilities blended with that vote (``neighbour_weight`` of it, :func:`blend`): a catalogue
+that answers a sweater with sweaters gives ``knitwear`` a place even when the photo alone looks like a top, and one
+that agrees with the classifier makes it surer. The vote is only as good as the index's idea of a worn garment: it
+is cast on indexes whose head learnt crops of worn garments (``fashionrec train --street``), never on others, whose
+nearest products of a street photo are too often of another kind (:func:`kind_classifier_for`). Both settings were
+chosen on street photos (``benchmarks/look_tuning.py``).
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ from typing import TypeVar
 import numpy as np
 
 from fashionrec.errors import FashionrecError
-from fashionrec.garments import open_network, shipped_network
+from fashionrec.garments import GarmentClasses, open_network, shipped_network
 from fashionrec.manifest import Manifest
 
 logger = logging.getLogger(__name__)
@@ -33,6 +42,8 @@ KIND_CARD = "kinds-lite0.json"
 OTHER = "other"
 MIN_SHARE = 0.1  # a class given less of the probability takes no place among the results
 MAX_KINDS = 3
+NEIGHBOURS = 10  # nearest catalogue products that vote for their classes
+NEIGHBOUR_WEIGHT = 0.1  # the vote's share of the blended probabilities (0: the classifier alone)
 _METADATA_KEY = "fashionrec_kinds"
 
 Kinds = tuple[tuple[str, float], ...]  # (garment class or OTHER, probability), most likely first
@@ -42,7 +53,8 @@ T = TypeVar("T")
 class KindClassifier:
     """An open kind classifier: ``kinds(batch)`` -> per row the mix of garment kinds it shows."""
 
-    def __init__(self, model: bytes | str, min_share: float | None = None, max_kinds: int = MAX_KINDS) -> None:
+    def __init__(self, model: bytes | str, min_share: float | None = None, max_kinds: int = MAX_KINDS,
+                 neighbour_weight: float = NEIGHBOUR_WEIGHT, neighbours: int = NEIGHBOURS) -> None:
         self._session, meta = open_network(model, _METADATA_KEY, "kind classifier")
         self.meta = meta
         self.classes: tuple[str, ...] = tuple(meta["classes"])
@@ -53,17 +65,22 @@ class KindClassifier:
             raise FashionrecError(f"min_share must be within 0..1 and max_kinds at least 1, not {self.min_share} "
                                   f"and {max_kinds}")
         self.max_kinds = max_kinds
+        if not 0.0 <= neighbour_weight <= 1.0 or neighbours < 0:
+            raise FashionrecError(f"neighbour_weight must be within 0..1 and neighbours at least 0, not "
+                                  f"{neighbour_weight} and {neighbours}")
+        self.neighbour_weight = float(neighbour_weight) if neighbours else 0.0
+        self.neighbours = neighbours if self.neighbour_weight else 0  # how many products vote (0: no vote)
         self._input = self._session.get_inputs()[0].name
 
     @classmethod
-    def open(cls, path: str | Path | None = None, *, min_share: float | None = None,
-             max_kinds: int = MAX_KINDS) -> KindClassifier:
+    def open(cls, path: str | Path | None = None, *, min_share: float | None = None, max_kinds: int = MAX_KINDS,
+             neighbour_weight: float = NEIGHBOUR_WEIGHT, neighbours: int = NEIGHBOURS) -> KindClassifier:
         """The classifier in ``path``, or the shipped one (checked against the SHA-256 on its card); ``min_share``
         replaces the probability a class needs to take places (default: the file's, else ``MIN_SHARE``),
-        ``max_kinds`` the most kinds that share them."""
-        if path is not None:
-            return cls(str(path), min_share, max_kinds)
-        return cls(shipped_network(KIND_FILE, KIND_CARD, "kind classifier"), min_share, max_kinds)
+        ``max_kinds`` the most kinds that share them, ``neighbour_weight`` / ``neighbours`` the nearest products'
+        vote (0: none)."""
+        network = str(path) if path is not None else shipped_network(KIND_FILE, KIND_CARD, "kind classifier")
+        return cls(network, min_share, max_kinds, neighbour_weight, neighbours)
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         """A preprocessed batch (N, 3, S, S), as the fashion model takes it -> class probabilities (N, C), averaged
@@ -74,10 +91,22 @@ class KindClassifier:
         probabilities = np.asarray(self._session.run(None, {self._input: np.ascontiguousarray(both, np.float32)})[0])
         return (probabilities[: len(batch)] + probabilities[len(batch) :]) / 2
 
-    def kinds(self, batch: np.ndarray) -> list[Kinds]:
+    def kinds(self, batch: np.ndarray, voted: Sequence[Sequence[str]] | None = None) -> list[Kinds]:
         """Per row: the classes (garment classes or ``other``) given at least ``min_share`` of the probability,
-        with it, most likely first, at most ``max_kinds``; empty when none is (no steering)."""
-        return [self.mix(row) for row in self.probabilities(batch)]
+        with it, most likely first, at most ``max_kinds``; empty when none is (no steering). ``voted``: per row,
+        the classes of the query's nearest catalogue products (:meth:`blended`)."""
+        return self.mixes(self.probabilities(batch), voted)
+
+    def mixes(self, probabilities: np.ndarray, voted: Sequence[Sequence[str]] | None = None) -> list[Kinds]:
+        """:meth:`kinds` of rows of class probabilities the classifier gave already."""
+        if voted is None:
+            return [self.mix(row) for row in probabilities]
+        return [self.mix(self.blended(row, near)) for row, near in zip(probabilities, voted, strict=True)]
+
+    def blended(self, row: np.ndarray, voted: Sequence[str]) -> np.ndarray:
+        """Class probabilities ``row`` blended with the vote of the classes ``voted`` (those of the nearest
+        catalogue products, ``other`` for a product of no class): ``neighbour_weight`` of the result is the vote."""
+        return blend(row, vote(voted, self.classes), self.neighbour_weight)
 
     def mix(self, row: np.ndarray) -> Kinds:
         """One row of class probabilities -> its mix of kinds (see :meth:`kinds`)."""
@@ -103,6 +132,39 @@ def weigh(row: np.ndarray, index: int, weight: float) -> np.ndarray:
     out = np.asarray(row, np.float64).copy()
     out[index] += weight
     return out / out.sum()
+
+
+def vote(voted: Sequence[str], classes: Sequence[str]) -> np.ndarray:
+    """The share of ``voted`` (class names; one unknown to ``classes`` counts as ``other``, or for nothing when
+    ``classes`` has no ``other``) that each of ``classes`` got; all zeros when nobody voted."""
+    index = {name: i for i, name in enumerate(classes)}
+    counts = np.zeros(len(classes))
+    for name in voted:
+        i = index.get(name, index.get(OTHER))
+        if i is not None:
+            counts[i] += 1
+    return counts / counts.sum() if counts.sum() else counts
+
+
+def blend(row: np.ndarray, votes: np.ndarray, weight: float) -> np.ndarray:
+    """``(1 - weight) * row + weight * votes``; ``row`` alone when nobody voted."""
+    if not votes.sum():
+        return np.asarray(row, np.float64)
+    return (1.0 - weight) * np.asarray(row, np.float64) + weight * votes
+
+
+def class_of_values(values: set[str], classes: GarmentClasses) -> str:
+    """The garment class sharing most of ``values`` (catalogue values; ties: the class with fewer values, then file
+    order), ``other`` when none does."""
+    best, score = OTHER, 0.0
+    for garment_class in classes.classes:
+        shared = len(values & set(garment_class.values))
+        if not shared:
+            continue
+        value = shared + 1.0 / (1 + len(garment_class.values))
+        if value > score:
+            best, score = garment_class.name, value
+    return best
 
 
 def allot(shares: Sequence[float], k: int) -> list[int]:
@@ -145,13 +207,14 @@ def interleave(lists: Sequence[tuple[int, Sequence[T]]], k: int, key: Callable[[
     return out[:k]
 
 
-def kind_classifier_for(model: Manifest) -> KindClassifier | None:
+def kind_classifier_for(model: Manifest, *, worn: bool = False) -> KindClassifier | None:
     """The shipped kind classifier when ``model`` preprocesses its input as the classifier was trained to read it
-    (the shipped fashion model at its input size), else None. A damaged file is logged and steering stays off."""
+    (the shipped fashion model at its input size), else None; with the nearest products' vote when the index
+    learnt worn garments (``worn``), else the classifier alone. A damaged file is logged and steering stays off."""
     if model.name != "fashion" or model.weights is not None:
         return None
     try:
-        classifier = KindClassifier.open()
+        classifier = KindClassifier.open(neighbour_weight=NEIGHBOUR_WEIGHT if worn else 0.0)
     except FashionrecError as exc:
         logger.warning("kind steering is off: %s", exc)
         return None

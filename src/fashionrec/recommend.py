@@ -42,7 +42,7 @@ from fashionrec.hybrid import (
 )
 from fashionrec.imageio import load_image
 from fashionrec.index import Index, OpenIndex
-from fashionrec.kinds import OTHER, KindClassifier, Kinds, allot, interleave, kind_classifier_for
+from fashionrec.kinds import OTHER, KindClassifier, Kinds, allot, class_of_values, interleave, kind_classifier_for
 from fashionrec.look import CROP_MARGIN, LOCALISER_WEIGHT, MAX_GARMENTS, MIN_AGREEMENT, LookGarment, steered
 from fashionrec.modelspec import ModelSpec
 from fashionrec.query import ImageSource, QueryEncoder
@@ -195,15 +195,35 @@ class Recommender(OpenIndex):
             return self.steer(query, k, filters, examples, **options)
         return sorted(picked, key=lambda r: -r.score)  # in what order: by score (a product's own photo comes first)
 
-    def encode_queries(self, batch: np.ndarray) -> tuple[np.ndarray, list[Kinds]]:
+    def encode_queries(self, batch: np.ndarray, exclude: set[str] | None = None) -> tuple[np.ndarray, list[Kinds]]:
         """A preprocessed query batch -> its vectors in the searched space, and the mix of garment kinds each one
-        shows (fashionrec.kinds; empty: steering off, or no kind classifier reads this model's input)."""
+        shows (fashionrec.kinds: the kind classifier's view blended with the nearest products' vote, products in
+        ``exclude`` not voting; empty: steering off, or no kind classifier reads this model's input)."""
+        vectors, opinions = self.embed_batch(batch)
+        return vectors, self.kinds_of(vectors, opinions, exclude)
+
+    def embed_batch(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The networks' half of :meth:`encode_queries`: a preprocessed batch -> its vectors, and the kind
+        classifier's class probabilities (None: steering off, or no classifier reads this model's input)."""
         features = self.encoder.features(batch)
+        classifier = self.kind_classifier if self.ranking.steer_kind else None
+        opinions = classifier.probabilities(batch) if classifier is not None else None
+        return self.project(features), opinions
+
+    def kinds_of(self, vectors: np.ndarray, opinions: np.ndarray | None,
+                 exclude: set[str] | None = None) -> list[Kinds]:
+        """The catalogue's half of :meth:`encode_queries`: each query's mix of kinds, from the classifier's
+        ``opinions`` (:meth:`embed_batch`) and the vote of the query's nearest products (unfiltered, ``exclude``
+        left out) for their garment classes; no vote when the catalogue lacks the class file's column."""
         classifier = self.kind_classifier
-        kinds: list[Kinds] = [()] * len(features)
-        if classifier is not None and self.ranking.steer_kind:
-            kinds = classifier.kinds(batch)
-        return self.project(features), kinds
+        if opinions is None or classifier is None:
+            return [()] * len(vectors)
+        classes = self.garment_classes
+        if not classifier.neighbours or classes.column not in self.columns:
+            return classifier.mixes(opinions)
+        nearest = self.recommend_vectors(vectors, classifier.neighbours, {}, exclude=exclude, consensus=0.0)
+        voted = [[class_of_values({str(r.metadata.get(classes.column, ""))}, classes) for r in row] for row in nearest]
+        return classifier.mixes(opinions, voted)
 
     def kind_filters(self, filters: Filters, kinds: Sequence[str]) -> Filters:
         """``filters`` steered to the garment classes ``kinds`` (their catalogue values, garments.json) when kind
@@ -216,7 +236,8 @@ class Recommender(OpenIndex):
     def kind_classifier(self) -> KindClassifier | None:
         """The classifier of garment kinds for this index's model (None: none reads its input), opened on first
         use."""
-        return self._open_once("kind classifier", lambda: kind_classifier_for(self.manifest))
+        worn = self.head is not None and self.head.worn_garments > 0  # the nearest products' vote needs it
+        return self._open_once("kind classifier", lambda: kind_classifier_for(self.manifest, worn=worn))
 
     @kind_classifier.setter
     def kind_classifier(self, value: KindClassifier | None) -> None:

@@ -466,6 +466,7 @@ def train_index(
     """
     config.check()
     photos = None
+    worn = 0  # crops of worn garments learnt from (the kind steering's vote relies on them, fashionrec.kinds)
     path = Path(index_dir)
     if photos_dir is not None or mapping_path is not None or street_dir is not None:
         if (photos_dir is None) != (mapping_path is None):
@@ -480,6 +481,7 @@ def train_index(
         if street_dir is not None:
             street = street_crops(Path(street_dir), path / STREET_CROPS_DIR, progress)
             photos = street if photos is None else joined(photos, street)
+            worn = len(street.items)
     db, model = Index.open_database(path)
     try:
         roles = read_roles(db)
@@ -530,6 +532,8 @@ def train_index(
         }
         if photos is not None:
             meta["photos"] = {**photo_stats, "views": photo_views, "share": photo_share}
+        if worn:
+            meta["worn_garments"] = worn
         head = Head(weights, meta)
         head.save(path)
         if label != roles.label:

@@ -273,9 +273,10 @@ class RecommenderService:
             pixels = box_pixels(box, upload.width, upload.height) if box is not None else None
             batch = rec.encoder.preprocess([rec.encoder.prepare(upload.image, box)])
             with self._model_lock:
-                vectors, kinds = rec.encode_queries(batch)
-            with self._db_lock:  # a named garment wins over the kind the classifier sees
-                results = rec.steer_kinds(vectors[0], () if garment is not None else kinds[0], k, filters, examples,
+                vectors, opinions = rec.embed_batch(batch)
+            with self._db_lock:  # a named garment wins over the kind the classifier and the catalogue see
+                kinds = [()] if garment is not None else rec.kinds_of(vectors, opinions)
+                results = rec.steer_kinds(vectors[0], kinds[0], k, filters, examples,
                                           differ=differ, reference=examples.like, prefer=prefer, consensus=consensus)
         query = QueryImageOut(format=upload.format, width=upload.width, height=upload.height)
         region = None if pixels is None else [pixels[0], pixels[1], pixels[2] - pixels[0], pixels[3] - pixels[1]]
