@@ -91,14 +91,15 @@ class KindClassifier:
         probabilities = np.asarray(self._session.run(None, {self._input: np.ascontiguousarray(both, np.float32)})[0])
         return (probabilities[: len(batch)] + probabilities[len(batch) :]) / 2
 
-    def kinds(self, batch: np.ndarray, voted: Sequence[Sequence[str]] | None = None) -> list[Kinds]:
+    def kinds(self, batch: np.ndarray) -> list[Kinds]:
         """Per row: the classes (garment classes or ``other``) given at least ``min_share`` of the probability,
-        with it, most likely first, at most ``max_kinds``; empty when none is (no steering). ``voted``: per row,
-        the classes of the query's nearest catalogue products (:meth:`blended`)."""
-        return self.mixes(self.probabilities(batch), voted)
+        with it, most likely first, at most ``max_kinds``; empty when none is (no steering). The photos alone:
+        :meth:`mixes` adds the nearest products' vote."""
+        return self.mixes(self.probabilities(batch))
 
     def mixes(self, probabilities: np.ndarray, voted: Sequence[Sequence[str]] | None = None) -> list[Kinds]:
-        """:meth:`kinds` of rows of class probabilities the classifier gave already."""
+        """:meth:`kinds` of rows of class probabilities the classifier gave already; ``voted``: per row, the
+        classes of the query's nearest catalogue products (:meth:`blended`)."""
         if voted is None:
             return [self.mix(row) for row in probabilities]
         return [self.mix(self.blended(row, near)) for row, near in zip(probabilities, voted, strict=True)]

@@ -236,8 +236,8 @@ class Recommender(OpenIndex):
     def kind_classifier(self) -> KindClassifier | None:
         """The classifier of garment kinds for this index's model (None: none reads its input), opened on first
         use."""
-        worn = self.head is not None and self.head.worn_garments > 0  # the nearest products' vote needs it
-        return self._open_once("kind classifier", lambda: kind_classifier_for(self.manifest, worn=worn))
+        return self._open_once("kind classifier", lambda: kind_classifier_for(  # the vote needs worn garments learnt
+            self.manifest, worn=self.head is not None and self.head.worn_garments > 0))
 
     @kind_classifier.setter
     def kind_classifier(self, value: KindClassifier | None) -> None:
